@@ -1,0 +1,3 @@
+from slp_lightning.cli import main
+
+main()

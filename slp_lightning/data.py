@@ -1,0 +1,120 @@
+"""Target images: read from files (or a built-in photograph), resized and centre-cropped."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+from torch.utils.data import DataLoader
+from torchvision.transforms import v2
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+BUILTIN_PREFIX = "skimage:"
+DEFAULT_IMAGES = "skimage:astronaut"
+# Without a step budget the clock still needs a length: the progress bar counts to it per epoch.
+STEPS_PER_EPOCH_UNBOUNDED = 10_000
+
+
+def find_images(spec: str) -> list[str]:
+    """Expand ``spec`` (a file, a folder, a glob or ``skimage:NAME``) to a sorted list of sources."""
+    if spec.startswith(BUILTIN_PREFIX):
+        return [spec]
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {path}")
+        return [str(p) for p in files]
+    if path.is_file():
+        return [str(path)]
+    matches = sorted(glob.glob(str(path)))
+    if not matches:
+        raise FileNotFoundError(f"image {spec!r}: no such file, folder or glob match")
+    return matches
+
+
+def _read(source: str) -> Image.Image:
+    if source.startswith(BUILTIN_PREFIX):
+        import skimage.data  # only needed for the built-in photographs
+
+        name = source.removeprefix(BUILTIN_PREFIX)
+        loader = getattr(skimage.data, name, None)
+        if loader is None:
+            raise ValueError(f"{source!r}: skimage.data has no image {name!r}")
+        return Image.fromarray(np.asarray(loader()))
+    try:
+        with Image.open(source) as image:
+            image.load()
+            return image.copy()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image file {source!r} does not exist") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"{source!r} is not an image file pillow can read") from None
+    except OSError as error:  # truncated or corrupt data
+        raise ValueError(f"cannot read image {source!r}: {error}") from None
+
+
+def load_image(source: str, size: int) -> Tensor:
+    """Read one image as RGB (alpha dropped, grey replicated), resize its short side to ``size``
+    and centre-crop: returns (3, size, size) float32 in [0, 1]."""
+    transform = v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize(size, antialias=True),
+            v2.CenterCrop(size),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
+    return transform(_read(source).convert("RGB"))
+
+
+def image_name(source: str) -> str:
+    """The stem used for output files: ``photos/cat.png`` -> ``cat``, ``skimage:coffee`` -> ``coffee``."""
+    return source.removeprefix(BUILTIN_PREFIX) if source.startswith(BUILTIN_PREFIX) else Path(source).stem
+
+
+def _unique(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return unique
+
+
+class TargetImages(pl.LightningDataModule):
+    """The images whose features are inverted.
+
+    Args:
+        images: a file, a folder, a glob, or ``skimage:NAME`` for a photograph shipped with
+            scikit-image (default ``skimage:astronaut``, so a run needs no files).
+        image_size: side of the square network input; set from the model's network by the CLI.
+
+    After ``setup``, ``targets`` is (N, 3, S, S) in [0, 1] and ``names`` the N output stems.
+    Batches are only the ticks of the optimisation clock: the targets are fixed, and the
+    inversion module keeps them (and their features) for the whole run.
+    """
+
+    def __init__(self, images: str | None = None, image_size: int = 224) -> None:
+        super().__init__()
+        self.images = images or DEFAULT_IMAGES
+        self.image_size = image_size
+        self.targets: Tensor | None = None
+        self.names: list[str] = []
+
+    def setup(self, stage: str) -> None:
+        if self.targets is not None:
+            return
+        sources = find_images(self.images)
+        self.targets = torch.stack([load_image(s, self.image_size) for s in sources])
+        self.names = _unique([image_name(s) for s in sources])
+
+    def train_dataloader(self) -> DataLoader:
+        max_steps = self.trainer.max_steps if self.trainer is not None else -1
+        steps = max_steps if max_steps > 0 else STEPS_PER_EPOCH_UNBOUNDED
+        return DataLoader(torch.arange(steps), batch_size=1)

@@ -1,0 +1,167 @@
+"""The inversion as a LightningModule: ``I_pre`` is its only parameter."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.cli import OptimizerCallable
+from torch import Tensor, nn
+
+from slp_lightning.image_model import LaplacianPyramid, check_pyramid_size, range_constraint
+from slp_lightning.networks import build_feature_network, default_input_size
+from slp_lightning.objective import compactness_for_layer, feature_distance, inversion_loss
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss or its gradient stopped being finite; ``I_pre`` keeps its last finite value."""
+
+
+def adam(params) -> torch.optim.Optimizer:  # noqa: ANN001 - an OptimizerCallable
+    """The default optimiser: Adam with lr 0.05 on ``I_pre`` (logit units)."""
+    return torch.optim.Adam(params, lr=0.05)
+
+
+class FeatureInversion(pl.LightningModule):
+    """Reconstruct images from one layer's features with a switched Laplacian pyramid.
+
+    Args:
+        network: feature network name (``alexnet``).
+        layer: layer of that network whose features are inverted (``conv5``, ``fc6``, …).
+        weights: ``auto``, ``random``, a torchvision weights name or a state-dict path.
+        pyramid_levels: K, the number of Laplacian pyramid levels.
+        compactness: λ_D, weight of the compactness term; ``None`` takes the paper's value
+            for the layer.
+        image_size: side of the square images; ``None`` takes the network's input size.
+        init_noise: standard deviation of the seeded Gaussian noise ``I_pre`` starts from
+            (0 starts from mid-grey).
+        optimizer: the optimiser of ``I_pre``.
+
+    ``setup`` takes the targets from the datamodule (``set_targets`` does the same without a
+    Trainer). Per image it keeps ``finest_on`` (the finest pyramid level switched on, K down to
+    1) and ``switch_steps`` (global step at which each finer level came on, -1 until then); both
+    are buffers, so checkpoints hold the pyramid state.
+    """
+
+    def __init__(
+        self,
+        network: str = "alexnet",
+        layer: str = "conv5",
+        weights: str = "auto",
+        pyramid_levels: int = 6,
+        compactness: float | None = None,
+        image_size: int | None = None,
+        init_noise: float = 0.0,
+        optimizer: OptimizerCallable = adam,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer"])
+        self.network = build_feature_network(network, layer, weights)
+        self.image_size = image_size or default_input_size(network)
+        check_pyramid_size(self.image_size, self.image_size, pyramid_levels)
+        self.pyramid = LaplacianPyramid(pyramid_levels)
+        self.compactness = (
+            compactness_for_layer(self.network.layer) if compactness is None else compactness
+        )
+        self.init_noise = init_noise
+        self.optimizer = optimizer
+        self.names: list[str] = []
+        self.I_pre: nn.Parameter | None = None
+
+    # ----------------------------------------------------------------- targets and state
+    def setup(self, stage: str) -> None:
+        if self.I_pre is None:
+            datamodule = self.trainer.datamodule
+            self.set_targets(datamodule.targets, datamodule.names)
+
+    def set_targets(self, targets: Tensor, names: list[str]) -> None:
+        """Fix the targets (N, 3, S, S) in [0, 1]: compute ``f(I)`` once and create ``I_pre``."""
+        if targets.shape[-2:] != (self.image_size, self.image_size):
+            raise ValueError(
+                f"targets are {tuple(targets.shape[-2:])} px but the model expects "
+                f"{self.image_size}x{self.image_size}"
+            )
+        count, levels = len(targets), self.pyramid.levels
+        device = self.device
+        self.names = list(names)
+        # Targets and f(I) come from the data on every start; checkpoints need not carry them.
+        self.register_buffer("targets", targets.to(device), persistent=False)
+        with torch.no_grad():
+            features = self.network(self.targets).float()
+        self.register_buffer("target_features", features, persistent=False)
+        self.register_buffer("finest_on", torch.full((count,), levels, device=device))
+        self.register_buffer("switch_steps", torch.full((count, levels - 1), -1, device=device))
+        generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
+        noise = torch.randn(targets.shape, generator=generator) * self.init_noise
+        self.I_pre = nn.Parameter(noise.to(device))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # The frozen network is rebuilt from its weights spec; keep checkpoints to I_pre and state.
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith("network.")]:
+            del state[key]
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["state_dict"].update(
+            {f"network.{k}": v for k, v in self.network.state_dict().items()}
+        )
+
+    def switch_on_next_level(self, rows: Tensor) -> None:
+        """Switch on the next finer level for images ``rows`` (bool (N,)) not yet at level 1."""
+        rows = rows.to(self.device) & (self.finest_on > 1)
+        self.finest_on[rows] -= 1
+        # Level j (1-based) coming on is recorded in column j - 1.
+        self.switch_steps[rows, self.finest_on[rows] - 1] = self.global_step
+
+    # ----------------------------------------------------------------- the model
+    def image_model(self) -> tuple[Tensor, Tensor]:
+        """``(I_r, I_in)``, both (N, 3, S, S) in float32, whatever the Trainer's precision."""
+        with _full_precision(self.device):
+            I_r = range_constraint(self.I_pre.float())
+            return I_r, self.pyramid.switched(I_r, self.finest_on)
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:
+        I_r, I_in = self.image_model()
+        features = self.network(I_in)
+        with _full_precision(self.device):
+            E, D = inversion_loss(features.float(), self.target_features, I_r, I_in)
+            Z = E + self.compactness * D
+        if not torch.isfinite(Z).all():
+            raise NonFiniteLossError(
+                f"the loss became non-finite at step {self.global_step} for image(s) "
+                f"{[self.names[i] for i in torch.nonzero(~torch.isfinite(Z)).flatten().tolist()]}; "
+                f"I_pre keeps its last finite value"
+            )
+        self.log_dict(
+            {"loss/E": E.mean(), "loss/D": D.mean(), "loss/Z": Z.mean()}, prog_bar=False
+        )
+        self.log("pyramid/level", self.finest_on.float().mean(), prog_bar=True)
+        # Summing keeps the images independent: row n's gradient only depends on image n.
+        return {"loss": Z.sum(), "per_image": Z.detach()}
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if not torch.isfinite(self.I_pre.grad).all():
+            raise NonFiniteLossError(
+                f"the gradient of I_pre became non-finite at step {self.global_step}; "
+                f"I_pre keeps its last finite value"
+            )
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer([self.I_pre])
+
+    # ----------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, Tensor]:
+        """Per-image ``feature_error = ‖f(I_r) − f(I)‖₂`` and ``relative_error`` (÷ ‖f(I)‖₂)."""
+        I_r, _ = self.image_model()
+        error = feature_distance(self.network(I_r).float(), self.target_features)
+        reference = self.target_features.flatten(1).norm(dim=1)
+        return {"feature_error": error, "relative_error": error / reference}
+
+
+def _full_precision(device: torch.device):  # noqa: ANN202
+    """Turn autocast off: the image model and the losses stay in float32 under mixed precision."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return nullcontext()

@@ -1,0 +1,54 @@
+"""torchvision's AlexNet (no LRN, 224×224 input) with the paper's layer names."""
+
+from __future__ import annotations
+
+from torch import nn
+from torchvision.models import AlexNet_Weights, alexnet
+from torchvision.transforms import v2
+
+from slp_lightning.networks.base import FeatureNetwork
+from slp_lightning.networks.weights import load_weights
+
+INPUT_SIZE = 224
+# Name -> (part of torchvision's AlexNet, index in it). Dropout layers are left out: the network
+# is frozen, and in eval mode they are the identity.
+LAYERS: dict[str, tuple[str, int]] = {
+    "conv1": ("features", 0), "relu1": ("features", 1), "pool1": ("features", 2),
+    "conv2": ("features", 3), "relu2": ("features", 4), "pool2": ("features", 5),
+    "conv3": ("features", 6), "relu3": ("features", 7),
+    "conv4": ("features", 8), "relu4": ("features", 9),
+    "conv5": ("features", 10), "relu5": ("features", 11), "pool5": ("features", 12),
+    "fc6": ("classifier", 1), "relu6": ("classifier", 2),
+    "fc7": ("classifier", 4), "relu7": ("classifier", 5), "fc8": ("classifier", 6),
+}  # fmt: skip
+ALIASES = {"mpool1": "pool1", "mpool2": "pool2", "mpool5": "pool5"}
+
+
+def _copy(module: nn.Module) -> nn.Module:
+    # In-place ReLUs would overwrite the conv output that the loss reads at a conv layer.
+    return nn.ReLU() if isinstance(module, nn.ReLU) else module
+
+
+def build_alexnet(layer: str, weights: str = "auto") -> FeatureNetwork:
+    """AlexNet truncated after ``layer`` (a paper name or alias), with ImageNet normalisation."""
+    name = ALIASES.get(layer, layer)
+    if name not in LAYERS:
+        raise ValueError(
+            f"unknown AlexNet layer {layer!r}; valid layers: {', '.join(LAYERS)} "
+            f"(aliases: {', '.join(ALIASES)})"
+        )
+    net, description = load_weights(alexnet, weights, AlexNet_Weights, name="AlexNet")
+    part, index = LAYERS[name]
+    layers = [v2.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])]
+    if part == "features":
+        layers += net.features[: index + 1]
+    else:
+        layers += [*net.features, net.avgpool, nn.Flatten()]
+        layers += [m for m in net.classifier[: index + 1] if not isinstance(m, nn.Dropout)]
+    return FeatureNetwork(
+        nn.Sequential(*map(_copy, layers)),
+        network="alexnet",
+        layer=name,
+        input_size=INPUT_SIZE,
+        weights=description,
+    )

@@ -65,7 +65,7 @@ class PyramidSwitch(Callback):
                 "done": torch.zeros(count, dtype=torch.bool),
             }
         s = self.state
-        improved = loss < s["best"] - self.rel_tol * s["best"].abs()
+        improved = loss < s["best"] * (1 - self.rel_tol)  # Z >= 0, and inf * x stays inf
         s["last_improved"][improved] = step
         s["best"] = torch.minimum(s["best"], loss)
         age = step - s["phase_start"]

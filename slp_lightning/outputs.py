@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from PIL import Image
 from torch import Tensor
-from torchvision.io import ImageReadMode, read_image
+from torchvision.transforms.v2.functional import pil_to_tensor
 from torchvision.utils import make_grid, save_image
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def write_sheet(targets: Tensor, names: list[str], levels: int, run_dir: str | P
         for level in range(levels, 0, -1):
             png = folder / f"{name}_level{level}.png"
             blank = torch.ones_like(target)
-            tiles.append(read_image(str(png), ImageReadMode.RGB).float() / 255 if png.exists() else blank)
+            tiles.append(pil_to_tensor(Image.open(png).convert("RGB")).float() / 255 if png.exists() else blank)
     path = Path(run_dir) / "sheet.png"
     save_image(make_grid(tiles, nrow=levels + 1, padding=4, pad_value=1.0), path)
     return path

@@ -1,0 +1,95 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from torchvision.transforms.v2.functional import pil_to_tensor
+
+from slp_lightning.cli import main
+from slp_lightning.networks import build_feature_network
+from slp_lightning.data import load_image
+
+from conftest import tiny_args
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, photos: Path) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SLP_LIGHTNING_OFFLINE", "1")
+        main(tiny_args(root, photos, "--outputs.image_every_n_steps=20"))
+    return root / "alexnet_conv2" / "version_0"
+
+
+def test_run_writes_the_output_contract(run: Path) -> None:
+    assert (run / "config.yaml").exists() and (run / "checkpoints" / "last.ckpt").exists()
+    results = json.loads((run / "results.json").read_text())
+    assert {k: results[k] for k in ["network", "layer", "weights", "pyramid_levels", "compactness"]} == {
+        "network": "alexnet", "layer": "conv2", "weights": "random (seed 0)",
+        "pyramid_levels": 3, "compactness": 0.01,
+    }  # fmt: skip
+    assert [image["name"] for image in results["images"]] == ["astronaut", "chelsea", "coffee"]
+    assert results["mean_relative_error"] == pytest.approx(
+        sum(i["relative_error"] for i in results["images"]) / 3
+    )
+    for image in results["images"]:
+        assert len(image["switch_steps"]) == 2 and image["switch_steps"] == sorted(image["switch_steps"])
+        for level in (3, 2, 1):
+            assert (run / "reconstructions" / f"{image['name']}_level{level}.png").exists()
+    assert (run / "sheet.png").exists()
+
+
+def test_pngs_agree_with_results(run: Path, photos: Path) -> None:
+    """Re-measuring the saved PNG gives the error in results.json (up to 8-bit rounding)."""
+    results = json.loads((run / "results.json").read_text())
+    network = build_feature_network("alexnet", "conv2", "random")
+    for image in results["images"]:
+        png = pil_to_tensor(Image.open(run / "reconstructions" / f"{image['name']}.png")).float() / 255
+        target = load_image(str(photos / f"{image['name']}.png"), 64)
+        with torch.no_grad():
+            error = (network(png[None]) - network(target[None])).norm().item()
+        assert error == pytest.approx(image["feature_error"], rel=0.05)
+
+
+def test_tensorboard_has_the_scalars_and_images(run: Path) -> None:
+    events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"loss/E", "loss/D", "loss/Z", "pyramid/level"} <= set(tags["scalars"])
+    assert {"targets", "I_r", "I_in"} <= set(tags["images"])
+    levels = [e.value for e in events.Scalars("pyramid/level")]
+    assert levels[0] == 3 and levels[-1] < levels[0]
+    assert len(events.Images("I_r")) >= 3  # every 20 steps and at each switch
+
+
+def test_config_file_runs_with_overrides(tmp_path: Path) -> None:
+    args = tiny_args(tmp_path, "skimage:coffee", "--trainer.max_steps=3")
+    main([args[0], f"--config={ROOT / 'configs' / 'alexnet_conv5.yaml'}", *args[1:]])
+    results = json.loads((tmp_path / "alexnet_conv2" / "version_0" / "results.json").read_text())
+    assert results["steps"] == 3 and results["pyramid_levels"] == 3
+
+
+def test_unknown_layer_fails_at_start_with_the_valid_names(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown AlexNet layer 'conv9'; valid layers: conv1"):
+        main(tiny_args(tmp_path, "skimage:coffee", "--model.layer=conv9"))
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_help_and_print_config_from_the_command_line() -> None:
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "slp_lightning", "fit", *args],
+            capture_output=True, text=True, cwd=ROOT, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert "--model.layer" in cli("--help") and "--switch.patience" in cli("--help")
+    printed = cli("--config", "configs/alexnet_conv5.yaml", "--model.layer", "conv4", "--print_config")
+    assert "layer: conv4" in printed and "compactness: 0.1" in printed

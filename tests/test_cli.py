@@ -92,4 +92,4 @@ def test_help_and_print_config_from_the_command_line() -> None:
 
     assert "--model.layer" in cli("--help") and "--switch.patience" in cli("--help")
     printed = cli("--config", "configs/alexnet_conv5.yaml", "--model.layer", "conv4", "--print_config")
-    assert "layer: conv4" in printed and "compactness: 0.1" in printed
+    assert "layer: conv4" in printed and "compactness: 0.01" in printed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from lightning.pytorch import Trainer
@@ -12,7 +13,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from slp_lightning.callbacks import OutputWriter, PyramidSwitch
 from slp_lightning.data import TargetImages
 from slp_lightning.inversion import FeatureInversion
-from slp_lightning.networks import default_input_size
+from slp_lightning.networks import default_input_size, layer_names
 
 
 def _image_size(network: str, image_size: int | None) -> int:
@@ -40,6 +41,12 @@ class InversionCLI(LightningCLI):
             ("model.network", "model.image_size"), "data.image_size", compute_fn=_image_size
         )
 
+    def before_instantiate_classes(self) -> None:
+        model = self.config[self.subcommand].model if self.subcommand else self.config.model
+        if model.layer == "list":
+            print("\n".join(layer_names(model.network, model.arch)))
+            sys.exit(0)
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self._get(self.config_init, "trainer", default={})
         if config.get("logger") in (None, True):
@@ -47,7 +54,7 @@ class InversionCLI(LightningCLI):
             network = self.model.network
             kwargs["logger"] = TensorBoardLogger(
                 save_dir=config.get("default_root_dir") or "logs",
-                name=f"{network.network}_{network.layer}",
+                name=f"{network.network}_{network.layer}".replace("/", "_"),
             )
         return super().instantiate_trainer(**kwargs)
 

@@ -27,9 +27,13 @@ class FeatureInversion(pl.LightningModule):
     """Reconstruct images from one layer's features with a switched Laplacian pyramid.
 
     Args:
-        network: feature network name (``alexnet``).
-        layer: layer of that network whose features are inverted (``conv5``, ``fc6``, …).
+        network: feature network: ``alexnet``, ``alexnet_caffe``, ``dsift``, ``dsift_color`` or
+            ``torchvision`` (with ``arch``).
+        layer: layer whose features are inverted (``conv5``, ``fc6``, ``features.16``, …;
+            ``None``: conv5 for AlexNets, the descriptors for SIFT; ``list`` on the command line
+            prints the valid names).
         weights: ``auto``, ``random``, a torchvision weights name or a state-dict path.
+        arch: the torchvision classification model for ``network: torchvision`` (``vgg16``).
         pyramid_levels: K, the number of Laplacian pyramid levels.
         compactness: λ_D, weight of the compactness term; ``None`` takes the paper's value
             for the layer.
@@ -47,8 +51,9 @@ class FeatureInversion(pl.LightningModule):
     def __init__(
         self,
         network: str = "alexnet",
-        layer: str = "conv5",
+        layer: str | None = None,
         weights: str = "auto",
+        arch: str | None = None,
         pyramid_levels: int = 6,
         compactness: float | None = None,
         image_size: int | None = None,
@@ -57,7 +62,7 @@ class FeatureInversion(pl.LightningModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer"])
-        self.network = build_feature_network(network, layer, weights)
+        self.network = build_feature_network(network, layer, weights, arch)
         self.image_size = image_size or default_input_size(network)
         check_pyramid_size(self.image_size, self.image_size, pyramid_levels)
         self.pyramid = LaplacianPyramid(pyramid_levels)
@@ -76,12 +81,18 @@ class FeatureInversion(pl.LightningModule):
             self.set_targets(datamodule.targets, datamodule.names)
 
     def set_targets(self, targets: Tensor, names: list[str]) -> None:
-        """Fix the targets (N, 3, S, S) in [0, 1]: compute ``f(I)`` once and create ``I_pre``."""
+        """Fix the targets (N, 3, S, S) in [0, 1]: compute ``f(I)`` once and create ``I_pre``.
+
+        For a network of grey images the targets become grey (the mean of R, G and B) and
+        ``I_pre`` has one channel.
+        """
         if targets.shape[-2:] != (self.image_size, self.image_size):
             raise ValueError(
                 f"targets are {tuple(targets.shape[-2:])} px but the model expects "
                 f"{self.image_size}x{self.image_size}"
             )
+        if self.network.in_channels == 1:
+            targets = targets.mean(dim=1, keepdim=True)
         count, levels = len(targets), self.pyramid.levels
         device = self.device
         self.names = list(names)

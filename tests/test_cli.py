@@ -76,7 +76,7 @@ def test_config_file_runs_with_overrides(tmp_path: Path) -> None:
 
 
 def test_unknown_layer_fails_at_start_with_the_valid_names(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown AlexNet layer 'conv9'; valid layers: conv1"):
+    with pytest.raises(ValueError, match="unknown alexnet layer 'conv9'; valid layers: conv1"):
         main(tiny_args(tmp_path, "skimage:coffee", "--model.layer=conv9"))
     assert not list(tmp_path.rglob("*.ckpt"))
 

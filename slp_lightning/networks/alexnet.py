@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 from torchvision.models import AlexNet_Weights, alexnet
-from torchvision.transforms import v2
 
-from slp_lightning.networks.base import FeatureNetwork
+from slp_lightning.networks.base import FeatureNetwork, imagenet_normalize
 from slp_lightning.networks.weights import load_weights
 
 INPUT_SIZE = 224
@@ -24,29 +23,19 @@ LAYERS: dict[str, tuple[str, int]] = {
 ALIASES = {"mpool1": "pool1", "mpool2": "pool2", "mpool5": "pool5"}
 
 
-def _copy(module: nn.Module) -> nn.Module:
-    # In-place ReLUs would overwrite the conv output that the loss reads at a conv layer.
-    return nn.ReLU() if isinstance(module, nn.ReLU) else module
-
-
 def build_alexnet(layer: str, weights: str = "auto") -> FeatureNetwork:
     """AlexNet truncated after ``layer`` (a paper name or alias), with ImageNet normalisation."""
     name = ALIASES.get(layer, layer)
-    if name not in LAYERS:
-        raise ValueError(
-            f"unknown AlexNet layer {layer!r}; valid layers: {', '.join(LAYERS)} "
-            f"(aliases: {', '.join(ALIASES)})"
-        )
     net, description = load_weights(alexnet, weights, AlexNet_Weights, name="AlexNet")
     part, index = LAYERS[name]
-    layers = [v2.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])]
+    layers = [imagenet_normalize()]
     if part == "features":
         layers += net.features[: index + 1]
     else:
         layers += [*net.features, net.avgpool, nn.Flatten()]
         layers += [m for m in net.classifier[: index + 1] if not isinstance(m, nn.Dropout)]
     return FeatureNetwork(
-        nn.Sequential(*map(_copy, layers)),
+        nn.Sequential(*layers),
         network="alexnet",
         layer=name,
         input_size=INPUT_SIZE,

@@ -3,25 +3,45 @@
 from __future__ import annotations
 
 from torch import Tensor, nn
+from torchvision.transforms import v2
+
+
+def imagenet_normalize() -> nn.Module:
+    """[0, 1] RGB -> the ImageNet-standardised input torchvision's pretrained models expect."""
+    return v2.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
 
 
 class FeatureNetwork(nn.Module):
-    """A frozen network truncated at one layer: images (N, 3, H, W) in [0, 1] -> features.
+    """A frozen network truncated at one layer: images (N, C, H, W) in [0, 1] -> features.
 
     It never trains: parameters need no gradient and ``train()`` keeps it in eval mode, so
     Lightning switching the inversion module to training mode cannot turn dropout or batch-norm
-    updates on. ``weights`` describes where the weights came from and is recorded in every output.
+    updates on. In-place activations are turned off: they would overwrite the output of the layer
+    before them, which may be the features that are read. ``in_channels`` is 1 for networks of
+    grey images (the images are then inverted in grey), else 3. ``weights`` describes where the
+    weights came from and is recorded in every output.
     """
 
     def __init__(
-        self, body: nn.Module, *, network: str, layer: str, input_size: int, weights: str
+        self,
+        body: nn.Module,
+        *,
+        network: str,
+        layer: str,
+        input_size: int,
+        weights: str,
+        in_channels: int = 3,
     ) -> None:
         super().__init__()
+        for module in body.modules():
+            if getattr(module, "inplace", False):
+                module.inplace = False
         self.body = body
         self.network = network
         self.layer = layer
         self.input_size = input_size
         self.weights = weights
+        self.in_channels = in_channels
         self.requires_grad_(False)
         self.train(False)
 

@@ -33,6 +33,9 @@ from itertools import count
 import torch
 from torch import Tensor, nn
 
+from slp_lightning.networks.base import FeatureNetwork
+from slp_lightning.networks.weights import load_weights
+
 LAYERS: tuple[str, ...] = (
     "conv1", "relu1", "pool1", "norm1",
     "conv2", "relu2", "pool2", "norm2",
@@ -175,3 +178,18 @@ class CaffeNet(nn.Module):
                 f"cannot load CaffeNet weights up to {self.layer}: {'; '.join(problems)}"
             )
         self.load_state_dict({key: state_dict[key] for key in own})
+
+
+def build_caffenet(layer: str, weights: str = "auto") -> FeatureNetwork:
+    """The paper's AlexNet truncated after ``layer``; weights from a converted state dict.
+
+    There are no downloadable CaffeNet weights: ``auto`` and ``random`` give the seeded random
+    network (``auto`` with a loud warning); a path loads a state dict with the keys above.
+    """
+    net, description = load_weights(
+        lambda: CaffeNet(layer), weights, None, name="CaffeNet",
+        load=CaffeNet.load_caffe_state_dict,
+    )  # fmt: skip
+    return FeatureNetwork(
+        net, network="alexnet_caffe", layer=net.layer, input_size=INPUT_SIZE, weights=description
+    )

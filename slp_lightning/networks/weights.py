@@ -20,6 +20,7 @@ from torchvision.models import WeightsEnum
 OFFLINE_ENV = "SLP_LIGHTNING_OFFLINE"
 DOWNLOAD_TIMEOUT_S = 30.0
 RANDOM_SEED = 0
+RANDOM = f"random (seed {RANDOM_SEED})"
 
 
 class RandomWeightsWarning(UserWarning):
@@ -43,11 +44,28 @@ def _fetch(weights: WeightsEnum) -> dict[str, torch.Tensor]:
         socket.setdefaulttimeout(previous)
 
 
+def _warn_random(name: str, why: str, remedy: str) -> None:
+    bar = "!" * 78
+    warnings.warn(
+        f"\n{bar}\n{name}: {why}.\nUsing a RANDOM network (seed {RANDOM_SEED}); every output of "
+        f"this run records weights={RANDOM!r}.\n{remedy}\n{bar}",
+        RandomWeightsWarning,
+        stacklevel=3,
+    )
+
+
 def load_weights(
-    build: Callable[[], nn.Module], spec: str, pretrained: type[WeightsEnum], *, name: str
+    build: Callable[[], nn.Module],
+    spec: str,
+    pretrained: type[WeightsEnum] | None,
+    *,
+    name: str,
+    load: Callable[[nn.Module, dict], None] = nn.Module.load_state_dict,
 ) -> tuple[nn.Module, str]:
     """Build a network with ``build()`` and give it the weights ``spec`` asks for.
 
+    ``pretrained`` is the torchvision weights enum of the network (``None`` when torchvision has
+    none: then ``auto`` means random); ``load(model, state_dict)`` loads a state dict.
     Returns the network and a description of its weights for the run's outputs. Random weights
     are drawn from a fixed seed without touching the global RNG, so every process and every run
     gets the same network.
@@ -55,10 +73,16 @@ def load_weights(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_SEED)
         model = build()
-    random_desc = f"random (seed {RANDOM_SEED})"
+    members = list(pretrained.__members__) if pretrained is not None else []
     if spec == "random":
-        return model, random_desc
-    if spec == "auto" or spec in pretrained.__members__:
+        return model, RANDOM
+    if spec == "auto" and pretrained is None:
+        _warn_random(
+            name, "no downloadable weights exist",
+            "Pass converted weights with --model.weights /path/to/state_dict.pth.",
+        )  # fmt: skip
+        return model, RANDOM
+    if spec == "auto" or spec in members:
         member = pretrained[spec] if spec != "auto" else pretrained.DEFAULT
         try:
             state = _fetch(member)
@@ -69,22 +93,19 @@ def load_weights(
                     f"{cached_weights_path(member)} (TORCH_HOME moves it) or pass a local state "
                     f"dict with --model.weights /path/to/weights.pth"
                 ) from error
-            warnings.warn(
-                f"\n{'!' * 78}\n{name}: pretrained weights {member.name} are not available "
-                f"({error}).\nUsing a RANDOM network (seed {RANDOM_SEED}); every output of this run "
-                f"records weights={random_desc!r}.\nCopy {Path(member.url).name} to "
-                f"{cached_weights_path(member).parent} to use the real ones.\n{'!' * 78}",
-                RandomWeightsWarning,
-                stacklevel=2,
-            )
-            return model, random_desc
-        model.load_state_dict(state)
+            _warn_random(
+                name, f"pretrained weights {member.name} are not available ({error})",
+                f"Copy {Path(member.url).name} to {cached_weights_path(member).parent} "
+                f"to use the real ones.",
+            )  # fmt: skip
+            return model, RANDOM
+        load(model, state)
         return model, f"{name} {member.name}"
     path = Path(spec).expanduser()
     if not path.is_file():
         raise ValueError(
-            f"weights {spec!r}: expected 'auto', 'random', one of {list(pretrained.__members__)} "
-            f"or the path of an existing state-dict file"
+            f"weights {spec!r} for {name}: expected 'auto', 'random', "
+            f"{''.join(f'{m!r}, ' for m in members)}or the path of an existing state-dict file"
         )
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    load(model, torch.load(path, map_location="cpu", weights_only=True))
     return model, str(path)

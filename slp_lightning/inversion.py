@@ -7,6 +7,7 @@ from contextlib import nullcontext
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from slp_lightning.image_model import LaplacianPyramid, check_pyramid_size, range_constraint
@@ -39,7 +40,7 @@ class FeatureInversion(pl.LightningModule):
             for the layer.
         image_size: side of the square images; ``None`` takes the network's input size.
         init_noise: standard deviation of the seeded Gaussian noise ``I_pre`` starts from
-            (0 starts from mid-grey).
+            (0 starts from mid-grey, where dense SIFT has no gradient).
         optimizer: the optimiser of ``I_pre``.
 
     ``setup`` takes the targets from the datamodule (``set_targets`` does the same without a
@@ -57,7 +58,7 @@ class FeatureInversion(pl.LightningModule):
         pyramid_levels: int = 6,
         compactness: float | None = None,
         image_size: int | None = None,
-        init_noise: float = 0.0,
+        init_noise: float = 0.1,
         optimizer: OptimizerCallable = adam,
     ) -> None:
         super().__init__()
@@ -132,30 +133,39 @@ class FeatureInversion(pl.LightningModule):
             I_r = range_constraint(self.I_pre.float())
             return I_r, self.pyramid.switched(I_r, self.finest_on)
 
-    def training_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:
+    def losses(self) -> tuple[Tensor, Tensor, Tensor]:
+        """``(E, D, Z)`` per image (N,) for the current ``I_pre`` and pyramid state."""
         I_r, I_in = self.image_model()
         features = self.network(I_in)
         with _full_precision(self.device):
             E, D = inversion_loss(features.float(), self.target_features, I_r, I_in)
-            Z = E + self.compactness * D
+            return E, D, E + self.compactness * D
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:
+        E, D, Z = self.losses()
         if not torch.isfinite(Z).all():
             raise NonFiniteLossError(
                 f"the loss became non-finite at step {self.global_step} for image(s) "
                 f"{[self.names[i] for i in torch.nonzero(~torch.isfinite(Z)).flatten().tolist()]}; "
                 f"I_pre keeps its last finite value"
             )
-        self.log_dict(
-            {"loss/E": E.mean(), "loss/D": D.mean(), "loss/Z": Z.mean()}, prog_bar=False
-        )
+        self.log_dict({"loss/E": E.mean(), "loss/D": D.mean(), "loss/Z": Z.mean()})
         self.log("pyramid/level", self.finest_on.float().mean(), prog_bar=True)
         # Summing keeps the images independent: row n's gradient only depends on image n.
         return {"loss": Z.sum(), "per_image": Z.detach()}
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        if not torch.isfinite(self.I_pre.grad).all():
+        grad = self.I_pre.grad
+        if not torch.isfinite(grad).all():
             raise NonFiniteLossError(
                 f"the gradient of I_pre became non-finite at step {self.global_step}; "
                 f"I_pre keeps its last finite value"
+            )
+        if self.global_step == 0 and (grad.flatten(1).abs().amax(dim=1) == 0).any():
+            rank_zero_warn(
+                "the gradient of I_pre is exactly zero at the start for some images: the network "
+                "sees no structure in a flat image (dense SIFT does this). Start from noise with "
+                "--model.init_noise 0.1"
             )
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

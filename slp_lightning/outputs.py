@@ -29,11 +29,12 @@ def write_png(image: Tensor, run_dir: str | Path, stem: str) -> Path:
 def write_sheet(targets: Tensor, names: list[str], levels: int, run_dir: str | Path) -> Path:
     """One row per image: the target, then ``I_r`` at the end of each phase, coarse to fine.
 
+    ``targets`` is (N, C, H, W) with C = 1 or 3; the sheet is RGB.
     Phases that never ran (a budget ended the run first) are left blank.
     """
     folder = Path(run_dir) / RECONSTRUCTIONS
     tiles = []
-    for target, name in zip(targets.float().cpu(), names):
+    for target, name in zip(targets.float().cpu().expand(-1, 3, -1, -1), names):
         tiles.append(target)
         for level in range(levels, 0, -1):
             png = folder / f"{name}_level{level}.png"

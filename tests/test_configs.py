@@ -1,0 +1,32 @@
+"""Every shipped config parses and runs end to end on tiny inputs."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from slp_lightning.cli import main
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+# Smallest sizes each network accepts with 3 pyramid levels (fc layers aside).
+TINY = {"dsift": 32, "dsift_color": 32, "alexnet": 64, "alexnet_caffe": 67, "torchvision": 32}
+
+
+def test_there_is_a_config_per_paper_experiment() -> None:
+    names = {c.name for c in CONFIGS}
+    assert {"alexnet_conv5.yaml", "alexnet_caffe.yaml", "sift_grey.yaml", "sift_color.yaml", "vgg16.yaml"} <= names
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.name)
+def test_config_runs_for_a_few_steps(config: Path, tmp_path: Path) -> None:
+    network = yaml.safe_load(config.read_text())["model"]["network"]
+    main([
+        "fit", f"--config={config}", "--data.images=skimage:coffee", "--model.weights=random",
+        f"--model.image_size={TINY[network]}", "--model.pyramid_levels=3",
+        "--trainer.max_steps=2", "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false", f"--trainer.default_root_dir={tmp_path}",
+    ])  # fmt: skip
+    results = json.loads(next(tmp_path.rglob("results.json")).read_text())
+    assert results["steps"] == 2 and results["network"].startswith(network)
+    assert 0 < results["mean_relative_error"] < float("inf")

@@ -1,0 +1,108 @@
+"""The paper's networks and torchvision models, through the one registry and the inversion module."""
+
+import pytest
+import torch
+
+from slp_lightning import FeatureInversion
+from slp_lightning.data import load_image
+from slp_lightning.networks import build_feature_network, default_input_size, layer_names
+from slp_lightning.networks.caffenet import LAYERS as CAFFE_LAYERS
+
+
+def short_inversion(model: FeatureInversion, image: torch.Tensor, steps: int = 4) -> list[float]:
+    """A few Adam steps without a Trainer; returns the mean loss Z per step."""
+    model.set_targets(image, ["x"] * len(image))
+    optimizer = model.configure_optimizers()
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        Z = model.losses()[2]
+        Z.sum().backward()
+        optimizer.step()
+        losses.append(Z.mean().item())
+    return losses
+
+
+@pytest.fixture(scope="module")
+def coffee_227() -> torch.Tensor:
+    return load_image("skimage:coffee", 227)[None]
+
+
+@pytest.mark.parametrize("layer", CAFFE_LAYERS)
+def test_every_paper_layer_inverts_on_alexnet_caffe(layer: str, coffee_227: torch.Tensor) -> None:
+    model = FeatureInversion(network="alexnet_caffe", layer=layer, weights="random", init_noise=0.1)
+    losses = short_inversion(model, coffee_227)
+    assert losses[-1] < losses[0], f"{layer}: {losses}"
+
+
+@pytest.mark.parametrize(("arch", "layer"), [("vgg16", "features.3"), ("resnet50", "layer1.0.relu")])
+def test_torchvision_models_invert_at_a_shallow_layer(arch: str, layer: str) -> None:
+    assert layer in layer_names("torchvision", arch)
+    model = FeatureInversion(
+        network="torchvision", arch=arch, layer=layer, weights="random", image_size=32, pyramid_levels=3
+    )
+    losses = short_inversion(model, load_image("skimage:chelsea", 32)[None])
+    assert losses[-1] < losses[0]
+    assert model.network.network == f"torchvision/{arch}"
+
+
+def test_grey_sift_inverts_a_grey_image_and_colour_sift_a_colour_one() -> None:
+    image = load_image("skimage:astronaut", 48)[None]
+    grey = FeatureInversion(network="dsift", image_size=48, pyramid_levels=3, init_noise=0.1)
+    colour = FeatureInversion(network="dsift_color", image_size=48, pyramid_levels=3, init_noise=0.1)
+    for model, channels, features in [(grey, 1, 128), (colour, 3, 384)]:
+        losses = short_inversion(model, image)
+        assert model.I_pre.shape == (1, channels, 48, 48)
+        assert model.target_features.shape == (1, features, 5, 5)
+        assert losses[-1] < losses[0]
+    assert torch.allclose(grey.targets, image.mean(dim=1, keepdim=True))
+    assert default_input_size("dsift") == 128 and grey.network.layer == "descriptors"
+
+
+def test_layer_of_another_network_names_that_network() -> None:
+    with pytest.raises(ValueError, match=r"'norm1' is a layer of alexnet_caffe\); valid layers: conv1"):
+        build_feature_network("alexnet", "norm1", "random")
+    with pytest.raises(ValueError, match=r"'conv5' is a layer of alexnet and alexnet_caffe"):
+        build_feature_network("dsift", "conv5")
+
+
+def test_arch_is_checked() -> None:
+    with pytest.raises(ValueError, match="needs --model.arch, one of: .*vgg16"):
+        build_feature_network("torchvision", "features.0", "random", arch="vgg99")
+    with pytest.raises(ValueError, match="for network 'torchvision' only"):
+        build_feature_network("alexnet", "conv1", "random", arch="vgg16")
+    with pytest.raises(ValueError, match="needs --model.layer"):
+        build_feature_network("torchvision", None, "random", arch="vgg16")
+
+
+def test_sift_takes_no_weights_and_rejects_images_below_a_patch() -> None:
+    with pytest.raises(ValueError, match="takes no weights"):
+        build_feature_network("dsift", None, "/some/file.pth")
+    model = FeatureInversion(network="dsift", image_size=8, pyramid_levels=2)
+    with pytest.raises(ValueError, match="at least 16x16 px, got 8x8"):
+        model.set_targets(torch.rand(1, 3, 8, 8), ["small"])
+
+
+def test_caffenet_loads_a_converted_state_dict_from_a_path(tmp_path) -> None:
+    from slp_lightning.networks.caffenet import CaffeNet
+
+    torch.manual_seed(5)
+    full = CaffeNet("fc8").state_dict()
+    torch.save(full, tmp_path / "caffenet.pth")
+    net = build_feature_network("alexnet_caffe", "conv2", str(tmp_path / "caffenet.pth"))
+    assert torch.equal(net.body.conv2.weight, full["conv2.weight"])
+    assert net.weights == str(tmp_path / "caffenet.pth")
+
+
+def test_flat_start_without_gradient_is_reported(tmp_path) -> None:
+    import lightning.pytorch as pl
+
+    from slp_lightning import TargetImages
+
+    model = FeatureInversion(network="dsift", image_size=32, pyramid_levels=2, init_noise=0.0)
+    trainer = pl.Trainer(
+        max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match="gradient of I_pre is exactly zero.*init_noise"):
+        trainer.fit(model, TargetImages("skimage:camera", image_size=32))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -19,9 +20,10 @@ class PyramidSwitch(Callback):
     An image's phase has converged when it has run ``min_steps`` and either its loss ``Z`` has
     not improved by a relative ``rel_tol`` for ``patience`` steps, or the phase has run
     ``max_steps_per_level``. Converging in the final phase (all levels on) marks the image done;
-    the run stops when every image is done (done images keep refining until then). The
-    optimiser state carries over a switch: the loss changes smoothly there, and Adam's
-    per-element moments re-adapt within a few dozen steps.
+    the run stops when every image on every process is done (done images keep refining until
+    then). Each image switches on its own; the stop is decided jointly. The bookkeeping lives in
+    the module's per-image buffers, so checkpoints carry it. The optimiser state carries over a
+    switch (see the README).
     """
 
     def __init__(
@@ -43,58 +45,40 @@ class PyramidSwitch(Callback):
         self.patience = patience
         self.min_steps = min_steps
         self.max_steps_per_level = max_steps_per_level
-        self.state: dict[str, Tensor] = {}
-
-    def _reset(self, rows: Tensor, step: int) -> None:
-        self.state["best"][rows] = torch.inf
-        self.state["phase_start"][rows] = step
-        self.state["last_improved"][rows] = step
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
         batch_idx: int,
     ) -> None:  # fmt: skip
-        loss = outputs["per_image"].detach().float().cpu()
-        step = trainer.global_step
-        if not self.state:
-            count = len(loss)
-            self.state = {
-                "best": torch.full((count,), torch.inf),
-                "phase_start": torch.zeros(count, dtype=torch.long),
-                "last_improved": torch.zeros(count, dtype=torch.long),
-                "done": torch.zeros(count, dtype=torch.bool),
-            }
-        s = self.state
-        improved = loss < s["best"] * (1 - self.rel_tol)  # Z >= 0, and inf * x stays inf
-        s["last_improved"][improved] = step
-        s["best"] = torch.minimum(s["best"], loss)
-        age = step - s["phase_start"]
+        m, step = pl_module, trainer.global_step
+        loss = outputs["per_image"].detach().float()
+        improved = loss < m.phase_best * (1 - self.rel_tol)  # Z >= 0, and inf * x stays inf
+        m.last_improved[improved] = step
+        m.phase_best.copy_(torch.minimum(m.phase_best, loss))
+        age = step - m.phase_start
         converged = (age >= self.min_steps) & (
-            (step - s["last_improved"] >= self.patience) | (age >= self.max_steps_per_level)
+            (step - m.last_improved >= self.patience) | (age >= self.max_steps_per_level)
         )
-        final = pl_module.finest_on.cpu() == 1
-        s["done"] |= converged & final
+        final = m.finest_on == 1
+        m.done |= converged & final
         switch = converged & ~final
         if switch.any():
-            pl_module.switch_on_next_level(switch)
-            self._reset(switch, step)
-        if trainer.strategy.reduce_boolean_decision(bool(s["done"].all()), all=True):
+            m.switch_on_next_level(switch)
+            m.phase_best[switch] = torch.inf
+            m.phase_start[switch] = step
+            m.last_improved[switch] = step
+        if trainer.strategy.reduce_boolean_decision(bool(m.done.all()), all=True):
             trainer.should_stop = True
-
-    def state_dict(self) -> dict[str, Any]:
-        return dict(self.state)
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.state = dict(state_dict)
 
 
 class OutputWriter(Callback):
-    """Write what a run produces, under the logger's run directory (rank 0 only).
+    """Write what a run produces, under the logger's run directory (by the first process).
 
     TensorBoard: the targets once; ``I_r`` and ``I_in`` at every level switch and every
     ``image_every_n_steps``. Files: ``reconstructions/<name>_level<k>.png`` when an image's phase
     k ends, ``reconstructions/<name>.png`` and ``sheet.png`` at the end, and ``results.json``.
-    The files are also written when the run stops on an error or Ctrl-C, with what was reached.
+    The files are also written when the run stops on an error or Ctrl-C, with what was reached
+    (with several processes, each then writes its own images and ``results_rank<r>.json``).
     """
 
     def __init__(self, image_every_n_steps: int = 100) -> None:
@@ -102,6 +86,7 @@ class OutputWriter(Callback):
             raise ValueError(f"image_every_n_steps must be >= 1, got {image_every_n_steps}")
         self.image_every_n_steps = image_every_n_steps
         self._finest_on: Tensor | None = None
+        self.run_dir: Path | None = None
 
     @staticmethod
     def _tensorboard(trainer: pl.Trainer):  # noqa: ANN205
@@ -110,52 +95,71 @@ class OutputWriter(Callback):
                 return logger.experiment
         return None
 
-    def _log_images(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        board = self._tensorboard(trainer)
-        if board is not None:
-            I_r, I_in = pl_module.image_model()
-            board.add_images("I_r", I_r.detach(), trainer.global_step)
-            board.add_images("I_in", I_in.detach(), trainer.global_step)
-
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # trainer.log_dir is a collective: read it once, here, on every process.
+        self.run_dir = Path(trainer.log_dir or trainer.default_root_dir)
         self._finest_on = pl_module.finest_on.clone()
+        targets = pl_module.gather(pl_module.targets)
         board = self._tensorboard(trainer)
         if trainer.is_global_zero and board is not None:
-            board.add_images("targets", pl_module.targets, 0)
+            board.add_images("targets", targets, 0)
             board.add_text("weights", pl_module.network.weights, 0)
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
         batch_idx: int,
     ) -> None:  # fmt: skip
+        ended = pl_module.finest_on != self._finest_on
+        due = trainer.global_step % self.image_every_n_steps == 0
+        # Every process takes part when any process has a phase end (the gathers are collective).
+        if not trainer.strategy.reduce_boolean_decision(bool(ended.any()) or due, all=False):
+            return
+        I_r, I_in = (pl_module.gather(x.detach()) for x in pl_module.image_model())
+        ended_levels = pl_module.gather(torch.where(ended, self._finest_on, 0))
+        self._finest_on = pl_module.finest_on.clone()
         if not trainer.is_global_zero:
             return
-        ended = pl_module.finest_on != self._finest_on
-        if ended.any():
-            I_r = pl_module.image_model()[0].detach()
-            for row in torch.nonzero(ended).flatten().tolist():
-                level = int(self._finest_on[row])
-                write_png(I_r[row], trainer.log_dir, f"{pl_module.names[row]}_level{level}")
-            self._finest_on = pl_module.finest_on.clone()
-        if ended.any() or trainer.global_step % self.image_every_n_steps == 0:
-            self._log_images(trainer, pl_module)
+        for row in torch.nonzero(ended_levels).flatten().tolist():
+            name = pl_module.all_names[row]
+            write_png(I_r[row], self.run_dir, f"{name}_level{int(ended_levels[row])}")
+        board = self._tensorboard(trainer)
+        if board is not None:
+            board.add_images("I_r", I_r, trainer.global_step)
+            board.add_images("I_in", I_in, trainer.global_step)
 
-    def _finish(self, trainer: pl.Trainer, pl_module: pl.LightningModule, status: str) -> None:
-        if not trainer.is_global_zero or getattr(pl_module, "I_pre", None) is None:
-            return
-        I_r = pl_module.image_model()[0].detach()
-        for row, name in enumerate(pl_module.names):
-            write_png(I_r[row], trainer.log_dir, name)
-            write_png(I_r[row], trainer.log_dir, f"{name}_level{int(pl_module.finest_on[row])}")
-        self._log_images(trainer, pl_module)
-        write_sheet(pl_module.targets, pl_module.names, pl_module.pyramid.levels, trainer.log_dir)
-        write_results(pl_module, trainer.global_step, status, trainer.log_dir)
+    def _write(self, pl_module: pl.LightningModule, I_r: Tensor, names: list[str], levels: Tensor) -> None:
+        for image, name, level in zip(I_r, names, levels.tolist()):
+            write_png(image, self.run_dir, name)
+            write_png(image, self.run_dir, f"{name}_level{level}")
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._finish(trainer, pl_module, "finished")
+        I_r = pl_module.gather(pl_module.image_model()[0].detach())
+        levels = pl_module.gather(pl_module.finest_on)
+        errors = {k: pl_module.gather(v) for k, v in pl_module.evaluate().items()}
+        targets = pl_module.gather(pl_module.targets)
+        switch_steps = pl_module.gather(pl_module.switch_steps)
+        if trainer.is_global_zero:
+            self._write(pl_module, I_r, pl_module.all_names, levels)
+            write_sheet(targets, pl_module.all_names, pl_module.pyramid.levels, self.run_dir)
+            write_results(
+                pl_module, pl_module.all_names, errors, levels, switch_steps,
+                trainer.global_step, "finished", self.run_dir / "results.json",
+            )  # fmt: skip
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
+        if self.run_dir is None or getattr(pl_module, "I_pre", None) is None:
+            return  # failed before the run started: nothing reached yet
         reason = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
-        self._finish(trainer, pl_module, f"{reason}: {type(exception).__name__}: {exception}")
+        # No collectives here: other processes may be gone. Each writes its own images.
+        I_r = pl_module.image_model()[0].detach()
+        self._write(pl_module, I_r, pl_module.names, pl_module.finest_on)
+        name = "results.json" if trainer.world_size == 1 else f"results_rank{trainer.global_rank}.json"
+        write_results(
+            pl_module, pl_module.names, pl_module.evaluate(), pl_module.finest_on,
+            pl_module.switch_steps, trainer.global_step,
+            f"{reason}: {type(exception).__name__}: {exception}", self.run_dir / name,
+        )  # fmt: skip
+        if trainer.world_size == 1:
+            write_sheet(pl_module.targets, pl_module.names, pl_module.pyramid.levels, self.run_dir)

@@ -12,6 +12,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from slp_lightning.callbacks import OutputWriter, PyramidSwitch
 from slp_lightning.data import TargetImages
+from slp_lightning.distributed import IndependentDDPStrategy, needs_processes
 from slp_lightning.inversion import FeatureInversion
 from slp_lightning.networks import default_input_size, layer_names
 
@@ -21,7 +22,11 @@ def _image_size(network: str, image_size: int | None) -> int:
 
 
 class InversionCLI(LightningCLI):
-    """LightningCLI with the method's callbacks always on and outputs under ``logs/``."""
+    """LightningCLI with the method's callbacks always on and outputs under ``logs/``.
+
+    With several devices or nodes and ``--trainer.strategy auto``, the strategy is
+    ``IndependentDDPStrategy``: every process inverts its own share of the targets.
+    """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(PyramidSwitch, "switch")
@@ -56,6 +61,11 @@ class InversionCLI(LightningCLI):
                 save_dir=config.get("default_root_dir") or "logs",
                 name=f"{network.network}_{network.layer}".replace("/", "_"),
             )
+        strategy = config.get("strategy", "auto")
+        if strategy == "auto" and needs_processes(
+            config.get("accelerator", "auto"), config.get("devices", "auto"), config.get("num_nodes", 1)
+        ):
+            kwargs["strategy"] = IndependentDDPStrategy()
         return super().instantiate_trainer(**kwargs)
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 from torchvision.transforms import v2
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -18,6 +18,20 @@ BUILTIN_PREFIX = "skimage:"
 DEFAULT_IMAGES = "skimage:astronaut"
 # Without a step budget the clock still needs a length: the progress bar counts to it per epoch.
 STEPS_PER_EPOCH_UNBOUNDED = 10_000
+
+
+class _Clock(IterableDataset):
+    """``steps`` ticks of the optimisation clock. Iterable, so that Lightning never splits it
+    across processes: every process takes every step, on its own images."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(range(self.steps))
 
 
 def find_images(spec: str) -> list[str]:
@@ -117,4 +131,4 @@ class TargetImages(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         max_steps = self.trainer.max_steps if self.trainer is not None else -1
         steps = max_steps if max_steps > 0 else STEPS_PER_EPOCH_UNBOUNDED
-        return DataLoader(torch.arange(steps), batch_size=1)
+        return DataLoader(_Clock(steps), batch_size=None)

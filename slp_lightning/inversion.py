@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 from contextlib import nullcontext
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.cli import OptimizerCallable
+from lightning.pytorch.strategies import ParallelStrategy
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
+from slp_lightning.distributed import (
+    STRATEGY_NAME,
+    IndependentDDPStrategy,
+    gather_rows,
+    shard,
+)
 from slp_lightning.image_model import LaplacianPyramid, check_pyramid_size, range_constraint
 from slp_lightning.networks import build_feature_network, default_input_size
 from slp_lightning.objective import compactness_for_layer, feature_distance, inversion_loss
@@ -77,15 +85,26 @@ class FeatureInversion(pl.LightningModule):
 
     # ----------------------------------------------------------------- targets and state
     def setup(self, stage: str) -> None:
+        strategy = self.trainer.strategy
+        if isinstance(strategy, ParallelStrategy) and not isinstance(strategy, IndependentDDPStrategy):
+            raise ValueError(
+                f"strategy {type(strategy).__name__} would average the gradients of I_pre and make "
+                f"every process's images the same; leave --trainer.strategy auto (several devices "
+                f"then use '{STRATEGY_NAME}', which inverts each process's own images)"
+            )
         if self.I_pre is None:
-            datamodule = self.trainer.datamodule
-            self.set_targets(datamodule.targets, datamodule.names)
+            datamodule, world = self.trainer.datamodule, self.trainer.world_size
+            rows = shard(len(datamodule.targets), self.global_rank, world)
+            # f(I) is computed once, on the device that will run the inversion.
+            self.network.to(self.trainer.strategy.root_device)
+            self.set_targets(datamodule.targets, datamodule.names, rows)
 
-    def set_targets(self, targets: Tensor, names: list[str]) -> None:
-        """Fix the targets (N, 3, S, S) in [0, 1]: compute ``f(I)`` once and create ``I_pre``.
+    def set_targets(self, targets: Tensor, names: list[str], rows: Tensor | None = None) -> None:
+        """Fix the targets (N, 3, S, S) in [0, 1], of which this process inverts ``rows``
+        (default: all): compute ``f(I)`` once and create ``I_pre``, one row per owned target.
 
         For a network of grey images the targets become grey (the mean of R, G and B) and
-        ``I_pre`` has one channel.
+        ``I_pre`` has one channel. The starting noise of a target does not depend on ``rows``.
         """
         if targets.shape[-2:] != (self.image_size, self.image_size):
             raise ValueError(
@@ -94,30 +113,80 @@ class FeatureInversion(pl.LightningModule):
             )
         if self.network.in_channels == 1:
             targets = targets.mean(dim=1, keepdim=True)
-        count, levels = len(targets), self.pyramid.levels
-        device = self.device
-        self.names = list(names)
+        rows = torch.arange(len(targets)) if rows is None else rows
+        generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
+        noise = torch.randn(targets.shape, generator=generator)[rows] * self.init_noise
+        self.all_names = list(names)
+        self.names = [names[i] for i in rows.tolist()]
+        count, levels, device = len(rows), self.pyramid.levels, self.device
         # Targets and f(I) come from the data on every start; checkpoints need not carry them.
-        self.register_buffer("targets", targets.to(device), persistent=False)
+        self.register_buffer("targets", targets[rows].to(device), persistent=False)
+        network_device = next(self.network.buffers(), self.targets).device
         with torch.no_grad():
-            features = self.network(self.targets).float()
+            features = self.network(self.targets.to(network_device)).float().to(device)
         self.register_buffer("target_features", features, persistent=False)
+        # Per-image state, all in the checkpoint: the pyramid switches and when they came on,
+        # and the convergence bookkeeping of PyramidSwitch.
         self.register_buffer("finest_on", torch.full((count,), levels, device=device))
         self.register_buffer("switch_steps", torch.full((count, levels - 1), -1, device=device))
-        generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
-        noise = torch.randn(targets.shape, generator=generator) * self.init_noise
+        self.register_buffer("phase_best", torch.full((count,), torch.inf, device=device))
+        self.register_buffer("phase_start", torch.zeros(count, dtype=torch.long, device=device))
+        self.register_buffer("last_improved", torch.zeros(count, dtype=torch.long, device=device))
+        self.register_buffer("done", torch.zeros(count, dtype=torch.bool, device=device))
         self.I_pre = nn.Parameter(noise.to(device))
+
+    def gather(self, local: Tensor) -> Tensor:
+        """All processes' rows of a per-image tensor, in target order (every process must call)."""
+        world = self.trainer.world_size if self._trainer is not None else 1
+        return gather_rows(local, len(self.all_names), world, self.trainer.strategy.all_gather)
+
+    def _per_image(self, state: dict[str, Any]) -> list[str]:
+        return [k for k, v in state.items() if isinstance(v, Tensor) and v.shape[:1] == (len(self.names),)]
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # The frozen network is rebuilt from its weights spec; keep checkpoints to I_pre and state.
         state = checkpoint["state_dict"]
         for key in [k for k in state if k.startswith("network.")]:
             del state[key]
+        if self.trainer.world_size > 1 and self.trainer.interrupted:
+            # Other processes may be gone: no collective, and a checkpoint that says it is partial.
+            checkpoint["partial"] = True
+            return
+        # Only the first process writes the file: it must hold every process's images.
+        for key in self._per_image(state):
+            state[key] = self.gather(state[key])
+        for optimizer_state in checkpoint.get("optimizer_states", []):
+            # These dicts are the optimiser's live state: build new ones, do not write into them.
+            optimizer_state["state"] = {
+                index: {k: self.gather(v) if k in self._per_image(values) else v for k, v in values.items()}
+                for index, values in optimizer_state["state"].items()
+            }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["state_dict"].update(
-            {f"network.{k}": v for k, v in self.network.state_dict().items()}
-        )
+        if checkpoint.get("partial"):
+            raise ValueError(
+                "this checkpoint was written while a multi-process run failed and holds only the "
+                "first process's images: resume from last.ckpt or a step checkpoint instead"
+            )
+        rows = shard(len(self.all_names), self.global_rank, self.trainer.world_size)
+        state = checkpoint["state_dict"]
+        total = len(self.all_names)
+        if state["I_pre"].shape[0] != total:
+            raise ValueError(
+                f"the checkpoint holds {state['I_pre'].shape[0]} images, this run has {total}: "
+                f"resume with the same --data.images"
+            )
+
+        def own(values: dict[str, Any]) -> None:
+            for key, value in values.items():
+                if isinstance(value, Tensor) and value.shape[:1] == (total,):
+                    values[key] = value[rows]
+
+        own(state)
+        for optimizer_state in checkpoint.get("optimizer_states", []):
+            for param_state in optimizer_state["state"].values():
+                own(param_state)
+        state.update({f"network.{k}": v for k, v in self.network.state_dict().items()})
 
     def switch_on_next_level(self, rows: Tensor) -> None:
         """Switch on the next finer level for images ``rows`` (bool (N,)) not yet at level 1."""

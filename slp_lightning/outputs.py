@@ -45,18 +45,28 @@ def write_sheet(targets: Tensor, names: list[str], levels: int, run_dir: str | P
     return path
 
 
-def write_results(module: FeatureInversion, steps: int, status: str, run_dir: str | Path) -> Path:
-    """Write ``results.json``: the run's settings and per-image errors on the current ``I_r``."""
-    errors = module.evaluate()
+def write_results(
+    module: FeatureInversion,
+    names: list[str],
+    errors: dict[str, Tensor],
+    levels: Tensor,
+    switch_steps: Tensor,
+    steps: int,
+    status: str,
+    path: Path,
+) -> Path:
+    """Write ``results.json``: the run's settings and, per image, its errors on the final ``I_r``
+    (``errors`` as from ``FeatureInversion.evaluate``), final level and switch steps."""
     images = [
         {
             "name": name,
             "feature_error": float(errors["feature_error"][row]),
             "relative_error": float(errors["relative_error"][row]),
-            "final_level": int(module.finest_on[row]),
-            "switch_steps": [int(s) for s in module.switch_steps[row].flip(0) if s >= 0],
+            "final_level": int(levels[row]),
+            # Column j-1 holds the step level j came on: coarse to fine is right to left.
+            "switch_steps": [int(s) for s in switch_steps[row].flip(0) if s >= 0],
         }
-        for row, name in enumerate(module.names)
+        for row, name in enumerate(names)
     ]
     results = {
         "network": module.network.network,
@@ -69,7 +79,6 @@ def write_results(module: FeatureInversion, steps: int, status: str, run_dir: st
         "images": images,
         "mean_relative_error": sum(i["relative_error"] for i in images) / max(len(images), 1),
     }
-    path = Path(run_dir) / "results.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     return path

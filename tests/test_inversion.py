@@ -72,6 +72,10 @@ def test_switch_waits_for_convergence() -> None:
     class Module:
         def __init__(self) -> None:
             self.finest_on = torch.tensor([3, 3])
+            self.phase_best = torch.full((2,), torch.inf)
+            self.phase_start = torch.zeros(2, dtype=torch.long)
+            self.last_improved = torch.zeros(2, dtype=torch.long)
+            self.done = torch.zeros(2, dtype=torch.bool)
             self.switched_at: list[tuple[int, list[bool]]] = []
 
         def switch_on_next_level(self, rows: torch.Tensor) -> None:
@@ -118,26 +122,28 @@ def test_resume_continues_at_the_same_level_and_step(tmp_path: Path, photos: Pat
     images = str(photos / "coffee.png")
     pl.seed_everything(0)
     straight = Recorder()
-    model, data, trainer = make_run(tmp_path / "a", images, steps=40, callbacks=[straight])
+    model, data, trainer = make_run(tmp_path / "a", images, steps=60, callbacks=[straight])
     trainer.fit(model, data)
 
     pl.seed_everything(0)
-    every = ModelCheckpoint(every_n_train_steps=20, save_top_k=-1)
-    first, data, trainer = make_run(tmp_path / "b", images, steps=20, callbacks=[every])
+    every = ModelCheckpoint(every_n_train_steps=30, save_top_k=-1)
+    first, data, trainer = make_run(tmp_path / "b", images, steps=30, callbacks=[every])
     trainer.fit(first, data)
-    checkpoint = next(Path(every.dirpath).glob("*step=20.ckpt"))
-    level_at_20 = first.finest_on.clone()
+    checkpoint = next(Path(every.dirpath).glob("*step=30.ckpt"))
+    level_at_30 = first.finest_on.clone()
 
     pl.seed_everything(0)
     resumed = Recorder()
-    second, data, trainer = make_run(tmp_path / "c", images, steps=40, callbacks=[resumed])
+    second, data, trainer = make_run(tmp_path / "c", images, steps=60, callbacks=[resumed])
     trainer.fit(second, data, ckpt_path=checkpoint)
-    assert resumed.start[0] == 20 and torch.equal(resumed.start[1], level_at_20)
+    assert resumed.start[0] == 30 and torch.equal(resumed.start[1], level_at_30)
     assert torch.allclose(second.I_pre, model.I_pre, atol=1e-5)
     assert torch.equal(second.switch_steps, model.switch_steps)
     # The checkpoint carries I_pre and the pyramid state, not the frozen network.
     state = torch.load(checkpoint, weights_only=False)["state_dict"]
-    assert set(state) == {"I_pre", "finest_on", "switch_steps"}
+    assert set(state) == {
+        "I_pre", "finest_on", "switch_steps", "phase_best", "phase_start", "last_improved", "done"
+    }
 
 
 class Poison(Callback):

@@ -1,0 +1,113 @@
+"""Several processes invert their own images; mixed precision; resume across processes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from slp_lightning.distributed import gather_rows, needs_processes, shard
+
+from conftest import tiny_args
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shards_are_round_robin_and_gather_restores_target_order() -> None:
+    total, world = 5, 2
+    full = torch.arange(total * 2).view(total, 2)
+    parts = [full[shard(total, rank, world)] for rank in range(world)]
+    assert [p[:, 0].tolist() for p in parts] == [[0, 4, 8], [2, 6]]
+    padded = []
+
+    def all_gather(local: torch.Tensor) -> torch.Tensor:  # what each rank would send
+        padded.append(local)
+        return torch.stack([torch.cat([p, p.new_zeros(3 - len(p), 2)]) for p in parts])
+
+    assert torch.equal(gather_rows(parts[0], total, world, all_gather), full)
+    assert padded[0].shape == (3, 2)
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "devices", "nodes", "expected"),
+    [("cpu", 2, 1, True), ("cpu", "2", 1, True), ("cpu", "auto", 1, False), ("gpu", "0,1", 1, True),
+     ("gpu", "0,", 1, False), ("gpu", [3], 1, False), ("cpu", 1, 2, True)],
+)  # fmt: skip
+def test_needs_processes(accelerator, devices, nodes, expected) -> None:
+    assert needs_processes(accelerator, devices, nodes) is expected
+
+
+def fit(root: Path, images: Path, *extra: str) -> subprocess.CompletedProcess:
+    """A tiny CPU run in a subprocess (multi-process runs must not re-run pytest)."""
+    root.mkdir(parents=True, exist_ok=True)
+    args = [*tiny_args(root, images), "--trainer.accelerator=cpu", *extra]
+    env = {**os.environ, "SLP_LIGHTNING_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "slp_lightning", *args],
+        capture_output=True, text=True, cwd=root, env=env, timeout=300,
+    )  # fmt: skip
+
+
+def results(root: Path, version: int = 0) -> dict:
+    return json.loads((root / "alexnet_conv2" / f"version_{version}" / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def two_photos(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("two")
+    for name in ["astronaut", "chelsea"]:
+        (folder / f"{name}.png").write_bytes((photos / f"{name}.png").read_bytes())
+    return folder
+
+
+def test_two_processes_give_the_same_images_as_one(tmp_path: Path, two_photos: Path) -> None:
+    one = fit(tmp_path / "one", two_photos, "--trainer.devices=1")
+    two = fit(tmp_path / "two", two_photos, "--trainer.devices=2")
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert two.returncode == 0, two.stderr[-3000:]
+    a, b = results(tmp_path / "one"), results(tmp_path / "two")
+    assert [i["name"] for i in b["images"]] == ["astronaut", "chelsea"]
+    for x, y in zip(a["images"], b["images"]):
+        assert y["feature_error"] == pytest.approx(x["feature_error"], rel=1e-4)
+        assert y["switch_steps"] == x["switch_steps"]
+    # The two images are different, so the two processes did not end with the same I_pre.
+    assert b["images"][0]["feature_error"] != pytest.approx(b["images"][1]["feature_error"], rel=0.01)
+    run = tmp_path / "two" / "alexnet_conv2" / "version_0"
+    assert {p.name for p in (run / "reconstructions").glob("*.png")} >= {"astronaut.png", "chelsea.png"}
+    state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert state["state_dict"]["I_pre"].shape[0] == 2  # both processes' images in one checkpoint
+
+
+def test_plain_ddp_is_refused(tmp_path: Path, two_photos: Path) -> None:
+    done = fit(tmp_path, two_photos, "--trainer.devices=2", "--trainer.strategy=ddp")
+    assert done.returncode != 0
+    assert "would average the gradients of I_pre" in done.stderr
+
+
+def test_resume_on_two_processes_equals_a_straight_run(tmp_path: Path, two_photos: Path) -> None:
+    common = ["--trainer.devices=2", "--switch.max_steps_per_level=25", "--checkpoint.every_n_train_steps=30"]
+    straight = fit(tmp_path / "a", two_photos, *common, "--trainer.max_steps=60")
+    first = fit(tmp_path / "b", two_photos, *common, "--trainer.max_steps=30")
+    assert straight.returncode == 0 and first.returncode == 0, first.stderr[-3000:]
+    checkpoint = next((tmp_path / "b" / "alexnet_conv2" / "version_0" / "checkpoints").glob("*step=30.ckpt"))
+    second = fit(tmp_path / "b", two_photos, *common, "--trainer.max_steps=60", f"--ckpt_path={checkpoint}")
+    assert second.returncode == 0, second.stderr[-3000:]
+    a, b = results(tmp_path / "a"), results(tmp_path / "b", version=1)
+    assert a["steps"] == b["steps"] == 60
+    for x, y in zip(a["images"], b["images"]):
+        assert y["feature_error"] == pytest.approx(x["feature_error"], rel=1e-4)
+        assert y["switch_steps"] == x["switch_steps"]
+
+
+def test_bf16_mixed_precision_stays_close_to_fp32(tmp_path: Path, photos: Path) -> None:
+    from slp_lightning.cli import main
+
+    errors = {}
+    for precision in ["32-true", "bf16-mixed"]:
+        root = tmp_path / precision
+        main(tiny_args(root, photos / "coffee.png", f"--trainer.precision={precision}", "--trainer.max_steps=80"))
+        errors[precision] = results(root)["mean_relative_error"]
+    assert 0 < errors["bf16-mixed"] < 1.5 * errors["32-true"]

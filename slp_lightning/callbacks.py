@@ -7,7 +7,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
@@ -69,6 +69,28 @@ class PyramidSwitch(Callback):
             m.last_improved[switch] = step
         if trainer.strategy.reduce_boolean_decision(bool(m.done.all()), all=True):
             trainer.should_stop = True
+
+
+class InversionCheckpoint(ModelCheckpoint):
+    """``ModelCheckpoint`` that also refreshes ``last.ckpt`` whenever an image switches level.
+
+    Args:
+        on_switch: save at every level switch (of any image, on any process).
+        **kwargs: ``ModelCheckpoint``'s arguments.
+    """
+
+    def __init__(self, on_switch: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.on_switch = on_switch
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+        batch_idx: int,
+    ) -> None:  # fmt: skip
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        switched = bool((pl_module.switch_steps == trainer.global_step).any())
+        if self.on_switch and trainer.strategy.reduce_boolean_decision(switched, all=False):
+            trainer.save_checkpoint(Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
 
 
 class OutputWriter(Callback):

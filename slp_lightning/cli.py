@@ -6,11 +6,10 @@ import sys
 from typing import Any
 
 from lightning.pytorch import Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from slp_lightning.callbacks import OutputWriter, PyramidSwitch
+from slp_lightning.callbacks import InversionCheckpoint, OutputWriter, PyramidSwitch
 from slp_lightning.data import TargetImages
 from slp_lightning.distributed import IndependentDDPStrategy, needs_processes
 from slp_lightning.inversion import FeatureInversion
@@ -31,7 +30,7 @@ class InversionCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(PyramidSwitch, "switch")
         parser.add_lightning_class_args(OutputWriter, "outputs")
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.add_lightning_class_args(InversionCheckpoint, "checkpoint")
         parser.set_defaults(
             {
                 "checkpoint.every_n_train_steps": 100,

@@ -89,8 +89,26 @@ class LaplacianPyramid(torch.nn.Module):
         return image
 
     def switched(self, image: Tensor, finest_on: Tensor) -> Tensor:
-        """``I_in = R(ŝ ⊙ L^K(image))`` with levels ``finest_on[n]``..K on for image n (1-based)."""
-        return self.recompose(self.decompose(image), level_switches(finest_on, self.levels))
+        """``I_in = R(ŝ ⊙ L^K(image))`` with levels ``finest_on[n]``..K on for image n (1-based).
+
+        Recomposing levels j..K gives the Gaussian level G_j exactly, so ``I_in`` is G_j expanded
+        back to full size: j − 1 reductions and expansions, none at all once every level is on.
+        Equal to ``recompose(decompose(image), level_switches(finest_on, K))``.
+        """
+        coarsest = int(finest_on.max())
+        check_pyramid_size(image.shape[-2], image.shape[-1], self.levels)
+        gaussian = [image]
+        for _ in range(coarsest - 1):
+            gaussian.append(self.reduce(gaussian[-1]))
+        I_in = gaussian[-1]
+        for level in range(coarsest - 1, 0, -1):  # 1-based level of gaussian[level - 1]
+            finer = gaussian[level - 1]
+            coarser = finest_on > level
+            if coarser.all():  # the usual case: every image still this coarse, nothing to pick
+                I_in = self.expand(I_in, finer.shape[-2:])
+            else:
+                I_in = torch.where(_per_image(coarser), self.expand(I_in, finer.shape[-2:]), finer)
+        return I_in
 
 
 def level_switches(finest_on: Tensor, levels: int) -> Tensor:

@@ -85,3 +85,12 @@ def test_too_small_image_is_rejected_with_the_needed_size() -> None:
 def test_range_constraint_maps_reals_into_the_unit_interval() -> None:
     I_r = range_constraint(torch.tensor([-50.0, 0.0, 50.0]))
     assert I_r.tolist() == pytest.approx([0.0, 0.5, 1.0], abs=1e-6)
+
+
+def test_switched_shortcut_equals_recomposing_the_switched_levels() -> None:
+    image = photo(96, 80).repeat(4, 1, 1, 1)
+    image = image + 0.1 * torch.randn_like(image)  # rows differ
+    pyramid = LaplacianPyramid(4)
+    finest_on = torch.tensor([4, 2, 1, 3])
+    expected = pyramid.recompose(pyramid.decompose(image), level_switches(finest_on, 4))
+    assert torch.allclose(pyramid.switched(image, finest_on), expected, atol=1e-10)

@@ -180,3 +180,15 @@ def test_ctrl_c_writes_results_reached_so_far_and_a_checkpoint(tmp_path: Path, p
     assert results["status"].startswith("interrupted") and results["steps"] == 7
     assert (run / "reconstructions" / "coffee.png").exists()
     assert list((run / "checkpoints").glob("*.ckpt"))
+
+
+def test_a_level_switch_refreshes_last_ckpt(tmp_path: Path, photos: Path) -> None:
+    from slp_lightning import InversionCheckpoint
+
+    saver = InversionCheckpoint(every_n_train_steps=1000, save_last=True)
+    model, data, trainer = make_run(tmp_path, str(photos / "coffee.png"), steps=40, callbacks=[saver])
+    trainer.fit(model, data)
+    last = torch.load(Path(saver.dirpath) / "last.ckpt", weights_only=False)
+    switched = model.switch_steps[model.switch_steps >= 0]
+    assert len(switched) == 2 and last["global_step"] == int(switched.max())
+    assert last["state_dict"]["finest_on"].tolist() == [1]

@@ -1,0 +1,159 @@
+"""Framework costs, measured as ratios in one run on one machine (issue: scale and speed).
+
+    python benchmarks/overhead.py --quick     # < 2 minutes on 2 CPU cores
+
+1. framework: a step of ``Trainer.fit`` with the default callbacks / a raw PyTorch loop doing the
+   same math (same network, images, optimiser), AlexNet conv5, 224 px, batch 8.
+2. pyramid: a step with the switched pyramid (K = 6) / a step without (K = 1, plain pixels), in
+   the coarsest phase (5 reductions and expansions) and in the final phase (all levels on).
+3. batching: one run of 8 targets / eight one-image runs (whole runs, set-up included).
+4. memory: peak RSS of a 32-image conv5 run and of a 1-image run (separate processes).
+Step times are medians over the steps after a warm-up; configurations are interleaved so that
+load on the shared machine hits both sides of a ratio alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("SLP_LIGHTNING_OFFLINE", "1")
+
+import lightning.pytorch as pl  # noqa: E402
+import torch  # noqa: E402
+from lightning.pytorch.callbacks import Callback  # noqa: E402
+from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
+
+from slp_lightning import FeatureInversion, InversionCheckpoint, OutputWriter, PyramidSwitch  # noqa: E402
+from slp_lightning.data import TargetImages  # noqa: E402
+
+PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "camera", "cat", "coins", "horse"]
+WARMUP = 3
+
+
+def targets(count: int) -> str:
+    """A folder of ``count`` photographs (scikit-image's, repeated when needed)."""
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    folder = Path(tempfile.mkdtemp(prefix="bench_photos_"))
+    for i in range(count):
+        name = PHOTOS[i % len(PHOTOS)]
+        Image.fromarray(np.asarray(getattr(skimage.data, name)())).convert("RGB").save(folder / f"{name}_{i}.png")
+    return str(folder)
+
+
+class StepTimer(Callback):
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def on_train_batch_end(self, *args) -> None:  # noqa: ANN002
+        self.stamps.append(time.perf_counter())
+
+
+def median_step(stamps: list[float]) -> float:
+    steps = [b - a for a, b in zip(stamps[WARMUP:], stamps[WARMUP + 1 :])]
+    return statistics.median(steps)
+
+
+def fit_run(images: str, steps: int, levels: int = 6, timer: StepTimer | None = None) -> float:
+    """Wall time of a whole default-callback ``fit`` run."""
+    start = time.perf_counter()
+    root = tempfile.mkdtemp(prefix="bench_run_")
+    trainer = pl.Trainer(
+        max_steps=steps,
+        callbacks=[PyramidSwitch(), OutputWriter(), InversionCheckpoint(every_n_train_steps=100, save_last=True),
+                   *([timer] if timer else [])],
+        logger=TensorBoardLogger(root, name="bench"),
+        log_every_n_steps=50,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )  # fmt: skip
+    model = FeatureInversion(layer="conv5", weights="random", pyramid_levels=levels, compactness=0.01)
+    trainer.fit(model, TargetImages(images, image_size=224))
+    return time.perf_counter() - start
+
+
+def raw_loop(images: str, steps: int, levels: int = 6, finest_on: int | None = None) -> list[float]:
+    """The same math with no Trainer (at level ``finest_on``, default the coarsest): returns the
+    time stamps after each step."""
+    model = FeatureInversion(layer="conv5", weights="random", pyramid_levels=levels, compactness=0.01)
+    data = TargetImages(images, image_size=224)
+    data.setup("fit")
+    model.set_targets(data.targets, data.names)
+    model.finest_on.fill_(finest_on or levels)
+    optimizer = model.configure_optimizers()
+    stamps = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model.losses()[2].sum().backward()
+        optimizer.step()
+        stamps.append(time.perf_counter())
+    return stamps
+
+
+def peak_rss_mb(images: int, steps: int) -> float:
+    code = (
+        "import sys; sys.argv=['x']; from benchmarks.overhead import fit_run, targets; "
+        f"fit_run(targets({images}), {steps}); import resource; "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer steps (under 2 minutes on 2 cores)")
+    args = parser.parse_args()
+    steps = 12 if args.quick else 40
+    torch.set_num_threads(torch.get_num_threads())
+    eight = targets(8)
+
+    fit_steps, raw_steps = [], []
+    for _ in range(2):  # interleaved
+        timer = StepTimer()
+        fit_run(eight, steps, timer=timer)
+        fit_steps.append(median_step(timer.stamps))
+        raw_steps.append(median_step(raw_loop(eight, steps)))
+    framework = min(fit_steps) / min(raw_steps)
+
+    coarse_steps, fine_steps, pixel_steps = [], [], []
+    for _ in range(2):
+        coarse_steps.append(median_step(raw_loop(eight, steps, levels=6)))
+        fine_steps.append(median_step(raw_loop(eight, steps, levels=6, finest_on=1)))
+        pixel_steps.append(median_step(raw_loop(eight, steps, levels=1)))
+    coarse, fine = min(coarse_steps) / min(pixel_steps), min(fine_steps) / min(pixel_steps)
+
+    batch_steps = steps
+    batched = fit_run(eight, batch_steps)
+    singles = sum(fit_run(targets(1), batch_steps) for _ in range(8))
+    batching = batched / singles
+
+    rss_32, rss_1 = peak_rss_mb(32, 3), peak_rss_mb(1, 3)
+    weights_mb = sum(p.numel() * 4 for p in FeatureInversion(layer="conv5", weights="random").network.parameters()) / 2**20
+
+    print(f"| measure | value | target |\n|---|---|---|")
+    print(f"| framework: fit step / raw loop step (conv5, 224, batch 8) | {framework:.3f} "
+          f"({min(fit_steps) * 1e3:.0f} ms / {min(raw_steps) * 1e3:.0f} ms) | ≤ 1.10 |")
+    print(f"| pyramid, coarsest phase: K=6 step at level 6 / pixel step (batch 8) | {coarse:.3f} "
+          f"({min(coarse_steps) * 1e3:.0f} ms / {min(pixel_steps) * 1e3:.0f} ms) | ≤ 1.05 |")
+    print(f"| pyramid, final phase: K=6 step at level 1 / pixel step (batch 8) | {fine:.3f} "
+          f"({min(fine_steps) * 1e3:.0f} ms / {min(pixel_steps) * 1e3:.0f} ms) | ≤ 1.05 |")
+    print(f"| batching: one 8-image run / eight 1-image runs ({batch_steps} steps) | {batching:.3f} "
+          f"({batched:.1f} s / {singles:.1f} s) | ≤ 0.5 |")
+    print(f"| memory: peak RSS, 32 images / 1 image (conv5, 224, 3 steps) | {rss_32:.0f} MB / {rss_1:.0f} MB "
+          f"(+{(rss_32 - rss_1) / 31:.1f} MB per image; network weights {weights_mb:.1f} MB, held once) | report |")
+
+
+if __name__ == "__main__":
+    main()

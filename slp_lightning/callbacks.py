@@ -160,12 +160,13 @@ class OutputWriter(Callback):
         errors = {k: pl_module.gather(v) for k, v in pl_module.evaluate().items()}
         targets = pl_module.gather(pl_module.targets)
         switch_steps = pl_module.gather(pl_module.switch_steps)
+        mean_normalized_error = pl_module.mean_normalized_error()
         if trainer.is_global_zero:
             self._write(pl_module, I_r, pl_module.all_names, levels)
             write_sheet(targets, pl_module.all_names, pl_module.pyramid.levels, self.run_dir)
             write_results(
                 pl_module, pl_module.all_names, errors, levels, switch_steps,
-                trainer.global_step, "finished", self.run_dir / "results.json",
+                trainer.global_step, "finished", self.run_dir / "results.json", mean_normalized_error,
             )  # fmt: skip
 
     def on_exception(

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import inspect
+import json
+import os
 import sys
+import time
+from pathlib import Path
 from typing import Any
 
-from lightning.pytorch import Trainer
+from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
@@ -14,6 +20,13 @@ from slp_lightning.data import TargetImages
 from slp_lightning.distributed import IndependentDDPStrategy, needs_processes
 from slp_lightning.inversion import FeatureInversion
 from slp_lightning.networks import default_input_size, layer_names
+from slp_lightning.outputs import summary_row, write_summary
+from slp_lightning.sweep import Sweep
+
+CALLBACK_KEYS = ("switch", "outputs", "checkpoint")
+# Every process of a multi-device sweep must write into the same sweep folder: the first process
+# picks its version and the processes it launches inherit it through the environment.
+SWEEP_VERSION_ENV = "SLP_LIGHTNING_SWEEP_VERSION"
 
 
 def _image_size(network: str, image_size: int | None) -> int:
@@ -24,13 +37,15 @@ class InversionCLI(LightningCLI):
     """LightningCLI with the method's callbacks always on and outputs under ``logs/``.
 
     With several devices or nodes and ``--trainer.strategy auto``, the strategy is
-    ``IndependentDDPStrategy``: every process inverts its own share of the targets.
+    ``IndependentDDPStrategy``: every process inverts its own share of the targets. A config with
+    a ``sweep`` section makes ``fit`` run every job of the sweep and write its summary.
     """
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(PyramidSwitch, "switch")
         parser.add_lightning_class_args(OutputWriter, "outputs")
         parser.add_lightning_class_args(InversionCheckpoint, "checkpoint")
+        parser.add_class_arguments(Sweep, "sweep")
         parser.set_defaults(
             {
                 "checkpoint.every_n_train_steps": 100,
@@ -51,6 +66,15 @@ class InversionCLI(LightningCLI):
             print("\n".join(layer_names(model.network, model.arch)))
             sys.exit(0)
 
+    @staticmethod
+    def _strategy(config: dict) -> dict[str, Any]:
+        """Several devices with ``strategy: auto`` get the independent-images DDP strategy."""
+        if config.get("strategy", "auto") == "auto" and needs_processes(
+            config.get("accelerator", "auto"), config.get("devices", "auto"), config.get("num_nodes", 1)
+        ):
+            return {"strategy": IndependentDDPStrategy()}
+        return {}
+
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self._get(self.config_init, "trainer", default={})
         if config.get("logger") in (None, True):
@@ -60,12 +84,55 @@ class InversionCLI(LightningCLI):
                 save_dir=config.get("default_root_dir") or "logs",
                 name=f"{network.network}_{network.layer}".replace("/", "_"),
             )
-        strategy = config.get("strategy", "auto")
-        if strategy == "auto" and needs_processes(
-            config.get("accelerator", "auto"), config.get("devices", "auto"), config.get("num_nodes", 1)
-        ):
-            kwargs["strategy"] = IndependentDDPStrategy()
-        return super().instantiate_trainer(**kwargs)
+        # Pristine copies of the callbacks, for the fresh Trainer of every job of a sweep.
+        self._callbacks = [copy.deepcopy(self._get(self.config_init, key)) for key in CALLBACK_KEYS]
+        return super().instantiate_trainer(**kwargs, **self._strategy(config))
+
+    def fit(
+        self, model: FeatureInversion, datamodule: LightningDataModule, ckpt_path: str | None = None,
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
+        """``Trainer.fit``, or every job of the config's sweep."""
+        sweep = self._get(self.config_init, "sweep")
+        if not sweep:
+            self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
+            return
+        if ckpt_path is not None:
+            raise ValueError("a sweep cannot resume from one checkpoint: resume its jobs one by one")
+        self._run_sweep(sweep, model, datamodule)
+
+    def _job_trainer(self, logger: TensorBoardLogger) -> Trainer:
+        config = dict(self._get(self.config_init, "trainer", default={}))
+        user_callbacks = copy.deepcopy(config.get("callbacks") or [])
+        config.update(callbacks=[*copy.deepcopy(self._callbacks), *user_callbacks])
+        if config.get("logger") in (None, True):
+            config["logger"] = logger
+        return Trainer(**{**config, **self._strategy(config)})
+
+    def _run_sweep(self, sweep: Sweep, model: FeatureInversion, datamodule: LightningDataModule) -> None:
+        accepted = inspect.signature(FeatureInversion).parameters
+        settings = {k: v for k, v in model.hparams.items() if k in accepted}
+        root = Path(self.trainer.default_root_dir) / f"{settings['network']}_sweep"
+        versions = [int(p.name.split("_")[1]) for p in root.glob("version_*") if p.name.split("_")[1].isdigit()]
+        version = os.environ.setdefault(SWEEP_VERSION_ENV, str(max(versions, default=-1) + 1))
+        run_dir = root / f"version_{version}"
+        rows = []
+        for job in sweep.jobs(settings["method"], settings["layer"]):
+            name = job.name(sweep)
+            overrides = {k: v for k, v in vars(job).items() if v is not None}
+            job_model = FeatureInversion(**{**settings, **overrides}, optimizer=model.optimizer)
+            trainer = self._job_trainer(TensorBoardLogger(root, name=f"version_{version}", version=name))
+            start = time.perf_counter()
+            trainer.fit(job_model, datamodule=datamodule)
+            if trainer.is_global_zero:
+                results = json.loads((run_dir / name / "results.json").read_text())
+                rows.append(summary_row(results, name, job.label(sweep), time.perf_counter() - start))
+        if trainer.is_global_zero:
+            self._parser(self.subcommand).save(
+                self.config[self.subcommand], run_dir / "config.yaml",
+                skip_none=False, overwrite=True, multifile=False,
+            )  # fmt: skip
+            write_summary(rows, run_dir)
 
 
 def main(args: list[str] | None = None) -> InversionCLI:

@@ -20,7 +20,18 @@ from slp_lightning.distributed import (
 )
 from slp_lightning.image_model import LaplacianPyramid, check_pyramid_size, range_constraint
 from slp_lightning.networks import build_feature_network, default_input_size
-from slp_lightning.objective import compactness_for_layer, feature_distance, inversion_loss
+from slp_lightning.metrics import NormalizedError, image_quality, mean_pairwise_distance
+from slp_lightning.objective import (
+    compactness_for_layer,
+    feature_distance,
+    inversion_loss,
+    tv_loss,
+    tv_weights_for_layer,
+)
+
+METHODS = ("slp", "pixel", "tv")
+# Photographs scikit-image ships, for N_f when a run has a single target and no reference set.
+BUILTIN_REFERENCES = ("astronaut", "chelsea", "coffee", "rocket", "camera", "cat", "coins", "horse")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -36,6 +47,9 @@ class FeatureInversion(pl.LightningModule):
     """Reconstruct images from one layer's features with a switched Laplacian pyramid.
 
     Args:
+        method: ``slp`` (the paper: switched Laplacian pyramid), or a baseline with the same
+            range constraint and no pyramid: ``pixel`` (plain descent on ``E``) or ``tv``
+            (Mahendran & Vedaldi's normalised data term with α-norm and TV^β regularisers).
         network: feature network: ``alexnet``, ``alexnet_caffe``, ``dsift``, ``dsift_color`` or
             ``torchvision`` (with ``arch``).
         layer: layer whose features are inverted (``conv5``, ``fc6``, ``features.16``, …;
@@ -50,6 +64,11 @@ class FeatureInversion(pl.LightningModule):
         init_noise: standard deviation of the seeded Gaussian noise ``I_pre`` starts from
             (0 starts from mid-grey, where dense SIFT has no gradient).
         optimizer: the optimiser of ``I_pre``.
+        reference_images: folder of images whose features give ``N_f`` for the normalised
+            error; ``None`` uses the run's own targets when there are at least two, else a few
+            of scikit-image's photographs.
+        tv_weights: ``(λ_α, λ_TV)`` of the ``tv`` method; ``None`` takes the defaults for the
+            layer (``objective.TV_WEIGHTS``).
 
     ``setup`` takes the targets from the datamodule (``set_targets`` does the same without a
     Trainer). Per image it keeps ``finest_on`` (the finest pyramid level switched on, K down to
@@ -59,6 +78,7 @@ class FeatureInversion(pl.LightningModule):
 
     def __init__(
         self,
+        method: str = "slp",
         network: str = "alexnet",
         layer: str | None = None,
         weights: str = "auto",
@@ -68,9 +88,14 @@ class FeatureInversion(pl.LightningModule):
         image_size: int | None = None,
         init_noise: float = 0.1,
         optimizer: OptimizerCallable = adam,
+        reference_images: str | None = None,
+        tv_weights: tuple[float, float] | None = None,
     ) -> None:
         super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
         self.save_hyperparameters(ignore=["optimizer"])
+        self.method = method
         self.network = build_feature_network(network, layer, weights, arch)
         self.image_size = image_size or default_input_size(network)
         check_pyramid_size(self.image_size, self.image_size, pyramid_levels)
@@ -78,8 +103,10 @@ class FeatureInversion(pl.LightningModule):
         self.compactness = (
             compactness_for_layer(self.network.layer) if compactness is None else compactness
         )
+        self.tv_weights = tv_weights or tv_weights_for_layer(self.network.layer)
         self.init_noise = init_noise
         self.optimizer = optimizer
+        self.reference_images = reference_images
         self.names: list[str] = []
         self.I_pre: nn.Parameter | None = None
 
@@ -125,15 +152,38 @@ class FeatureInversion(pl.LightningModule):
         with torch.no_grad():
             features = self.network(self.targets.to(network_device)).float().to(device)
         self.register_buffer("target_features", features, persistent=False)
+        self.n_f = self._reference_distance(targets, network_device)
         # Per-image state, all in the checkpoint: the pyramid switches and when they came on,
         # and the convergence bookkeeping of PyramidSwitch.
-        self.register_buffer("finest_on", torch.full((count,), levels, device=device))
+        # The baselines have no pyramid: every level is on from the start, so I_in = I_r.
+        start = levels if self.method == "slp" else 1
+        self.register_buffer("finest_on", torch.full((count,), start, device=device))
         self.register_buffer("switch_steps", torch.full((count, levels - 1), -1, device=device))
         self.register_buffer("phase_best", torch.full((count,), torch.inf, device=device))
         self.register_buffer("phase_start", torch.zeros(count, dtype=torch.long, device=device))
         self.register_buffer("last_improved", torch.zeros(count, dtype=torch.long, device=device))
         self.register_buffer("done", torch.zeros(count, dtype=torch.bool, device=device))
         self.I_pre = nn.Parameter(noise.to(device))
+
+    @torch.no_grad()
+    def _reference_distance(self, targets: Tensor, device: torch.device) -> float:
+        """``N_f`` over the reference set: all targets (every process sees them all) when there
+        are two or more, else ``reference_images``, else built-in photographs."""
+        if self.reference_images is None and len(targets) >= 2:
+            references = targets
+        else:
+            from slp_lightning.data import find_images, load_image
+
+            sources = (
+                find_images(self.reference_images)
+                if self.reference_images is not None
+                else [f"skimage:{name}" for name in BUILTIN_REFERENCES]
+            )
+            references = torch.stack([load_image(s, self.image_size) for s in sources])
+            if self.network.in_channels == 1:
+                references = references.mean(dim=1, keepdim=True)
+        features = torch.cat([self.network(batch.to(device)).float().cpu() for batch in references.split(16)])
+        return mean_pairwise_distance(features)
 
     def gather(self, local: Tensor) -> Tensor:
         """All processes' rows of a per-image tensor, in target order (every process must call)."""
@@ -208,6 +258,8 @@ class FeatureInversion(pl.LightningModule):
         features = self.network(I_in)
         with _full_precision(self.device):
             E, D = inversion_loss(features.float(), self.target_features, I_r, I_in)
+            if self.method == "tv":
+                return E, D, tv_loss(features.float(), self.target_features, I_r, self.tv_weights)
             return E, D, E + self.compactness * D
 
     def training_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:
@@ -245,11 +297,26 @@ class FeatureInversion(pl.LightningModule):
     # ----------------------------------------------------------------- evaluation
     @torch.no_grad()
     def evaluate(self) -> dict[str, Tensor]:
-        """Per-image ``feature_error = ‖f(I_r) − f(I)‖₂`` and ``relative_error`` (÷ ‖f(I)‖₂)."""
+        """Per image, on the current ``I_r``: ``feature_error = ‖f(I_r) − f(I)‖₂``,
+        ``relative_error`` (÷ ‖f(I)‖₂), ``normalized_error`` (÷ N_f), ``psnr`` and ``ssim``."""
         I_r, _ = self.image_model()
-        error = feature_distance(self.network(I_r).float(), self.target_features)
+        features = self.network(I_r).float()
+        error = feature_distance(features, self.target_features)
         reference = self.target_features.flatten(1).norm(dim=1)
-        return {"feature_error": error, "relative_error": error / reference}
+        return {
+            "feature_error": error,
+            "relative_error": error / reference,
+            "normalized_error": error / self.n_f,
+            **image_quality(I_r, self.targets),
+        }
+
+    @torch.no_grad()
+    def mean_normalized_error(self) -> float:
+        """The paper's mean normalised error over every process's images (a collective)."""
+        metric = NormalizedError(self.n_f).to(self.device)
+        I_r, _ = self.image_model()
+        metric.update(self.network(I_r).float(), self.target_features)
+        return metric.compute().item()
 
 
 def _full_precision(device: torch.device):  # noqa: ANN202

@@ -54,21 +54,27 @@ def write_results(
     steps: int,
     status: str,
     path: Path,
+    mean_normalized_error: float | None = None,
 ) -> Path:
     """Write ``results.json``: the run's settings and, per image, its errors on the final ``I_r``
-    (``errors`` as from ``FeatureInversion.evaluate``), final level and switch steps."""
+    (``errors`` as from ``FeatureInversion.evaluate``), final level and switch steps, with means
+    (``mean_normalized_error`` as the cross-process metric computed it, when given)."""
+    measures = ["feature_error", "relative_error", "normalized_error", "psnr", "ssim"]
     images = [
         {
             "name": name,
-            "feature_error": float(errors["feature_error"][row]),
-            "relative_error": float(errors["relative_error"][row]),
+            **{measure: float(errors[measure][row]) for measure in measures},
             "final_level": int(levels[row]),
             # Column j-1 holds the step level j came on: coarse to fine is right to left.
             "switch_steps": [int(s) for s in switch_steps[row].flip(0) if s >= 0],
         }
         for row, name in enumerate(names)
     ]
+    def mean(measure: str) -> float:
+        return sum(i[measure] for i in images) / max(len(images), 1)
+
     results = {
+        "method": module.method,
         "network": module.network.network,
         "layer": module.network.layer,
         "weights": module.network.weights,
@@ -76,9 +82,83 @@ def write_results(
         "compactness": module.compactness,
         "steps": steps,
         "status": status,
+        "N_f": module.n_f,
         "images": images,
-        "mean_relative_error": sum(i["relative_error"] for i in images) / max(len(images), 1),
+        "mean_relative_error": mean("relative_error"),
+        "mean_normalized_error": mean_normalized_error or mean("normalized_error"),
+        "mean_psnr": mean("psnr"),
+        "mean_ssim": mean("ssim"),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     return path
+
+
+SUMMARY_COLUMNS = [
+    "method", "network", "layer", "compactness", "pyramid_levels", "images", "steps",
+    "mean_normalized_error", "mean_relative_error", "mean_psnr", "mean_ssim", "seconds", "job",
+]  # fmt: skip
+
+
+def summary_row(results: dict, job: str, label: str, seconds: float) -> dict:
+    """One ``summary.csv`` row from a job's ``results.json`` (errors as fractions); ``label``
+    names the job's row in ``summary.md``."""
+    return {
+        **{key: results[key] for key in SUMMARY_COLUMNS if key in results},
+        "images": len(results["images"]),
+        "seconds": round(seconds, 1),
+        "job": job,
+        "label": label,
+    }
+
+
+def write_summary(rows: list[dict], run_dir: Path) -> list[Path]:
+    """``summary.csv`` (a row per job), ``summary.md`` (the paper's table shape: a column per
+    layer, a row per method, mean normalised error in % and PSNR) and ``summary.png``."""
+    import csv
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "summary.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    table = {(r["label"], r["layer"]): r for r in rows}
+    lines = []
+    for title, key, scale, unit in [
+        ("Mean normalised error (%)", "mean_normalized_error", 100, "{:.1f}"),
+        ("Mean PSNR against the target (dB)", "mean_psnr", 1, "{:.1f}"),
+    ]:
+        lines += [f"**{title}**", "", "| method | " + " | ".join(layers) + " |"]
+        lines += ["|---|" + "---|" * len(layers)]
+        for label in labels:
+            cells = [unit.format(table[label, layer][key] * scale) if (label, layer) in table else ""
+                     for layer in layers]  # fmt: skip
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    first = rows[0]
+    lines.append(f"{first['network']}, {first['images']} images; steps per job: "
+                 + ", ".join(f"{r['job']} {r['steps']}" for r in rows) + ".")  # fmt: skip
+    (run_dir / "summary.md").write_text("\n".join(lines) + "\n")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(max(4.0, 0.5 * len(layers) + 2), 3.2))
+    for label in labels:
+        points = [(i, table[label, layer]["mean_normalized_error"] * 100)
+                  for i, layer in enumerate(layers) if (label, layer) in table]  # fmt: skip
+        axes.plot(*zip(*points), marker="o", label=label)
+    axes.set_xticks(range(len(layers)), layers, rotation=45, ha="right")
+    axes.set_ylabel("normalised error (%)")
+    axes.set_title(f"{first['network']}: error per layer")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(run_dir / "summary.png", dpi=120)
+    plt.close(figure)
+    return [run_dir / name for name in ("summary.csv", "summary.md", "summary.png")]

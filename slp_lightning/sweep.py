@@ -1,0 +1,71 @@
+"""Sweeps: one command inverts the same images for many layers, methods, λ_D or K values.
+
+Each combination is a *job*: a run of its own (results, PNGs, TensorBoard) in a folder of the
+sweep's run directory, and one row of ``summary.csv``. The images are read once and each network's
+weights are loaded once for the whole sweep; every job runs on all devices (each process inverts
+its share of the images), so a sweep scales like a single run.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Job:
+    """One inversion of a sweep; ``None`` keeps the model's own setting."""
+
+    method: str
+    layer: str | None
+    compactness: float | None
+    pyramid_levels: int | None
+
+    def label(self, sweep: Sweep) -> str:
+        """The method, plus λ_D and K when the sweep varies them: a row of ``summary.md``."""
+        label = self.method
+        if sweep.compactness and len(sweep.compactness) > 1 and self.compactness is not None:
+            label += f" λ_D={self.compactness:g}"
+        if sweep.pyramid_levels and len(sweep.pyramid_levels) > 1 and self.pyramid_levels is not None:
+            label += f" K={self.pyramid_levels}"
+        return label
+
+    def name(self, sweep: Sweep) -> str:
+        """Folder name of the job: its label and layer, e.g. ``slp_K4_conv5``."""
+        label = self.label(sweep).replace(" λ_D=", "_lambda").replace(" K=", "_K")
+        return f"{label}_{self.layer or 'default'}"
+
+
+@dataclass
+class Sweep:
+    """The axes of a sweep; every combination is a job. Leave all empty for a single run.
+
+    Args:
+        methods: ``slp``, ``pixel``, ``tv`` (see ``FeatureInversion``).
+        layers: layer names of the model's network.
+        compactness: λ_D values (``slp`` only).
+        pyramid_levels: K values (``slp`` only).
+    """
+
+    methods: list[str] | None = None
+    layers: list[str] | None = None
+    compactness: list[float] | None = None
+    pyramid_levels: list[int] | None = None
+
+    def __bool__(self) -> bool:
+        return any([self.methods, self.layers, self.compactness, self.pyramid_levels])
+
+    def jobs(self, method: str, layer: str | None) -> list[Job]:
+        """Every combination, with ``method``/``layer`` where the sweep does not vary them.
+
+        λ_D and K only mean something for ``slp``: the baselines get one job per layer.
+        """
+        jobs = []
+        for each_method, each_layer in itertools.product(self.methods or [method], self.layers or [layer]):
+            pyramid = each_method == "slp"
+            for compactness, levels in itertools.product(
+                (self.compactness if pyramid else None) or [None],
+                (self.pyramid_levels if pyramid else None) or [None],
+            ):
+                jobs.append(Job(each_method, each_layer, compactness, levels))
+        return jobs

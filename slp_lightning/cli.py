@@ -112,21 +112,24 @@ class InversionCLI(LightningCLI):
     def _run_sweep(self, sweep: Sweep, model: FeatureInversion, datamodule: LightningDataModule) -> None:
         accepted = inspect.signature(FeatureInversion).parameters
         settings = {k: v for k, v in model.hparams.items() if k in accepted}
-        root = Path(self.trainer.default_root_dir) / f"{settings['network']}_sweep"
+        root = Path(self.trainer.default_root_dir) / (
+            "sweep" if sweep.networks else f"{settings['network']}_sweep".replace("/", "_")
+        )
         versions = [int(p.name.split("_")[1]) for p in root.glob("version_*") if p.name.split("_")[1].isdigit()]
         version = os.environ.setdefault(SWEEP_VERSION_ENV, str(max(versions, default=-1) + 1))
         run_dir = root / f"version_{version}"
         rows = []
-        for job in sweep.jobs(settings["method"], settings["layer"]):
+        for job in sweep.jobs(settings["method"], settings["network"], settings["layer"]):
             name = job.name(sweep)
-            overrides = {k: v for k, v in vars(job).items() if v is not None}
+            overrides = {k: v for k, v in vars(job).items() if v is not None or k == "layer"}
             job_model = FeatureInversion(**{**settings, **overrides}, optimizer=model.optimizer)
             trainer = self._job_trainer(TensorBoardLogger(root, name=f"version_{version}", version=name))
             start = time.perf_counter()
             trainer.fit(job_model, datamodule=datamodule)
             if trainer.is_global_zero:
                 results = json.loads((run_dir / name / "results.json").read_text())
-                rows.append(summary_row(results, name, job.label(sweep), time.perf_counter() - start))
+                rows.append(summary_row(results, name, job.label(sweep), job.column(sweep),
+                                        time.perf_counter() - start))  # fmt: skip
         if trainer.is_global_zero:
             self._parser(self.subcommand).save(
                 self.config[self.subcommand], run_dir / "config.yaml",

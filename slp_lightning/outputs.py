@@ -100,15 +100,16 @@ SUMMARY_COLUMNS = [
 ]  # fmt: skip
 
 
-def summary_row(results: dict, job: str, label: str, seconds: float) -> dict:
+def summary_row(results: dict, job: str, label: str, column: str, seconds: float) -> dict:
     """One ``summary.csv`` row from a job's ``results.json`` (errors as fractions); ``label``
-    names the job's row in ``summary.md``."""
+    and ``column`` place the job in ``summary.md``."""
     return {
         **{key: results[key] for key in SUMMARY_COLUMNS if key in results},
         "images": len(results["images"]),
         "seconds": round(seconds, 1),
         "job": job,
         "label": label,
+        "column": column,
     }
 
 
@@ -123,9 +124,9 @@ def write_summary(rows: list[dict], run_dir: Path) -> list[Path]:
         writer.writeheader()
         writer.writerows(rows)
 
-    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    layers = list(dict.fromkeys(r["column"] for r in rows))
     labels = list(dict.fromkeys(r["label"] for r in rows))
-    table = {(r["label"], r["layer"]): r for r in rows}
+    table = {(r["label"], r["column"]): r for r in rows}
     lines = []
     for title, key, scale, unit in [
         ("Mean normalised error (%)", "mean_normalized_error", 100, "{:.1f}"),
@@ -139,7 +140,8 @@ def write_summary(rows: list[dict], run_dir: Path) -> list[Path]:
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")
     first = rows[0]
-    lines.append(f"{first['network']}, {first['images']} images; steps per job: "
+    networks = ", ".join(dict.fromkeys(r["network"] for r in rows))
+    lines.append(f"{networks}, {first['images']} images; steps per job: "
                  + ", ".join(f"{r['job']} {r['steps']}" for r in rows) + ".")  # fmt: skip
     (run_dir / "summary.md").write_text("\n".join(lines) + "\n")
 
@@ -155,7 +157,7 @@ def write_summary(rows: list[dict], run_dir: Path) -> list[Path]:
         axes.plot(*zip(*points), marker="o", label=label)
     axes.set_xticks(range(len(layers)), layers, rotation=45, ha="right")
     axes.set_ylabel("normalised error (%)")
-    axes.set_title(f"{first['network']}: error per layer")
+    axes.set_title(f"{networks}: error per layer")
     axes.legend()
     axes.grid(alpha=0.3)
     figure.tight_layout()

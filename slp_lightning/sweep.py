@@ -17,6 +17,7 @@ class Job:
     """One inversion of a sweep; ``None`` keeps the model's own setting."""
 
     method: str
+    network: str
     layer: str | None
     compactness: float | None
     pyramid_levels: int | None
@@ -30,10 +31,16 @@ class Job:
             label += f" K={self.pyramid_levels}"
         return label
 
+    def column(self, sweep: Sweep) -> str:
+        """The job's column in ``summary.md``: its layer, or its network when networks vary."""
+        if sweep.networks and len(sweep.networks) > 1:
+            return self.network if not sweep.layers else f"{self.network}:{self.layer}"
+        return self.layer or "default"
+
     def name(self, sweep: Sweep) -> str:
-        """Folder name of the job: its label and layer, e.g. ``slp_K4_conv5``."""
+        """Folder name of the job: its label and column, e.g. ``slp_K4_conv5``."""
         label = self.label(sweep).replace(" λ_D=", "_lambda").replace(" K=", "_K")
-        return f"{label}_{self.layer or 'default'}"
+        return f"{label}_{self.column(sweep)}".replace(":", "_")
 
 
 @dataclass
@@ -42,30 +49,36 @@ class Sweep:
 
     Args:
         methods: ``slp``, ``pixel``, ``tv`` (see ``FeatureInversion``).
+        networks: network names (e.g. ``dsift`` and ``dsift_color``); their layers are their
+            default ones unless ``layers`` names some.
         layers: layer names of the model's network.
         compactness: λ_D values (``slp`` only).
         pyramid_levels: K values (``slp`` only).
     """
 
     methods: list[str] | None = None
+    networks: list[str] | None = None
     layers: list[str] | None = None
     compactness: list[float] | None = None
     pyramid_levels: list[int] | None = None
 
     def __bool__(self) -> bool:
-        return any([self.methods, self.layers, self.compactness, self.pyramid_levels])
+        return any([self.methods, self.networks, self.layers, self.compactness, self.pyramid_levels])
 
-    def jobs(self, method: str, layer: str | None) -> list[Job]:
-        """Every combination, with ``method``/``layer`` where the sweep does not vary them.
-
-        λ_D and K only mean something for ``slp``: the baselines get one job per layer.
+    def jobs(self, method: str, network: str, layer: str | None) -> list[Job]:
+        """Every combination, with the model's method, network and layer where the sweep does
+        not vary them. λ_D and K only mean something for ``slp``: baselines get one job each.
         """
         jobs = []
-        for each_method, each_layer in itertools.product(self.methods or [method], self.layers or [layer]):
+        for each_method, each_network, each_layer in itertools.product(
+            self.methods or [method],
+            self.networks or [network],
+            self.layers or [layer if not self.networks else None],
+        ):
             pyramid = each_method == "slp"
             for compactness, levels in itertools.product(
                 (self.compactness if pyramid else None) or [None],
                 (self.pyramid_levels if pyramid else None) or [None],
             ):
-                jobs.append(Job(each_method, each_layer, compactness, levels))
+                jobs.append(Job(each_method, each_network, each_layer, compactness, levels))
         return jobs

@@ -70,6 +70,9 @@ def test_two_processes_give_the_same_images_as_one(tmp_path: Path, two_photos: P
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = results(tmp_path / "one"), results(tmp_path / "two")
     assert [i["name"] for i in b["images"]] == ["astronaut", "chelsea"]
+    # N_f and the cross-process metric agree with one process.
+    assert b["N_f"] == pytest.approx(a["N_f"], rel=1e-6)
+    assert b["mean_normalized_error"] == pytest.approx(a["mean_normalized_error"], rel=1e-4)
     for x, y in zip(a["images"], b["images"]):
         assert y["feature_error"] == pytest.approx(x["feature_error"], rel=1e-4)
         assert y["switch_steps"] == x["switch_steps"]

@@ -18,8 +18,9 @@ class PyramidSwitch(Callback):
     """Switch on the next finer pyramid level of an image when its loss has converged.
 
     An image's phase has converged when it has run ``min_steps`` and either its loss ``Z`` has
-    not improved by a relative ``rel_tol`` for ``patience`` steps, or the phase has run
-    ``max_steps_per_level``. Converging in the final phase (all levels on) marks the image done;
+    not improved by a relative ``rel_tol`` for ``patience`` steps, or (coarse phases only) the
+    phase has run ``max_steps_per_level``. The final phase (all levels on, where the baselines
+    start) uses ``final_patience`` (default: ``patience``); converging there marks the image done;
     the run stops when every image on every process is done (done images keep refining until
     then). Each image switches on its own; the stop is decided jointly. The bookkeeping lives in
     the module's per-image buffers, so checkpoints carry it. The optimiser state carries over a
@@ -32,19 +33,21 @@ class PyramidSwitch(Callback):
         patience: int = 20,
         min_steps: int = 20,
         max_steps_per_level: int = 500,
+        final_patience: int | None = None,
     ) -> None:
         if not 0 <= rel_tol < 1:
             raise ValueError(f"rel_tol must be in [0, 1), got {rel_tol}")
-        if patience < 1 or min_steps < 0 or max_steps_per_level < max(min_steps, 1):
+        if patience < 1 or min_steps < 0 or max_steps_per_level < max(min_steps, 1) or (final_patience or 1) < 1:
             raise ValueError(
-                "need patience >= 1, min_steps >= 0 and max_steps_per_level >= max(min_steps, 1); "
-                f"got patience={patience}, min_steps={min_steps}, "
-                f"max_steps_per_level={max_steps_per_level}"
+                "need patience >= 1, final_patience >= 1, min_steps >= 0 and max_steps_per_level >= "
+                f"max(min_steps, 1); got patience={patience}, final_patience={final_patience}, "
+                f"min_steps={min_steps}, max_steps_per_level={max_steps_per_level}"
             )
         self.rel_tol = rel_tol
         self.patience = patience
         self.min_steps = min_steps
         self.max_steps_per_level = max_steps_per_level
+        self.final_patience = final_patience or patience
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
@@ -56,10 +59,13 @@ class PyramidSwitch(Callback):
         m.last_improved[improved] = step
         m.phase_best.copy_(torch.minimum(m.phase_best, loss))
         age = step - m.phase_start
-        converged = (age >= self.min_steps) & (
-            (step - m.last_improved >= self.patience) | (age >= self.max_steps_per_level)
-        )
         final = m.finest_on == 1
+        # The phase budget forces switches; the final phase runs until it stalls (or the run's
+        # step budget ends), so the baselines, which start there, get the whole budget too.
+        patience = torch.where(final, self.final_patience, self.patience)
+        converged = (age >= self.min_steps) & (
+            (step - m.last_improved >= patience) | ((age >= self.max_steps_per_level) & ~final)
+        )
         m.done |= converged & final
         switch = converged & ~final
         if switch.any():

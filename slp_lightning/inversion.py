@@ -30,6 +30,7 @@ from slp_lightning.objective import (
 )
 
 METHODS = ("slp", "pixel", "tv")
+LR_SCHEDULES = ("constant", "cosine")
 # Photographs scikit-image ships, for N_f when a run has a single target and no reference set.
 BUILTIN_REFERENCES = ("astronaut", "chelsea", "coffee", "rocket", "camera", "cat", "coins", "horse")
 
@@ -69,6 +70,8 @@ class FeatureInversion(pl.LightningModule):
             of scikit-image's photographs.
         tv_weights: ``(λ_α, λ_TV)`` of the ``tv`` method; ``None`` takes the defaults for the
             layer (``objective.TV_WEIGHTS``).
+        lr_schedule: ``constant``, or ``cosine``: the learning rate falls to 1 % of its start
+            along a cosine over the Trainer's ``max_steps``.
 
     ``setup`` takes the targets from the datamodule (``set_targets`` does the same without a
     Trainer). Per image it keeps ``finest_on`` (the finest pyramid level switched on, K down to
@@ -90,10 +93,13 @@ class FeatureInversion(pl.LightningModule):
         optimizer: OptimizerCallable = adam,
         reference_images: str | None = None,
         tv_weights: tuple[float, float] | None = None,
+        lr_schedule: str = "constant",
     ) -> None:
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
         self.save_hyperparameters(ignore=["optimizer"])
         self.method = method
         self.network = build_feature_network(network, layer, weights, arch)
@@ -107,6 +113,7 @@ class FeatureInversion(pl.LightningModule):
         self.init_noise = init_noise
         self.optimizer = optimizer
         self.reference_images = reference_images
+        self.lr_schedule = lr_schedule
         self.names: list[str] = []
         self.I_pre: nn.Parameter | None = None
 
@@ -291,8 +298,14 @@ class FeatureInversion(pl.LightningModule):
                 "--model.init_noise 0.1"
             )
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer([self.I_pre])
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+        optimizer = self.optimizer([self.I_pre])
+        steps = self.trainer.max_steps if self._trainer is not None else -1
+        if self.lr_schedule == "constant" or steps <= 0:
+            return optimizer
+        start = optimizer.param_groups[0]["lr"]
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps, eta_min=0.01 * start)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": cosine, "interval": "step"}}
 
     # ----------------------------------------------------------------- evaluation
     @torch.no_grad()

@@ -38,15 +38,15 @@ PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "camera", "cat", "coins", 
 WARMUP = 3
 
 
-def targets(count: int) -> str:
-    """A folder of ``count`` photographs (scikit-image's, repeated when needed)."""
+def targets(count: int, names: list[str] = PHOTOS) -> str:
+    """A folder of ``count`` photographs (scikit-image's ``names``, repeated when needed)."""
     import numpy as np
     import skimage.data
     from PIL import Image
 
     folder = Path(tempfile.mkdtemp(prefix="bench_photos_"))
     for i in range(count):
-        name = PHOTOS[i % len(PHOTOS)]
+        name = names[i % len(names)]
         Image.fromarray(np.asarray(getattr(skimage.data, name)())).convert("RGB").save(folder / f"{name}_{i}.png")
     return str(folder)
 

@@ -30,10 +30,10 @@ class PyramidSwitch(Callback):
     def __init__(
         self,
         rel_tol: float = 1e-3,
-        patience: int = 20,
-        min_steps: int = 20,
-        max_steps_per_level: int = 500,
-        final_patience: int | None = None,
+        patience: int = 10,
+        min_steps: int = 5,
+        max_steps_per_level: int = 30,
+        final_patience: int | None = 200,
     ) -> None:
         if not 0 <= rel_tol < 1:
             raise ValueError(f"rel_tol must be in [0, 1), got {rel_tol}")

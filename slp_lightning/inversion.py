@@ -93,7 +93,7 @@ class FeatureInversion(pl.LightningModule):
         optimizer: OptimizerCallable = adam,
         reference_images: str | None = None,
         tv_weights: tuple[float, float] | None = None,
-        lr_schedule: str = "constant",
+        lr_schedule: str = "cosine",
     ) -> None:
         super().__init__()
         if method not in METHODS:

@@ -118,8 +118,13 @@ class InversionCLI(LightningCLI):
         versions = [int(p.name.split("_")[1]) for p in root.glob("version_*") if p.name.split("_")[1].isdigit()]
         version = os.environ.setdefault(SWEEP_VERSION_ENV, str(max(versions, default=-1) + 1))
         run_dir = root / f"version_{version}"
+        jobs = sweep.jobs(settings["method"], settings["network"], settings["layer"])
+        for job in jobs:  # fail before the first job runs, not in the middle of the sweep
+            valid = layer_names(job.network, settings["arch"])
+            if job.layer is not None and job.layer not in valid:
+                raise ValueError(f"sweep: {job.network} has no layer {job.layer!r}; valid: {', '.join(valid)}")
         rows = []
-        for job in sweep.jobs(settings["method"], settings["network"], settings["layer"]):
+        for job in jobs:
             name = job.name(sweep)
             overrides = {k: v for k, v in vars(job).items() if v is not None or k == "layer"}
             job_model = FeatureInversion(**{**settings, **overrides}, optimizer=model.optimizer)

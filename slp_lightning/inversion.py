@@ -100,6 +100,10 @@ class FeatureInversion(pl.LightningModule):
             raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
         if lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown lr_schedule {lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
+        if (compactness is not None and compactness < 0) or init_noise < 0:
+            raise ValueError(
+                f"compactness and init_noise must be >= 0; got {compactness} and {init_noise}"
+            )
         self.save_hyperparameters(ignore=["optimizer"])
         self.method = method
         self.network = build_feature_network(network, layer, weights, arch)

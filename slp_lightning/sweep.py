@@ -62,6 +62,20 @@ class Sweep:
     compactness: list[float] | None = None
     pyramid_levels: list[int] | None = None
 
+    def __post_init__(self) -> None:
+        from slp_lightning.inversion import METHODS
+        from slp_lightning.networks import NETWORKS
+
+        for axis, given, valid in [("methods", self.methods, METHODS), ("networks", self.networks, NETWORKS)]:
+            unknown = [v for v in given or [] if v not in valid]
+            if unknown:
+                raise ValueError(f"sweep.{axis}: unknown {unknown}; valid: {', '.join(valid)}")
+        if any(k < 1 for k in self.pyramid_levels or []) or any(c < 0 for c in self.compactness or []):
+            raise ValueError(
+                f"sweep.pyramid_levels must be >= 1 and sweep.compactness >= 0; got "
+                f"{self.pyramid_levels} and {self.compactness}"
+            )
+
     def __bool__(self) -> bool:
         return any([self.methods, self.networks, self.layers, self.compactness, self.pyramid_levels])
 

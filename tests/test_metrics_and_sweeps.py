@@ -127,3 +127,17 @@ def test_sweep_writes_the_summary_files(tmp_path: Path, photos: Path) -> None:
     table = (run / "summary.md").read_text()
     assert "| method | conv1 | conv2 |" in table and "| pixel |" in table and "| slp |" in table
     assert (run / "summary.png").stat().st_size > 1000 and (run / "config.yaml").exists()
+
+
+def test_bad_sweeps_and_settings_fail_before_anything_runs(tmp_path: Path, photos: Path) -> None:
+    with pytest.raises(ValueError, match=r"sweep.methods: unknown \['magic'\]; valid: slp, pixel, tv"):
+        Sweep(methods=["slp", "magic"])
+    with pytest.raises(ValueError, match="sweep.networks: unknown"):
+        Sweep(networks=["vgg99"])
+    with pytest.raises(ValueError, match="pyramid_levels must be >= 1"):
+        Sweep(pyramid_levels=[0])
+    with pytest.raises(ValueError, match="alexnet has no layer 'norm1'"):
+        main(tiny_args(tmp_path, photos, "--sweep.layers=[conv1, norm1]"))
+    assert not list(tmp_path.rglob("results.json"))
+    with pytest.raises(ValueError, match="compactness and init_noise must be >= 0"):
+        FeatureInversion(weights="random", compactness=-1.0)

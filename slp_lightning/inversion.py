@@ -158,12 +158,15 @@ class FeatureInversion(pl.LightningModule):
         self.names = [names[i] for i in rows.tolist()]
         count, levels, device = len(rows), self.pyramid.levels, self.device
         # Targets and f(I) come from the data on every start; checkpoints need not carry them.
+        # Every process computes f of every target: N_f needs them all, and it saves a gather.
+        network_device = next(self.network.buffers(), targets).device
+        all_features = self._features(targets, network_device)
         self.register_buffer("targets", targets[rows].to(device), persistent=False)
-        network_device = next(self.network.buffers(), self.targets).device
-        with torch.no_grad():
-            features = self.network(self.targets.to(network_device)).float().to(device)
-        self.register_buffer("target_features", features, persistent=False)
-        self.n_f = self._reference_distance(targets, network_device)
+        self.register_buffer("target_features", all_features[rows].to(device), persistent=False)
+        self.n_f = mean_pairwise_distance(
+            all_features if self.reference_images is None and len(targets) >= 2
+            else self._features(self._reference_images(), network_device)
+        )  # fmt: skip
         # Per-image state, all in the checkpoint: the pyramid switches and when they came on,
         # and the convergence bookkeeping of PyramidSwitch.
         # The baselines have no pyramid: every level is on from the start, so I_in = I_r.
@@ -177,29 +180,28 @@ class FeatureInversion(pl.LightningModule):
         self.I_pre = nn.Parameter(noise.to(device))
 
     @torch.no_grad()
-    def _reference_distance(self, targets: Tensor, device: torch.device) -> float:
-        """``N_f`` over the reference set: all targets (every process sees them all) when there
-        are two or more, else ``reference_images``, else built-in photographs."""
-        if self.reference_images is None and len(targets) >= 2:
-            references = targets
-        else:
-            from slp_lightning.data import find_images, load_image
+    def _features(self, images: Tensor, device: torch.device) -> Tensor:
+        """f of (M, C, S, S) images, in float32 on the CPU, computed in batches of 16."""
+        return torch.cat([self.network(batch.to(device)).float().cpu() for batch in images.split(16)])
 
-            sources = (
-                find_images(self.reference_images)
-                if self.reference_images is not None
-                else [f"skimage:{name}" for name in BUILTIN_REFERENCES]
-            )
-            references = torch.stack([load_image(s, self.image_size) for s in sources])
-            if self.network.in_channels == 1:
-                references = references.mean(dim=1, keepdim=True)
-        features = torch.cat([self.network(batch.to(device)).float().cpu() for batch in references.split(16)])
-        return mean_pairwise_distance(features)
+    def _reference_images(self) -> Tensor:
+        """The reference set for ``N_f`` when the targets cannot be it: ``reference_images``, else
+        built-in photographs; grey for grey networks."""
+        from slp_lightning.data import find_images, load_image
+
+        sources = (
+            find_images(self.reference_images)
+            if self.reference_images is not None
+            else [f"skimage:{name}" for name in BUILTIN_REFERENCES]
+        )
+        references = torch.stack([load_image(s, self.image_size) for s in sources])
+        return references.mean(dim=1, keepdim=True) if self.network.in_channels == 1 else references
 
     def gather(self, local: Tensor) -> Tensor:
         """All processes' rows of a per-image tensor, in target order (every process must call)."""
-        world = self.trainer.world_size if self._trainer is not None else 1
-        return gather_rows(local, len(self.all_names), world, self.trainer.strategy.all_gather)
+        if self._trainer is None or self.trainer.world_size == 1:
+            return local
+        return gather_rows(local, len(self.all_names), self.trainer.world_size, self.trainer.strategy.all_gather)
 
     def _per_image(self, state: dict[str, Any]) -> list[str]:
         return [k for k, v in state.items() if isinstance(v, Tensor) and v.shape[:1] == (len(self.names),)]

@@ -155,7 +155,8 @@ class OutputWriter(Callback):
             board.add_images("I_r", I_r, trainer.global_step)
             board.add_images("I_in", I_in, trainer.global_step)
 
-    def _write(self, pl_module: pl.LightningModule, I_r: Tensor, names: list[str], levels: Tensor) -> None:
+    def _write_pngs(self, I_r: Tensor, names: list[str], levels: Tensor) -> None:
+        """The final image of each target, also as the end of the phase it was in."""
         for image, name, level in zip(I_r, names, levels.tolist()):
             write_png(image, self.run_dir, name)
             write_png(image, self.run_dir, f"{name}_level{level}")
@@ -168,7 +169,7 @@ class OutputWriter(Callback):
         switch_steps = pl_module.gather(pl_module.switch_steps)
         mean_normalized_error = pl_module.mean_normalized_error()
         if trainer.is_global_zero:
-            self._write(pl_module, I_r, pl_module.all_names, levels)
+            self._write_pngs(I_r, pl_module.all_names, levels)
             write_sheet(targets, pl_module.all_names, pl_module.pyramid.levels, self.run_dir)
             write_results(
                 pl_module, pl_module.all_names, errors, levels, switch_steps,
@@ -183,7 +184,7 @@ class OutputWriter(Callback):
         reason = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
         # No collectives here: other processes may be gone. Each writes its own images.
         I_r = pl_module.image_model()[0].detach()
-        self._write(pl_module, I_r, pl_module.names, pl_module.finest_on)
+        self._write_pngs(I_r, pl_module.names, pl_module.finest_on)
         name = "results.json" if trainer.world_size == 1 else f"results_rank{trainer.global_rank}.json"
         write_results(
             pl_module, pl_module.names, pl_module.evaluate(), pl_module.finest_on,

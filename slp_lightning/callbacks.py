@@ -22,8 +22,10 @@ class PyramidSwitch(Callback):
     phase has run ``max_steps_per_level``. The final phase (all levels on, where the baselines
     start) uses ``final_patience`` (default: ``patience``); converging there marks the image done;
     the run stops when every image on every process is done (done images keep refining until
-    then). Each image switches on its own; the stop is decided jointly. The bookkeeping lives in
-    the module's per-image buffers, so checkpoints carry it. The optimiser state carries over a
+    then). Each image switches on its own; the stop is decided jointly, and
+    ``pl_module.switched_anywhere`` tells the other callbacks whether any image on any process
+    switched at this step. The bookkeeping lives in the module's per-image buffers, so
+    checkpoints carry it. The optimiser state carries over a
     switch (see the README).
     """
 
@@ -73,7 +75,11 @@ class PyramidSwitch(Callback):
             m.phase_best[switch] = torch.inf
             m.phase_start[switch] = step
             m.last_improved[switch] = step
-        if trainer.strategy.reduce_boolean_decision(bool(m.done.all()), all=True):
+        # One collective a step answers both questions every process must agree on.
+        here = torch.tensor([float(switch.any()), float(not m.done.all())], device=m.device)
+        anywhere = trainer.strategy.reduce(here, reduce_op="sum")
+        m.switched_anywhere = bool(anywhere[0] > 0)
+        if anywhere[1] == 0:
             trainer.should_stop = True
 
 
@@ -94,8 +100,7 @@ class InversionCheckpoint(ModelCheckpoint):
         batch_idx: int,
     ) -> None:  # fmt: skip
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        switched = bool((pl_module.switch_steps == trainer.global_step).any())
-        if self.on_switch and trainer.strategy.reduce_boolean_decision(switched, all=False):
+        if self.on_switch and pl_module.switched_anywhere:
             trainer.save_checkpoint(Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
 
 
@@ -140,7 +145,7 @@ class OutputWriter(Callback):
         ended = pl_module.finest_on != self._finest_on
         due = trainer.global_step % self.image_every_n_steps == 0
         # Every process takes part when any process has a phase end (the gathers are collective).
-        if not trainer.strategy.reduce_boolean_decision(bool(ended.any()) or due, all=False):
+        if not (due or pl_module.switched_anywhere):
             return
         I_r, I_in = (pl_module.gather(x.detach()) for x in pl_module.image_model())
         ended_levels = pl_module.gather(torch.where(ended, self._finest_on, 0))

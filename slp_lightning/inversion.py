@@ -120,6 +120,8 @@ class FeatureInversion(pl.LightningModule):
         self.lr_schedule = lr_schedule
         self.names: list[str] = []
         self.I_pre: nn.Parameter | None = None
+        # Set by PyramidSwitch every step: did any image on any process switch level just now?
+        self.switched_anywhere = False
 
     # ----------------------------------------------------------------- targets and state
     def setup(self, stage: str) -> None:

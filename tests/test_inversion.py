@@ -76,6 +76,7 @@ def test_switch_waits_for_convergence() -> None:
             self.phase_start = torch.zeros(2, dtype=torch.long)
             self.last_improved = torch.zeros(2, dtype=torch.long)
             self.done = torch.zeros(2, dtype=torch.bool)
+            self.device = torch.device("cpu")
             self.switched_at: list[tuple[int, list[bool]]] = []
 
         def switch_on_next_level(self, rows: torch.Tensor) -> None:
@@ -86,10 +87,10 @@ def test_switch_waits_for_convergence() -> None:
         global_step = 0
         should_stop = False
 
-        class strategy:  # noqa: N801
+        class strategy:  # noqa: N801 - one process: a reduction returns its input
             @staticmethod
-            def reduce_boolean_decision(decision: bool, all: bool) -> bool:  # noqa: A002
-                return decision
+            def reduce(tensor: torch.Tensor, reduce_op: str) -> torch.Tensor:
+                return tensor
 
     trainer, module = Trainer(), Module()
     switch = PyramidSwitch(rel_tol=0.01, patience=10, min_steps=5, max_steps_per_level=40)
@@ -97,6 +98,7 @@ def test_switch_waits_for_convergence() -> None:
         trainer.global_step = step
         plateau, progress = 1.0, 0.9**step  # image 0 flat, image 1 improving 10 % a step
         switch.on_train_batch_end(trainer, module, {"per_image": torch.tensor([plateau, progress])}, None, step)
+        assert module.switched_anywhere == (step in (11, 22, 40))  # what the other callbacks read
     assert module.switched_at[0] == (11, [True, False])  # last improvement at step 1, +10 patience
     assert module.switched_at[1] == (22, [True, False])
     assert module.switched_at[2] == (40, [False, True])  # budget, not convergence

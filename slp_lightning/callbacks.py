@@ -11,6 +11,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
+from slp_lightning.metrics import NormalizedError
 from slp_lightning.outputs import write_png, write_results, write_sheet
 
 
@@ -169,10 +170,11 @@ class OutputWriter(Callback):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         I_r = pl_module.gather(pl_module.image_model()[0].detach())
         levels = pl_module.gather(pl_module.finest_on)
-        errors = {k: pl_module.gather(v) for k, v in pl_module.evaluate().items()}
+        metric = NormalizedError(pl_module.n_f).to(pl_module.device)
+        errors = {k: pl_module.gather(v) for k, v in pl_module.evaluate(metric).items()}
         targets = pl_module.gather(pl_module.targets)
         switch_steps = pl_module.gather(pl_module.switch_steps)
-        mean_normalized_error = pl_module.mean_normalized_error()
+        mean_normalized_error = metric.compute().item()  # a collective: every process's images
         if trainer.is_global_zero:
             self._write_pngs(I_r, pl_module.all_names, levels)
             write_sheet(targets, pl_module.all_names, pl_module.pyramid.levels, self.run_dir)

@@ -317,11 +317,17 @@ class FeatureInversion(pl.LightningModule):
 
     # ----------------------------------------------------------------- evaluation
     @torch.no_grad()
-    def evaluate(self) -> dict[str, Tensor]:
+    def evaluate(self, metric: NormalizedError | None = None) -> dict[str, Tensor]:
         """Per image, on the current ``I_r``: ``feature_error = ‖f(I_r) − f(I)‖₂``,
-        ``relative_error`` (÷ ‖f(I)‖₂), ``normalized_error`` (÷ N_f), ``psnr`` and ``ssim``."""
+        ``relative_error`` (÷ ‖f(I)‖₂), ``normalized_error`` (÷ N_f), ``psnr`` and ``ssim``.
+
+        ``metric``, when given, is updated with the same features (its ``compute()`` then gives
+        the mean over every process's images).
+        """
         I_r, _ = self.image_model()
         features = self.network(I_r).float()
+        if metric is not None:
+            metric.update(features, self.target_features)
         error = feature_distance(features, self.target_features)
         reference = self.target_features.flatten(1).norm(dim=1)
         return {
@@ -330,14 +336,6 @@ class FeatureInversion(pl.LightningModule):
             "normalized_error": error / self.n_f,
             **image_quality(I_r, self.targets),
         }
-
-    @torch.no_grad()
-    def mean_normalized_error(self) -> float:
-        """The paper's mean normalised error over every process's images (a collective)."""
-        metric = NormalizedError(self.n_f).to(self.device)
-        I_r, _ = self.image_model()
-        metric.update(self.network(I_r).float(), self.target_features)
-        return metric.compute().item()
 
 
 def _full_precision(device: torch.device):  # noqa: ANN202

@@ -85,7 +85,9 @@ def write_results(
         "N_f": module.n_f,
         "images": images,
         "mean_relative_error": mean("relative_error"),
-        "mean_normalized_error": mean_normalized_error or mean("normalized_error"),
+        "mean_normalized_error": (
+            mean("normalized_error") if mean_normalized_error is None else mean_normalized_error
+        ),
         "mean_psnr": mean("psnr"),
         "mean_ssim": mean("ssim"),
     }

@@ -51,12 +51,14 @@ class FeatureInversion(pl.LightningModule):
         method: ``slp`` (the paper: switched Laplacian pyramid), or a baseline with the same
             range constraint and no pyramid: ``pixel`` (plain descent on ``E``) or ``tv``
             (Mahendran & Vedaldi's normalised data term with α-norm and TV^β regularisers).
-        network: feature network: ``alexnet``, ``alexnet_caffe``, ``dsift``, ``dsift_color`` or
-            ``torchvision`` (with ``arch``).
+        network: feature network: ``alexnet``, ``alexnet_caffe``, ``dsift``, ``dsift_color``,
+            ``torchvision`` (with ``arch``) or ``craft_vgg16_bn``.
         layer: layer whose features are inverted (``conv5``, ``fc6``, ``features.16``, …;
             ``None``: conv5 for AlexNets, the descriptors for SIFT; ``list`` on the command line
             prints the valid names).
         weights: ``auto``, ``random``, a torchvision weights name or a state-dict path.
+        weights_map: regex -> replacement, applied in order to every key of a weights file
+            (``{"^module\\.": ""}`` drops DataParallel's prefix); ``None``: the network's own.
         arch: the torchvision classification model for ``network: torchvision`` (``vgg16``).
         pyramid_levels: K, the number of Laplacian pyramid levels.
         compactness: λ_D, weight of the compactness term; ``None`` takes the paper's value
@@ -94,6 +96,7 @@ class FeatureInversion(pl.LightningModule):
         reference_images: str | None = None,
         tv_weights: tuple[float, float] | None = None,
         lr_schedule: str = "cosine",
+        weights_map: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         if method not in METHODS:
@@ -106,7 +109,7 @@ class FeatureInversion(pl.LightningModule):
             )
         self.save_hyperparameters(ignore=["optimizer"])
         self.method = method
-        self.network = build_feature_network(network, layer, weights, arch)
+        self.network = build_feature_network(network, layer, weights, arch, weights_map)
         self.image_size = image_size or default_input_size(network)
         check_pyramid_size(self.image_size, self.image_size, pyramid_levels)
         self.pyramid = LaplacianPyramid(pyramid_levels)

@@ -29,19 +29,24 @@ def write_png(image: Tensor, run_dir: str | Path, stem: str) -> Path:
 def write_sheet(targets: Tensor, names: list[str], levels: int, run_dir: str | Path) -> Path:
     """One row per image: the target, then ``I_r`` at the end of each phase, coarse to fine.
 
-    ``targets`` is (N, C, H, W) with C = 1 or 3; the sheet is RGB.
-    Phases that never ran (a budget ended the run first) are left blank.
+    ``targets`` is (N, C, H, W) with C = 1 or 3; the sheet is RGB. The columns start at the
+    coarsest of the ``levels`` phases that any image reached, so a baseline run (no pyramid: all
+    levels on from the start) shows the target and the result. Phases that never ran (a budget
+    ended the run first) are left blank.
     """
     folder = Path(run_dir) / RECONSTRUCTIONS
+    coarsest = next(
+        (k for k in range(levels, 1, -1) for n in names if (folder / f"{n}_level{k}.png").exists()), 1
+    )
     tiles = []
     for target, name in zip(targets.float().cpu().expand(-1, 3, -1, -1), names):
         tiles.append(target)
-        for level in range(levels, 0, -1):
+        for level in range(coarsest, 0, -1):
             png = folder / f"{name}_level{level}.png"
             blank = torch.ones_like(target)
             tiles.append(pil_to_tensor(Image.open(png).convert("RGB")).float() / 255 if png.exists() else blank)
     path = Path(run_dir) / "sheet.png"
-    save_image(make_grid(tiles, nrow=levels + 1, padding=4, pad_value=1.0), path)
+    save_image(make_grid(tiles, nrow=coarsest + 1, padding=4, pad_value=1.0), path)
     return path
 
 

@@ -11,7 +11,10 @@ from slp_lightning.networks import layer_names
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
 # Smallest sizes each network accepts with 3 pyramid levels (fc layers aside).
-TINY = {"dsift": 32, "dsift_color": 32, "alexnet": 64, "alexnet_caffe": 67, "torchvision": 32}
+TINY = {
+    "dsift": 32, "dsift_color": 32, "alexnet": 64, "alexnet_caffe": 67, "torchvision": 32,
+    "craft_vgg16_bn": 32,
+}  # fmt: skip
 
 
 def test_there_is_a_config_per_paper_experiment() -> None:

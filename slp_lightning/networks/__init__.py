@@ -8,6 +8,7 @@ network         what                                         input     layers
 ``dsift``       dense SIFT, grey, 128-d                      128       descriptors
 ``dsift_color`` dense SIFT on R, G, B, 384-d                 128       descriptors
 ``torchvision`` any classification model (``arch``)          224       module paths
+``craft_vgg16_bn`` CRAFT's VGG16-BN, fine-tuned for text     224       conv1_1 … relu5_2
 =============== ============================================ ========= ===================
 """
 
@@ -16,14 +17,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from slp_lightning.networks import alexnet, caffenet, dsift
+from slp_lightning.networks import alexnet, caffenet, craft, dsift
 from slp_lightning.networks.base import FeatureNetwork
 from slp_lightning.networks.torchvision_models import build_torchvision, torchvision_layers
 
 
 @dataclass(frozen=True)
 class _Network:
-    build: Callable[[str, str, str | None], FeatureNetwork]  # (layer, weights, arch)
+    # (layer, weights, arch, weights_map)
+    build: Callable[[str, str, str | None, dict[str, str] | None], FeatureNetwork]
     input_size: int
     layers: Callable[[str | None], tuple[str, ...]]  # arch -> valid layer names
     default_layer: str | None = None
@@ -35,24 +37,28 @@ def _fixed(names: tuple[str, ...]) -> Callable[[str | None], tuple[str, ...]]:
 
 NETWORKS: dict[str, _Network] = {
     "alexnet": _Network(
-        lambda layer, weights, arch: alexnet.build_alexnet(layer, weights),
+        lambda layer, weights, arch, weights_map: alexnet.build_alexnet(layer, weights, weights_map),
         alexnet.INPUT_SIZE, _fixed((*alexnet.LAYERS, *alexnet.ALIASES)), "conv5",
     ),
     "alexnet_caffe": _Network(
-        lambda layer, weights, arch: caffenet.build_caffenet(layer, weights),
+        lambda layer, weights, arch, weights_map: caffenet.build_caffenet(layer, weights, weights_map),
         caffenet.INPUT_SIZE, _fixed((*caffenet.LAYERS, *caffenet.ALIASES)), "conv5",
     ),
     "dsift": _Network(
-        lambda layer, weights, arch: dsift.build_dsift(False, layer, weights),
+        lambda layer, weights, arch, weights_map: dsift.build_dsift(False, layer, weights),
         dsift.INPUT_SIZE, _fixed(dsift.LAYERS), "descriptors",
     ),
     "dsift_color": _Network(
-        lambda layer, weights, arch: dsift.build_dsift(True, layer, weights),
+        lambda layer, weights, arch, weights_map: dsift.build_dsift(True, layer, weights),
         dsift.INPUT_SIZE, _fixed(dsift.LAYERS), "descriptors",
     ),
     "torchvision": _Network(
-        lambda layer, weights, arch: build_torchvision(arch, layer, weights),
+        lambda layer, weights, arch, weights_map: build_torchvision(arch, layer, weights, weights_map),
         224, torchvision_layers,
+    ),
+    craft.NETWORK: _Network(
+        lambda layer, weights, arch, weights_map: craft.build_craft(layer, weights, weights_map),
+        craft.INPUT_SIZE, _fixed((*craft.LAYERS, *craft.MODULE_PATHS)), "relu3_3",
     ),
 }  # fmt: skip
 
@@ -69,10 +75,15 @@ def layer_names(network: str, arch: str | None = None) -> tuple[str, ...]:
 
 
 def build_feature_network(
-    network: str, layer: str | None, weights: str = "auto", arch: str | None = None
+    network: str,
+    layer: str | None,
+    weights: str = "auto",
+    arch: str | None = None,
+    weights_map: dict[str, str] | None = None,
 ) -> FeatureNetwork:
     """The frozen ``network`` truncated after ``layer`` (``None``: the network's default layer,
-    conv5 for AlexNets), with weights as ``weights`` says."""
+    conv5 for AlexNets), with weights as ``weights`` says; ``weights_map`` renames the keys of a
+    weights file (regex -> replacement, in order)."""
     entry = _entry(network)
     layer = layer or entry.default_layer
     if arch is not None and network != "torchvision":
@@ -86,7 +97,7 @@ def build_feature_network(
         raise ValueError(
             f"unknown {network} layer {layer!r}{hint}; valid layers: {', '.join(valid)}"
         )
-    return entry.build(layer, weights, arch)
+    return entry.build(layer, weights, arch, weights_map)
 
 
 def default_input_size(network: str) -> int:

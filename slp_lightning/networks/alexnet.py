@@ -23,19 +23,27 @@ LAYERS: dict[str, tuple[str, int]] = {
 ALIASES = {"mpool1": "pool1", "mpool2": "pool2", "mpool5": "pool5"}
 
 
-def build_alexnet(layer: str, weights: str = "auto") -> FeatureNetwork:
+def build_alexnet(
+    layer: str, weights: str = "auto", weights_map: dict[str, str] | None = None
+) -> FeatureNetwork:
     """AlexNet truncated after ``layer`` (a paper name or alias), with ImageNet normalisation."""
     name = ALIASES.get(layer, layer)
-    net, description = load_weights(alexnet, weights, AlexNet_Weights, name="AlexNet")
     part, index = LAYERS[name]
-    layers = [imagenet_normalize()]
-    if part == "features":
-        layers += net.features[: index + 1]
-    else:
-        layers += [*net.features, net.avgpool, nn.Flatten()]
-        layers += [m for m in net.classifier[: index + 1] if not isinstance(m, nn.Dropout)]
+
+    def truncate(net: nn.Module) -> nn.Module:
+        layers = [imagenet_normalize()]
+        if part == "features":
+            layers += net.features[: index + 1]
+        else:
+            layers += [*net.features, net.avgpool, nn.Flatten()]
+            layers += [m for m in net.classifier[: index + 1] if not isinstance(m, nn.Dropout)]
+        return nn.Sequential(*layers)
+
+    body, description = load_weights(
+        alexnet, weights, AlexNet_Weights, name="AlexNet", truncate=truncate, weights_map=weights_map
+    )
     return FeatureNetwork(
-        nn.Sequential(*layers),
+        body,
         network="alexnet",
         layer=name,
         input_size=INPUT_SIZE,

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from slp_lightning.networks.base import FeatureNetwork
-from slp_lightning.networks.weights import load_weights
+from slp_lightning.networks.weights import load_needed, load_weights
 
 LAYERS: tuple[str, ...] = (
     "conv1", "relu1", "pool1", "norm1",
@@ -158,38 +158,35 @@ class CaffeNet(nn.Module):
         """Load converted Caffe weights (keys as in the module docstring) into the layers present.
 
         Keys of CaffeNet layers after the truncation are ignored, so a full state dict loads into
-        any truncated network. Raises ValueError naming every missing or mis-shaped key of a
-        present layer and every key that belongs to no CaffeNet layer.
+        any truncated network. Raises ValueError naming every key that belongs to no CaffeNet
+        layer, else the missing keys of present layers or the first mis-shaped one.
         """
         own = self.state_dict()
-        problems = [f"missing {key}" for key in own if key not in state_dict]
-        problems += [
-            f"{key} has shape {tuple(state_dict[key].shape)}, expected {tuple(value.shape)}"
-            for key, value in own.items()
-            if key in state_dict and state_dict[key].shape != value.shape
-        ]
-        problems += [
-            f"unexpected {key}"
+        unexpected = [
+            key
             for key in state_dict
             if key not in own and key.split(".", 1)[0] not in LAYERS[len(self.layers) :]
         ]
-        if problems:
+        if unexpected:
             raise ValueError(
-                f"cannot load CaffeNet weights up to {self.layer}: {'; '.join(problems)}"
+                f"cannot load CaffeNet weights up to {self.layer}: "
+                f"unexpected {', '.join(unexpected)}"
             )
-        self.load_state_dict({key: state_dict[key] for key in own})
+        load_needed(self, self, state_dict, f"CaffeNet weights up to {self.layer}")
 
 
-def build_caffenet(layer: str, weights: str = "auto") -> FeatureNetwork:
+def build_caffenet(
+    layer: str, weights: str = "auto", weights_map: dict[str, str] | None = None
+) -> FeatureNetwork:
     """The paper's AlexNet truncated after ``layer``; weights from a converted state dict.
 
     There are no downloadable CaffeNet weights: ``auto`` and ``random`` give the seeded random
-    network (``auto`` with a loud warning); a path loads a state dict with the keys above.
+    network (``auto`` with a loud warning); a path loads a state dict with the keys above (those
+    of later layers may be absent), renamed first by ``weights_map``.
     """
     net, description = load_weights(
-        lambda: CaffeNet(layer), weights, None, name="CaffeNet",
-        load=CaffeNet.load_caffe_state_dict,
-    )  # fmt: skip
+        lambda: CaffeNet(layer), weights, None, name="CaffeNet", weights_map=weights_map
+    )
     return FeatureNetwork(
         net, network="alexnet_caffe", layer=net.layer, input_size=INPUT_SIZE, weights=description
     )

@@ -47,16 +47,21 @@ class _Node(nn.Module):
         return self.extractor(images)[self.node]
 
 
-def build_torchvision(arch: str | None, layer: str, weights: str = "auto") -> FeatureNetwork:
+def build_torchvision(
+    arch: str | None, layer: str, weights: str = "auto", weights_map: dict[str, str] | None = None
+) -> FeatureNetwork:
     """``arch`` truncated after node ``layer`` (only what the node needs is kept and computed)."""
     arch = _check_arch(arch)
-    net, description = load_weights(
+    body, description = load_weights(
         lambda: torchvision.models.get_model(arch), weights,
         torchvision.models.get_model_weights(arch), name=arch,
+        truncate=lambda net: nn.Sequential(
+            imagenet_normalize(), _Node(create_feature_extractor(net.eval(), [layer]), layer)
+        ),
+        weights_map=weights_map,
     )  # fmt: skip
-    extractor = create_feature_extractor(net.eval(), return_nodes=[layer])
     return FeatureNetwork(
-        nn.Sequential(imagenet_normalize(), _Node(extractor, layer)),
+        body,
         network=f"torchvision/{arch}",
         layer=layer,
         input_size=INPUT_SIZE,

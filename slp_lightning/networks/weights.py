@@ -2,25 +2,32 @@
 
 Accepted specs: ``auto`` (pretrained when obtainable, else seeded random with a loud warning),
 the name of a torchvision weights enum member such as ``IMAGENET1K_V1`` (strict), a path to a
-state dict, or ``random``. Set ``SLP_LIGHTNING_OFFLINE=1`` to never try a download.
+state dict or a Lightning checkpoint, or ``random``. Set ``SLP_LIGHTNING_OFFLINE=1`` to never try
+a download. A network only takes the tensors of the layers it keeps (up to the inverted layer), so
+a file may lack the rest; ``weights_map`` renames a file's keys to the network's.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torchvision.models import WeightsEnum
 
 OFFLINE_ENV = "SLP_LIGHTNING_OFFLINE"
 DOWNLOAD_TIMEOUT_S = 30.0
 RANDOM_SEED = 0
 RANDOM = f"random (seed {RANDOM_SEED})"
+# BatchNorm's step counter: eval mode never reads it and older files (torchvision's own early
+# checkpoints among them) lack it, so it is loaded when present and never required.
+_OPTIONAL = ".num_batches_tracked"
+_SHOWN = 5  # keys quoted in an error message
 
 
 class RandomWeightsWarning(UserWarning):
@@ -32,7 +39,7 @@ def cached_weights_path(weights: WeightsEnum) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
 
 
-def _fetch(weights: WeightsEnum) -> dict[str, torch.Tensor]:
+def _fetch(weights: WeightsEnum) -> dict[str, Tensor]:
     cached = cached_weights_path(weights)
     if not cached.exists() and os.environ.get(OFFLINE_ENV):
         raise FileNotFoundError(f"{cached} does not exist and {OFFLINE_ENV} forbids a download")
@@ -54,34 +61,122 @@ def _warn_random(name: str, why: str, remedy: str) -> None:
     )
 
 
+def _some(keys: list[str]) -> str:
+    return ", ".join(keys[:_SHOWN]) + (", …" if len(keys) > _SHOWN else "")
+
+
+def map_keys(state: Mapping[str, Tensor], weights_map: Mapping[str, str]) -> dict[str, Tensor]:
+    """``state`` with every key rewritten by each ``regex -> replacement`` of ``weights_map``, in
+    order (``re.sub``); ``{"^module\\.": ""}`` drops DataParallel's prefix."""
+    rules = []
+    for pattern, replacement in weights_map.items():
+        try:
+            rules.append((re.compile(pattern), replacement))
+        except re.error as error:
+            raise ValueError(
+                f"--model.weights_map: {pattern!r} is not a regular expression ({error})"
+            ) from None
+    mapped: dict[str, Tensor] = {}
+    for key, tensor in state.items():
+        new = key
+        for pattern, replacement in rules:
+            new = pattern.sub(replacement, new)
+        if new in mapped:
+            raise ValueError(
+                f"--model.weights_map renames two keys to {new!r}, one of them {key!r}"
+            )
+        mapped[new] = tensor
+    return mapped
+
+
+def read_state_dict(path: Path, weights_map: Mapping[str, str] | None = None) -> dict[str, Tensor]:
+    """The state dict saved in ``path`` (of a Lightning checkpoint: its ``state_dict``), with its
+    keys renamed by ``weights_map`` (see :func:`map_keys`)."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - a foreign file fails in many ways (EOFError, …)
+        raise ValueError(
+            f"cannot read weights file {path}: torch.load(weights_only=True) fails on it "
+            f"({type(error).__name__}); expected a state dict saved with "
+            f"torch.save(model.state_dict(), path) or a Lightning checkpoint, not a text file, a "
+            f"pickled model or another format"
+        ) from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]  # a Lightning checkpoint
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"weights file {path} holds a {type(state).__name__}, not a state dict (a dict of "
+            f"tensors); save one with torch.save(model.state_dict(), path)"
+        )
+    others = [str(k) for k, v in state.items() if not isinstance(k, str) or not torch.is_tensor(v)]
+    if others:
+        raise ValueError(
+            f"weights file {path} holds a dict that is not a state dict: {_some(others)} are not "
+            f"named tensors (if the weights sit under one of those keys, save that entry alone)"
+        )
+    return map_keys(state, weights_map or {})
+
+
+def load_needed(model: nn.Module, body: nn.Module, state: Mapping[str, Tensor], source: str) -> int:
+    """Copy from ``state`` into ``model`` every tensor that ``body``, a part of ``model`` sharing
+    its modules, holds; ``state``'s keys are ``model``'s and the rest of it is ignored.
+
+    Returns how many tensors were copied. Raises ValueError naming the missing keys, or the first
+    key whose shape differs; ``source`` names the weights in the message.
+    """
+    in_body = {id(t) for t in body.state_dict(keep_vars=True).values()}
+    needed = {k: t for k, t in model.state_dict(keep_vars=True).items() if id(t) in in_body}
+    missing = [k for k in needed if k not in state and not k.endswith(_OPTIONAL)]
+    if missing:
+        raise ValueError(
+            f"cannot load {source}: missing {_some(missing)} ({len(missing)} of the {len(needed)} "
+            f"tensors needed up to this layer); it has {_some(list(state))} ({len(state)} keys); "
+            f"rename them with --model.weights_map, e.g. '{{\"^module\\\\.\": \"\"}}' drops "
+            f"a 'module.' prefix"
+        )
+    used = {k: state[k] for k in needed if k in state}
+    for key, tensor in used.items():
+        if tensor.shape != needed[key].shape:
+            raise ValueError(
+                f"cannot load {source}: {key} has shape {tuple(tensor.shape)}, expected "
+                f"{tuple(needed[key].shape)}"
+            )
+    model.load_state_dict(used, strict=False)
+    return len(used)
+
+
 def load_weights(
     build: Callable[[], nn.Module],
     spec: str,
     pretrained: type[WeightsEnum] | None,
     *,
     name: str,
-    load: Callable[[nn.Module, dict], None] = nn.Module.load_state_dict,
+    truncate: Callable[[nn.Module], nn.Module] = lambda model: model,
+    weights_map: Mapping[str, str] | None = None,
 ) -> tuple[nn.Module, str]:
-    """Build a network with ``build()`` and give it the weights ``spec`` asks for.
+    """Build a network with ``build()``, cut it with ``truncate`` and give the cut network the
+    weights ``spec`` asks for.
 
     ``pretrained`` is the torchvision weights enum of the network (``None`` when torchvision has
-    none: then ``auto`` means random); ``load(model, state_dict)`` loads a state dict.
-    Returns the network and a description of its weights for the run's outputs. Random weights
-    are drawn from a fixed seed without touching the global RNG, so every process and every run
-    gets the same network.
+    none: then ``auto`` means random). ``truncate(model)`` returns the part that is kept, made of
+    ``model``'s own modules; only its tensors must be in a weights file, whose keys
+    ``weights_map`` renames first. Returns the cut network and a description of its weights for
+    the run's outputs. Random weights are drawn from a fixed seed without touching the global RNG,
+    so every process and every run gets the same network.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_SEED)
         model = build()
+    body = truncate(model)
     members = list(pretrained.__members__) if pretrained is not None else []
     if spec == "random":
-        return model, RANDOM
+        return body, RANDOM
     if spec == "auto" and pretrained is None:
         _warn_random(
             name, "no downloadable weights exist",
             "Pass converted weights with --model.weights /path/to/state_dict.pth.",
         )  # fmt: skip
-        return model, RANDOM
+        return body, RANDOM
     if spec == "auto" or spec in members:
         member = pretrained[spec] if spec != "auto" else pretrained.DEFAULT
         try:
@@ -98,14 +193,15 @@ def load_weights(
                 f"Copy {Path(member.url).name} to {cached_weights_path(member).parent} "
                 f"to use the real ones.",
             )  # fmt: skip
-            return model, RANDOM
-        load(model, state)
-        return model, f"{name} {member.name}"
+            return body, RANDOM
+        load_needed(model, body, state, f"{name} {member.name}")
+        return body, f"{name} {member.name}"
     path = Path(spec).expanduser()
     if not path.is_file():
         raise ValueError(
             f"weights {spec!r} for {name}: expected 'auto', 'random', "
             f"{''.join(f'{m!r}, ' for m in members)}or the path of an existing state-dict file"
         )
-    load(model, torch.load(path, map_location="cpu", weights_only=True))
-    return model, str(path)
+    state = read_state_dict(path, weights_map)
+    used = load_needed(model, body, state, f"{name} weights {path}")
+    return body, f"{path} ({used} tensors used, {len(state) - used} unused keys)"

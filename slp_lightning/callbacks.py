@@ -85,10 +85,16 @@ class PyramidSwitch(Callback):
 
 
 class InversionCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` that also refreshes ``last.ckpt`` whenever an image switches level.
+    """``ModelCheckpoint`` whose ``last.ckpt`` always holds the newest state.
+
+    ``ModelCheckpoint`` refreshes ``last.ckpt`` with its step checkpoints and on an exception;
+    this one also refreshes it at every level switch and at the end of the run, through
+    ``ModelCheckpoint``'s own bookkeeping (a file written behind its back would make it save its
+    next "last" as ``last-v1.ckpt``).
 
     Args:
-        on_switch: save at every level switch (of any image, on any process).
+        on_switch: refresh ``last.ckpt`` at every level switch (of any image, on any process);
+            needs ``save_last``.
         **kwargs: ``ModelCheckpoint``'s arguments.
     """
 
@@ -96,13 +102,33 @@ class InversionCheckpoint(ModelCheckpoint):
         super().__init__(**kwargs)
         self.on_switch = on_switch
 
+    def _refresh_last(self, trainer: pl.Trainer) -> None:
+        """Save ``last.ckpt`` unless this step is saved already (every process must call)."""
+        if self._last_global_step_saved != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
         batch_idx: int,
     ) -> None:  # fmt: skip
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         if self.on_switch and pl_module.switched_anywhere:
-            trainer.save_checkpoint(Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
+            self._refresh_last(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # ModelCheckpoint saves at the end only when the last step was a step checkpoint's.
+        super().on_train_end(trainer, pl_module)
+        self._refresh_last(trainer)
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        if trainer.world_size == 1:
+            super().on_exception(trainer, pl_module, exception)
+        elif self._should_save_on_exception(trainer):
+            # Other processes may be gone, so this checkpoint holds only the first process's
+            # images: it must not replace last.ckpt, the newest state a run can resume from.
+            self._save_checkpoint(trainer, self.format_checkpoint_name(self._monitor_candidates(trainer)))
 
 
 class OutputWriter(Callback):

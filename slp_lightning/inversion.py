@@ -234,7 +234,7 @@ class FeatureInversion(pl.LightningModule):
         if checkpoint.get("partial"):
             raise ValueError(
                 "this checkpoint was written while a multi-process run failed and holds only the "
-                "first process's images: resume from last.ckpt or a step checkpoint instead"
+                "first process's images: resume from last.ckpt beside it, the newest complete state"
             )
         rows = shard(len(self.all_names), self.global_rank, self.trainer.world_size)
         state = checkpoint["state_dict"]

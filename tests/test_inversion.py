@@ -183,10 +183,13 @@ def test_ctrl_c_writes_results_reached_so_far_and_a_checkpoint(tmp_path: Path, p
 def test_a_level_switch_refreshes_last_ckpt(tmp_path: Path, photos: Path) -> None:
     from slp_lightning import InversionCheckpoint
 
+    # A crash that saves nothing (save_on_exception is off) leaves last.ckpt as the switches left it.
     saver = InversionCheckpoint(every_n_train_steps=1000, save_last=True)
-    model, data, trainer = make_run(tmp_path, str(photos / "coffee.png"), steps=40, callbacks=[saver])
-    trainer.fit(model, data)
+    callbacks = [Poison(38, RuntimeError), saver]
+    model, data, trainer = make_run(tmp_path, str(photos / "coffee.png"), steps=50, callbacks=callbacks)
+    with pytest.raises(RuntimeError):
+        trainer.fit(model, data)
     last = torch.load(Path(saver.dirpath) / "last.ckpt", weights_only=False)
     switched = model.switch_steps[model.switch_steps >= 0]
-    assert len(switched) == 2 and last["global_step"] == int(switched.max())
+    assert len(switched) == 2 and last["global_step"] == int(switched.max()) < 38
     assert last["state_dict"]["finest_on"].tolist() == [1]

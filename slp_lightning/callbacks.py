@@ -9,8 +9,10 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
+from slp_lightning.exits import stopping_signal
 from slp_lightning.metrics import NormalizedError
 from slp_lightning.outputs import write_png, write_results, write_sheet
 
@@ -123,12 +125,17 @@ class InversionCheckpoint(ModelCheckpoint):
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        if trainer.world_size == 1:
-            super().on_exception(trainer, pl_module, exception)
-        elif self._should_save_on_exception(trainer):
-            # Other processes may be gone, so this checkpoint holds only the first process's
-            # images: it must not replace last.ckpt, the newest state a run can resume from.
-            self._save_checkpoint(trainer, self.format_checkpoint_name(self._monitor_candidates(trainer)))
+        if self._should_save_on_exception(trainer):
+            candidates = self._monitor_candidates(trainer)
+            self._save_checkpoint(trainer, self.format_checkpoint_name(candidates))
+            # With several processes the others may be gone, so that checkpoint holds only the
+            # first process's images: it must not replace last.ckpt, the newest complete state.
+            if trainer.world_size == 1:
+                self._save_last_checkpoint(trainer, candidates)
+        if self.last_model_path:
+            rank_zero_info(
+                f"stopped at step {trainer.global_step}; resume with --ckpt_path {self.last_model_path}"
+            )
 
 
 class OutputWriter(Callback):
@@ -214,7 +221,11 @@ class OutputWriter(Callback):
     ) -> None:
         if self.run_dir is None or getattr(pl_module, "I_pre", None) is None:
             return  # failed before the run started: nothing reached yet
-        reason = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
+        signal_name = stopping_signal(exception)
+        status = (
+            f"interrupted: {signal_name}" if signal_name
+            else f"failed: {type(exception).__name__}: {exception}"
+        )  # fmt: skip
         # No collectives here: other processes may be gone. Each writes its own images.
         I_r = pl_module.image_model()[0].detach()
         self._write_pngs(I_r, pl_module.names, pl_module.finest_on)
@@ -222,7 +233,7 @@ class OutputWriter(Callback):
         write_results(
             pl_module, pl_module.names, pl_module.evaluate(), pl_module.finest_on,
             pl_module.switch_steps, trainer.global_step,
-            f"{reason}: {type(exception).__name__}: {exception}", self.run_dir / name,
+            status, self.run_dir / name,
         )  # fmt: skip
         if trainer.world_size == 1:
             write_sheet(pl_module.targets, pl_module.names, pl_module.pyramid.levels, self.run_dir)

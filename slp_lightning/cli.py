@@ -18,6 +18,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from slp_lightning.callbacks import InversionCheckpoint, OutputWriter, PyramidSwitch
 from slp_lightning.data import TargetImages
 from slp_lightning.distributed import IndependentDDPStrategy, needs_processes
+from slp_lightning.exits import signal_exit_codes
 from slp_lightning.inversion import FeatureInversion
 from slp_lightning.networks import default_input_size, layer_names
 from slp_lightning.outputs import summary_row, write_summary
@@ -144,12 +145,16 @@ class InversionCLI(LightningCLI):
 
 
 def main(args: list[str] | None = None) -> InversionCLI:
-    """Run the CLI; ``args`` lets tests call it in-process (``None`` reads ``sys.argv``)."""
-    return InversionCLI(
-        FeatureInversion,
-        TargetImages,
-        seed_everything_default=0,
-        save_config_kwargs={"overwrite": True},
-        auto_configure_optimizers=False,
-        args=args,
-    )
+    """Run the CLI; ``args`` lets tests call it in-process (``None`` reads ``sys.argv``).
+
+    A run stopped by SIGINT or SIGTERM exits 130 or 143 after saving (``exits``).
+    """
+    with signal_exit_codes():
+        return InversionCLI(
+            FeatureInversion,
+            TargetImages,
+            seed_everything_default=0,
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+            args=args,
+        )

@@ -1,0 +1,60 @@
+"""How a command ends: the exit code of a run stopped by a signal."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+# 128 + the signal's number: what shells, SLURM and Kubernetes report for a run a signal stopped.
+EXIT_CODES = {"SIGINT": 128 + signal.SIGINT, "SIGTERM": 128 + signal.SIGTERM}
+
+
+def stopping_signal(exception: BaseException) -> str | None:
+    """``SIGINT`` or ``SIGTERM`` when ``exception`` is how Lightning stops a run on that signal."""
+    if isinstance(exception, KeyboardInterrupt):
+        return "SIGINT"
+    if isinstance(exception, SIGTERMException):
+        return "SIGTERM"
+    return None
+
+
+@contextmanager
+def signal_exit_codes() -> Iterator[None]:
+    """Exit 130 after SIGINT and 143 after SIGTERM, once the run has saved what it reached.
+
+    Lightning handles both (SIGTERM at the next step boundary) and then exits 1 after SIGINT and
+    0 after SIGTERM, which tells ``timeout``, SLURM or Kubernetes that the run finished. SIGUSR1
+    (SLURM's requeue signal) is left to Lightning.
+    """
+    received = threading.Event()
+
+    def on_sigint(signum: int, frame: object) -> None:
+        received.set()
+        raise KeyboardInterrupt
+
+    # Only where Python's own Ctrl-C handler is in place: a run started with SIGINT ignored
+    # (nohup, a background job) keeps ignoring it.
+    ours = (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
+    if ours:
+        signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    except KeyboardInterrupt:  # before the run started: nothing to save
+        sys.exit(EXIT_CODES["SIGINT"])
+    except SIGTERMException:
+        sys.exit(EXIT_CODES["SIGTERM"])
+    except SystemExit:
+        if received.is_set():  # Lightning's sys.exit(1) after it handled Ctrl-C
+            sys.exit(EXIT_CODES["SIGINT"])
+        raise
+    finally:
+        if ours:
+            signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -1,0 +1,50 @@
+"""SIGINT and SIGTERM save, write what was reached and exit 130 and 143."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import tiny_args
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start(root: Path, images: Path) -> subprocess.Popen:
+    """A long tiny run in a subprocess, checkpointing every 5 steps."""
+    root.mkdir()
+    args = tiny_args(root, images, "--trainer.max_steps=100000", "--checkpoint.every_n_train_steps=5")
+    env = {**os.environ, "SLP_LIGHTNING_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "slp_lightning", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root, env=env,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_sigint_and_sigterm_save_and_exit_non_zero(tmp_path: Path, photos: Path) -> None:
+    runs = {name: (tmp_path / name, start(tmp_path / name, photos / "coffee.png"))
+            for name in ["SIGINT", "SIGTERM"]}  # fmt: skip
+    for name, (root, process) in runs.items():
+        last = root / "alexnet_conv2" / "version_0" / "checkpoints" / "last.ckpt"
+        deadline = time.monotonic() + 180
+        while not last.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert last.exists(), process.communicate()[0][-3000:]
+        process.send_signal(getattr(signal, name))
+    for name, (root, process) in runs.items():
+        output = process.communicate(timeout=120)[0]
+        assert process.returncode == {"SIGINT": 130, "SIGTERM": 143}[name], output[-3000:]
+        run = root / "alexnet_conv2" / "version_0"
+        results = json.loads((run / "results.json").read_text())
+        assert results["status"] == f"interrupted: {name}"
+        assert (run / "reconstructions" / "coffee.png").exists()
+        # last.ckpt holds the step the run stopped at, and the message says to resume from it.
+        assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == results["steps"]
+        assert f"resume with --ckpt_path {run / 'checkpoints' / 'last.ckpt'}" in output

@@ -22,6 +22,7 @@ from slp_lightning.exits import signal_exit_codes
 from slp_lightning.inversion import FeatureInversion
 from slp_lightning.networks import default_input_size, layer_names
 from slp_lightning.outputs import summary_row, write_summary
+from slp_lightning.resume import finished
 from slp_lightning.sweep import Sweep
 
 CALLBACK_KEYS = ("switch", "outputs", "checkpoint")
@@ -61,6 +62,12 @@ class InversionCLI(LightningCLI):
             ("model.network", "model.image_size"), "data.image_size", compute_fn=_image_size
         )
 
+    def _parse_ckpt_path(self) -> None:
+        # LightningCLI would copy the checkpoint's model settings over the command line's, so
+        # that `--model.image_size 72` silently resumes at 64. FeatureInversion.on_load_checkpoint
+        # instead refuses a checkpoint of other settings or images and lists the differences.
+        pass
+
     def before_instantiate_classes(self) -> None:
         model = self.config[self.subcommand].model if self.subcommand else self.config.model
         if model.layer == "list":
@@ -93,9 +100,15 @@ class InversionCLI(LightningCLI):
         self, model: FeatureInversion, datamodule: LightningDataModule, ckpt_path: str | None = None,
         **kwargs: Any,
     ) -> None:  # fmt: skip
-        """``Trainer.fit``, or every job of the config's sweep."""
+        """``Trainer.fit``, or every job of the config's sweep; nothing (and no new run folder)
+        when ``ckpt_path`` is a finished run."""
         sweep = self._get(self.config_init, "sweep")
         if not sweep:
+            message = finished(ckpt_path, self.trainer.max_steps) if ckpt_path is not None else None
+            if message:
+                if self.trainer.is_global_zero:
+                    print(message)
+                return
             self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
             return
         if ckpt_path is not None:

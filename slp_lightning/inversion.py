@@ -28,6 +28,7 @@ from slp_lightning.objective import (
     tv_loss,
     tv_weights_for_layer,
 )
+from slp_lightning.resume import differences, fingerprint
 
 METHODS = ("slp", "pixel", "tv")
 LR_SCHEDULES = ("constant", "cosine")
@@ -160,6 +161,16 @@ class FeatureInversion(pl.LightningModule):
         generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
         noise = torch.randn(targets.shape, generator=generator)[rows] * self.init_noise
         self.all_names = list(names)
+        # What a checkpoint of this run must match to be resumed.
+        self.problem = fingerprint(
+            {
+                "method": self.method, "network": self.network.network, "arch": self.hparams.arch,
+                "layer": self.network.layer, "weights": self.network.weights,
+                "image_size": self.image_size, "pyramid_levels": self.pyramid.levels,
+                "compactness": self.compactness,
+            },
+            names, targets,
+        )  # fmt: skip
         self.names = [names[i] for i in rows.tolist()]
         count, levels, device = len(rows), self.pyramid.levels, self.device
         # Targets and f(I) come from the data on every start; checkpoints need not carry them.
@@ -212,6 +223,7 @@ class FeatureInversion(pl.LightningModule):
         return [k for k, v in state.items() if isinstance(v, Tensor) and v.shape[:1] == (len(self.names),)]
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["problem"] = self.problem
         # The frozen network is rebuilt from its weights spec; keep checkpoints to I_pre and state.
         state = checkpoint["state_dict"]
         for key in [k for k in state if k.startswith("network.")]:
@@ -235,6 +247,14 @@ class FeatureInversion(pl.LightningModule):
             raise ValueError(
                 "this checkpoint was written while a multi-process run failed and holds only the "
                 "first process's images: resume from last.ckpt beside it, the newest complete state"
+            )
+        # Checkpoints from before fingerprints have no "problem": only their image count is checked.
+        mismatches = differences(checkpoint["problem"], self.problem) if "problem" in checkpoint else []
+        if mismatches:
+            raise ValueError(
+                f"cannot resume: the checkpoint is of another problem ({'; '.join(mismatches)}); "
+                f"resume with the checkpoint's settings and --data.images, or drop --ckpt_path "
+                f"to start a new run"
             )
         rows = shard(len(self.all_names), self.global_rank, self.trainer.world_size)
         state = checkpoint["state_dict"]

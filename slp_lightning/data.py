@@ -8,7 +8,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 from torchvision.transforms import v2
@@ -64,7 +64,8 @@ def _read(source: str) -> Image.Image:
     try:
         with Image.open(source) as image:
             image.load()
-            return image.copy()
+            # A camera's portrait photo is stored sideways, with an EXIF tag saying how to turn it.
+            return ImageOps.exif_transpose(image)
     except FileNotFoundError:
         raise FileNotFoundError(f"image file {source!r} does not exist") from None
     except UnidentifiedImageError:
@@ -73,18 +74,40 @@ def _read(source: str) -> Image.Image:
         raise ValueError(f"cannot read image {source!r}: {error}") from None
 
 
+def _full_scale(image: Image.Image, largest: float) -> float:
+    """The value that is white in an image of a 16-bit, 32-bit or float mode."""
+    if image.mode.startswith("I;16"):
+        return 65535.0
+    # Modes I and F do not say their bit depth: take the smallest usual range that holds the
+    # image, so that 8-bit or 16-bit data stored in them keeps its brightness.
+    ranges = ((1.0,) if image.mode == "F" else ()) + (255.0, 65535.0, 2.0**32 - 1)
+    return next((r for r in ranges if largest <= r), largest)
+
+
+def rgb_pixels(image: Image.Image) -> Tensor:
+    """(3, H, W) pixels of a Pillow image of any mode: uint8 for 8-bit modes (grey replicated,
+    alpha and palette transparency dropped, CMYK and YCbCr converted), float32 in [0, 1] for
+    16-bit, 32-bit and float modes, scaled by their real range (``_full_scale``)."""
+    if image.mode.startswith("I") or image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        grey = np.clip(values / _full_scale(image, float(values.max(initial=0))), 0, 1)
+        return torch.from_numpy(grey).float().expand(3, -1, -1)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")  # Pillow warns when a palette's transparency is dropped
+    return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
+
+
 def load_image(source: str, size: int) -> Tensor:
-    """Read one image as RGB (alpha dropped, grey replicated), resize its short side to ``size``
-    and centre-crop: returns (3, size, size) float32 in [0, 1]."""
+    """Read one image as RGB (``rgb_pixels``; EXIF orientation applied), resize its short side to
+    ``size`` and centre-crop: returns (3, size, size) float32 in [0, 1]."""
     transform = v2.Compose(
         [
-            v2.ToImage(),
             v2.Resize(size, antialias=True),
             v2.CenterCrop(size),
             v2.ToDtype(torch.float32, scale=True),
         ]
     )
-    return transform(_read(source).convert("RGB"))
+    return transform(rgb_pixels(_read(source)))
 
 
 def image_name(source: str) -> str:

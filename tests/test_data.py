@@ -1,11 +1,12 @@
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from slp_lightning.data import TargetImages, find_images, load_image
+from slp_lightning.data import STEPS_PER_EPOCH_UNBOUNDED, TargetImages, find_images, load_image
 
 
 def loaded(spec: str, size: int = 32) -> TargetImages:
@@ -67,4 +68,62 @@ def test_not_an_image_and_truncated_image_are_rejected(tmp_path: Path, photos: P
 
 def test_dataloader_ticks_once_per_step(photos: Path) -> None:
     data = loaded(str(photos))
-    assert len(data.train_dataloader()) > 0
+    data.trainer = SimpleNamespace(max_steps=7)
+    assert list(data.train_dataloader()) == list(range(7))
+    data.trainer = SimpleNamespace(max_steps=-1)  # no budget: the progress bar's epoch length
+    assert len(data.train_dataloader()) == STEPS_PER_EPOCH_UNBOUNDED
+
+
+def palette_with_transparency() -> Image.Image:
+    image = Image.new("P", (8, 8), 1)
+    image.putpalette([0, 0, 0, 51, 102, 153] + [0] * 762)
+    image.info["transparency"] = 1
+    return image
+
+
+# Per Pillow mode: an 8x8 image, the file type that holds it, and the RGB it must read as.
+MODES = {
+    "1": (Image.new("1", (8, 8), 1), "png", (1, 1, 1)),
+    "L": (Image.new("L", (8, 8), 51), "png", (0.2, 0.2, 0.2)),
+    "LA": (Image.new("LA", (8, 8), (51, 0)), "png", (0.2, 0.2, 0.2)),
+    "P": (palette_with_transparency(), "png", (0.2, 0.4, 0.6)),
+    "I;16": (Image.new("I;16", (8, 8), 13107), "png", (0.2, 0.2, 0.2)),
+    "I": (Image.new("I", (8, 8), 13107), "tiff", (0.2, 0.2, 0.2)),  # 16-bit data in mode I
+    "I 8-bit": (Image.new("I", (8, 8), 51), "tiff", (0.2, 0.2, 0.2)),
+    "F": (Image.new("F", (8, 8), 0.2), "tiff", (0.2, 0.2, 0.2)),
+    "F 8-bit": (Image.new("F", (8, 8), 51.0), "tiff", (0.2, 0.2, 0.2)),
+    "RGB": (Image.new("RGB", (8, 8), (51, 102, 153)), "png", (0.2, 0.4, 0.6)),
+    "RGBA": (Image.new("RGBA", (8, 8), (51, 102, 153, 0)), "png", (0.2, 0.4, 0.6)),
+    "CMYK": (Image.new("CMYK", (8, 8), (204, 153, 102, 0)), "tiff", (0.2, 0.4, 0.6)),
+    "YCbCr": (Image.new("RGB", (8, 8), (51, 102, 153)).convert("YCbCr"), "tiff", (0.2, 0.4, 0.6)),
+}
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_pillow_mode_reads_as_rgb_by_its_range(mode: str, tmp_path: Path) -> None:
+    image, suffix, rgb = MODES[mode]
+    path = tmp_path / f"image.{suffix}"
+    image.save(path)
+    assert Image.open(path).mode == image.mode  # the file kept the mode under test
+    pixels = load_image(str(path), 8)
+    assert pixels.shape == (3, 8, 8) and pixels.dtype == torch.float32
+    # 3/255: YCbCr's round trip through 8 bits rounds by up to 2/255.
+    assert torch.allclose(pixels.mean(dim=(1, 2)), torch.tensor(rgb, dtype=torch.float32), atol=3 / 255)
+
+
+def test_a_16_bit_gradient_keeps_its_range(tmp_path: Path) -> None:
+    ramp = np.linspace(0, 65535, 64 * 64).round().astype(np.uint16).reshape(64, 64)
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    pixels = load_image(str(tmp_path / "ramp.png"), 64)
+    assert pixels.min() == 0 and pixels.max() == 1 and pixels.mean() == pytest.approx(0.5, abs=0.01)
+
+
+def test_exif_orientation_is_applied(tmp_path: Path) -> None:
+    """A photo stored upside down with EXIF orientation 3 (turn 180°) reads the right way up."""
+    stored = np.zeros((8, 16), np.uint8)
+    stored[:, 8:] = 255  # right half white as stored, so left half white once turned
+    exif = Image.Exif()
+    exif[0x0112] = 3  # Orientation
+    Image.fromarray(stored).save(tmp_path / "turned.png", exif=exif)
+    pixels = load_image(str(tmp_path / "turned.png"), 8)
+    assert pixels[:, :, :4].min() == 1 and pixels[:, :, 4:].max() == 0

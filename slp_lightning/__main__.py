@@ -1,3 +1,3 @@
-from slp_lightning.cli import main
+from slp_lightning.cli import command
 
-main()
+command()

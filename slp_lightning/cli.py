@@ -18,10 +18,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from slp_lightning.callbacks import InversionCheckpoint, OutputWriter, PyramidSwitch
 from slp_lightning.data import TargetImages
 from slp_lightning.distributed import IndependentDDPStrategy, needs_processes
-from slp_lightning.exits import signal_exit_codes
+from slp_lightning.exits import signal_exit_codes, user_errors_as_one_line
 from slp_lightning.inversion import FeatureInversion
 from slp_lightning.networks import default_input_size, layer_names
-from slp_lightning.outputs import summary_row, write_summary
+from slp_lightning.outputs import remove_unstarted_run, summary_row, write_summary
 from slp_lightning.resume import finished
 from slp_lightning.sweep import Sweep
 
@@ -69,10 +69,16 @@ class InversionCLI(LightningCLI):
         pass
 
     def before_instantiate_classes(self) -> None:
-        model = self.config[self.subcommand].model if self.subcommand else self.config.model
-        if model.layer == "list":
-            print("\n".join(layer_names(model.network, model.arch)))
+        config = self.config[self.subcommand] if self.subcommand else self.config
+        if config.model.layer == "list":
+            print("\n".join(layer_names(config.model.network, config.model.arch)))
             sys.exit(0)
+        max_steps = config.trainer.max_steps
+        if max_steps == 0 or max_steps < -1:
+            raise ValueError(
+                f"--trainer.max_steps must be a number of steps >= 1, or -1 for no limit (the run "
+                f"then stops when every image has converged); got {max_steps}"
+            )
 
     @staticmethod
     def _strategy(config: dict) -> dict[str, Any]:
@@ -109,7 +115,13 @@ class InversionCLI(LightningCLI):
                 if self.trainer.is_global_zero:
                     print(message)
                 return
-            self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
+            try:
+                self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
+            except BaseException:
+                logger = self.trainer.logger
+                if self.trainer.is_global_zero and isinstance(logger, TensorBoardLogger):
+                    remove_unstarted_run(Path(logger.log_dir))
+                raise
             return
         if ckpt_path is not None:
             raise ValueError("a sweep cannot resume from one checkpoint: resume its jobs one by one")
@@ -159,15 +171,19 @@ class InversionCLI(LightningCLI):
 
 def main(args: list[str] | None = None) -> InversionCLI:
     """Run the CLI; ``args`` lets tests call it in-process (``None`` reads ``sys.argv``).
+    Errors are raised, as from any Python function; ``command`` is the command line's."""
+    return InversionCLI(
+        FeatureInversion,
+        TargetImages,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        auto_configure_optimizers=False,
+        args=args,
+    )
 
-    A run stopped by SIGINT or SIGTERM exits 130 or 143 after saving (``exits``).
-    """
-    with signal_exit_codes():
-        return InversionCLI(
-            FeatureInversion,
-            TargetImages,
-            seed_everything_default=0,
-            save_config_kwargs={"overwrite": True},
-            auto_configure_optimizers=False,
-            args=args,
-        )
+
+def command(args: list[str] | None = None) -> None:
+    """``python -m slp_lightning``: ``main``, with user errors as one line (exit 2) and a run
+    stopped by SIGINT or SIGTERM exiting 130 or 143 after saving (``exits``)."""
+    with signal_exit_codes(), user_errors_as_one_line():
+        main(args)

@@ -1,17 +1,25 @@
-"""How a command ends: the exit code of a run stopped by a signal."""
+"""How a command ends: exit codes for signals, and user errors as one line."""
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 # 128 + the signal's number: what shells, SLURM and Kubernetes report for a run a signal stopped.
 EXIT_CODES = {"SIGINT": 128 + signal.SIGINT, "SIGTERM": 128 + signal.SIGTERM}
+USAGE_ERROR = 2  # as argparse exits on a bad option
+DEBUG_ENV = "SLP_LIGHTNING_DEBUG"
+# How this package, torch and Lightning report bad input: a message that says what to change.
+# Other exceptions (RuntimeError, TypeError, KeyError, …) are internal errors and keep their
+# traceback.
+USER_ERRORS = (ValueError, FileNotFoundError, MisconfigurationException)
 
 
 def stopping_signal(exception: BaseException) -> str | None:
@@ -58,3 +66,16 @@ def signal_exit_codes() -> Iterator[None]:
     finally:
         if ours:
             signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@contextmanager
+def user_errors_as_one_line() -> Iterator[None]:
+    """Print a user error as ``error: <message>`` and exit 2, without the traceback that would
+    bury the message (``SLP_LIGHTNING_DEBUG=1`` shows it)."""
+    try:
+        yield
+    except USER_ERRORS as error:
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(USAGE_ERROR)

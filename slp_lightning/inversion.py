@@ -113,6 +113,7 @@ class FeatureInversion(pl.LightningModule):
         self.network = build_feature_network(network, layer, weights, arch, weights_map)
         self.image_size = image_size or default_input_size(network)
         check_pyramid_size(self.image_size, self.image_size, pyramid_levels)
+        self._check_input_size()
         self.pyramid = LaplacianPyramid(pyramid_levels)
         self.compactness = (
             compactness_for_layer(self.network.layer) if compactness is None else compactness
@@ -126,6 +127,20 @@ class FeatureInversion(pl.LightningModule):
         self.I_pre: nn.Parameter | None = None
         # Set by PyramidSwitch every step: did any image on any process switch level just now?
         self.switched_anywhere = False
+
+    @torch.no_grad()
+    def _check_input_size(self) -> None:
+        """Fail now, in a sentence, when the layer cannot take images of ``image_size`` (a pooling
+        layer would otherwise fail at the first step with a bare RuntimeError)."""
+        size = self.image_size
+        try:
+            self.network(torch.zeros(1, self.network.in_channels, size, size))
+        except RuntimeError as error:
+            raise ValueError(
+                f"{self.network.network} {self.network.layer} cannot take {size}x{size} px images "
+                f"({error}); use a larger --model.image_size (the network's own is "
+                f"{default_input_size(self.hparams.network)})"
+            ) from None
 
     # ----------------------------------------------------------------- targets and state
     def setup(self, stage: str) -> None:

@@ -101,6 +101,30 @@ def write_results(
     return path
 
 
+def remove_unstarted_run(run_dir: Path) -> None:
+    """Delete ``run_dir`` when it holds only what a run writes before its first step (config,
+    hparams, TensorBoard's event file, an empty ``checkpoints/``), and then its parent when
+    empty: a run that failed at the start leaves no empty ``version_<n>`` behind."""
+    if not run_dir.is_dir():
+        return
+    entries = list(run_dir.iterdir())
+    startup = [
+        entry for entry in entries
+        if entry.name in ("config.yaml", "hparams.yaml") or entry.name.startswith("events.out.tfevents.")
+        or (entry.name == "checkpoints" and entry.is_dir() and not any(entry.iterdir()))
+    ]  # fmt: skip
+    if len(startup) < len(entries):
+        return
+    for entry in entries:
+        if entry.is_dir():
+            entry.rmdir()
+        else:
+            entry.unlink()
+    run_dir.rmdir()
+    if not any(run_dir.parent.iterdir()):
+        run_dir.parent.rmdir()
+
+
 SUMMARY_COLUMNS = [
     "method", "network", "layer", "compactness", "pyramid_levels", "images", "steps",
     "mean_normalized_error", "mean_relative_error", "mean_psnr", "mean_ssim", "seconds", "job",

@@ -37,9 +37,10 @@ def test_resume_refuses_other_images(run: Path, photos: Path) -> None:
         resume(run, photos / "chelsea.png", "--trainer.max_steps=90")
 
 
-def test_resume_refuses_another_image_size(run: Path, photos: Path) -> None:
+def test_resume_refuses_another_image_size_and_leaves_no_run_folder(run: Path, photos: Path) -> None:
     with pytest.raises(ValueError, match=r"another problem \(image_size: 64 \(checkpoint\) vs 72 \(this run\)\)"):
         resume(run, photos / "coffee.png", "--trainer.max_steps=90", "--model.image_size=72")
+    assert list(run.parent.iterdir()) == [run]  # the refused run's version_1 is gone
 
 
 def test_resuming_a_finished_run_says_so_and_makes_no_new_run(

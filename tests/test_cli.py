@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.transforms.v2.functional import pil_to_tensor
 
-from slp_lightning.cli import main
+from slp_lightning.cli import command, main
 from slp_lightning.networks import build_feature_network
 from slp_lightning.data import load_image
 
@@ -93,3 +94,44 @@ def test_help_and_print_config_from_the_command_line() -> None:
     assert "--model.layer" in cli("--help") and "--switch.patience" in cli("--help")
     printed = cli("--config", "configs/alexnet_conv5.yaml", "--model.layer", "conv4", "--print_config")
     assert "layer: conv4" in printed and "compactness: 0.01" in printed
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--model.method=magic", "unknown method 'magic'; valid methods: slp, pixel, tv"),
+        ("--data.images=nothing.png", "image 'nothing.png': no such file, folder or glob match"),
+        ("--model.weights=IMAGENET1K_V1", "cannot load AlexNet weights IMAGENET1K_V1: .* Put the file at"),
+        ("--trainer.max_steps=0", "--trainer.max_steps must be a number of steps >= 1, or -1 for no limit"),
+    ],
+)  # fmt: skip
+def test_user_errors_are_one_line_and_leave_no_run_folder(
+    tmp_path: Path, option: str, message: str, capsys: pytest.CaptureFixture
+) -> None:
+    with pytest.raises(SystemExit) as exit:
+        command(tiny_args(tmp_path, "skimage:coffee", option))
+    error = capsys.readouterr().err
+    assert exit.value.code == 2 and re.search(f"^error: {message}", error, re.M), error
+    assert "Traceback" not in error and not list(tmp_path.iterdir())
+
+
+def test_too_small_an_image_for_the_layer_is_a_sentence(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit):
+        command(tiny_args(tmp_path, "skimage:coffee", "--model.pyramid_levels=1", "--model.image_size=8"))
+    assert "error: alexnet conv2 cannot take 8x8 px images (" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback_and_internal_errors_keep_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SLP_LIGHTNING_DEBUG", "1")
+    with pytest.raises(ValueError, match="unknown method"):
+        command(tiny_args(tmp_path, "skimage:coffee", "--model.method=magic"))
+    monkeypatch.delenv("SLP_LIGHTNING_DEBUG")
+
+    def bug(*args: object) -> None:
+        raise KeyError("a bug")
+
+    monkeypatch.setattr("slp_lightning.cli.main", bug)
+    with pytest.raises(KeyError, match="a bug"):
+        command([])

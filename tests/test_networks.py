@@ -83,7 +83,7 @@ def test_auto_without_weights_warns_loudly_and_uses_the_seeded_random_network() 
 
 
 def test_strict_pretrained_without_the_file_says_where_to_put_it() -> None:
-    with pytest.raises(RuntimeError, match="alexnet-owt-7be5be79.pth"):
+    with pytest.raises(FileNotFoundError, match="alexnet-owt-7be5be79.pth"):
         build_feature_network("alexnet", "conv1", "IMAGENET1K_V1")
 
 

@@ -78,9 +78,8 @@ def test_arch_is_checked() -> None:
 def test_sift_takes_no_weights_and_rejects_images_below_a_patch() -> None:
     with pytest.raises(ValueError, match="takes no weights"):
         build_feature_network("dsift", None, "/some/file.pth")
-    model = FeatureInversion(network="dsift", image_size=8, pyramid_levels=2)
-    with pytest.raises(ValueError, match="at least 16x16 px, got 8x8"):
-        model.set_targets(torch.rand(1, 3, 8, 8), ["small"])
+    with pytest.raises(ValueError, match="at least 16x16 px, got 8x8"):  # at once, not at the first step
+        FeatureInversion(network="dsift", image_size=8, pyramid_levels=2)
 
 
 def test_caffenet_loads_a_converted_state_dict_from_a_path(tmp_path) -> None:

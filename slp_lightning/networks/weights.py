@@ -183,7 +183,7 @@ def load_weights(
             state = _fetch(member)
         except Exception as error:  # noqa: BLE001 - any failure to obtain the file is reported
             if spec != "auto":
-                raise RuntimeError(
+                raise FileNotFoundError(
                     f"cannot load {name} weights {member.name}: {error}. Put the file at "
                     f"{cached_weights_path(member)} (TORCH_HOME moves it) or pass a local state "
                     f"dict with --model.weights /path/to/weights.pth"

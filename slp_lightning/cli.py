@@ -62,6 +62,11 @@ class InversionCLI(LightningCLI):
             ("model.network", "model.image_size"), "data.image_size", compute_fn=_image_size
         )
 
+    @staticmethod
+    def subcommands() -> dict[str, set[str]]:
+        """Only ``fit``: an inversion has no validation, test or predict step to run."""
+        return {"fit": LightningCLI.subcommands()["fit"]}
+
     def _parse_ckpt_path(self) -> None:
         # LightningCLI would copy the checkpoint's model settings over the command line's, so
         # that `--model.image_size 72` silently resumes at 64. FeatureInversion.on_load_checkpoint

@@ -135,3 +135,15 @@ def test_debug_shows_the_traceback_and_internal_errors_keep_it(
     monkeypatch.setattr("slp_lightning.cli.main", bug)
     with pytest.raises(KeyError, match="a bug"):
         command([])
+
+
+def test_only_fit_is_offered(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit:
+        command(["--help"])
+    listed = capsys.readouterr().out
+    assert exit.value.code == 0 and "{fit}" in listed
+    assert not {"validate", "test", "predict"} & set(re.findall(r"\w+", listed))
+    with pytest.raises(SystemExit) as exit:
+        command(["validate"])
+    assert exit.value.code == 2
+    assert "invalid choice: 'validate' (choose from 'fit')" in capsys.readouterr().err

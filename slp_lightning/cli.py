@@ -16,6 +16,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from slp_lightning.callbacks import InversionCheckpoint, OutputWriter, PyramidSwitch
+from slp_lightning.config_files import with_shipped_configs
 from slp_lightning.data import TargetImages
 from slp_lightning.distributed import IndependentDDPStrategy, needs_processes
 from slp_lightning.exits import signal_exit_codes, user_errors_as_one_line
@@ -26,6 +27,7 @@ from slp_lightning.resume import finished
 from slp_lightning.sweep import Sweep
 
 CALLBACK_KEYS = ("switch", "outputs", "checkpoint")
+CONSOLE_SCRIPT = "slp-lightning"  # pyproject.toml's [project.scripts]
 # Every process of a multi-device sweep must write into the same sweep folder: the first process
 # picks its version and the processes it launches inherit it through the environment.
 SWEEP_VERSION_ENV = "SLP_LIGHTNING_SWEEP_VERSION"
@@ -66,6 +68,13 @@ class InversionCLI(LightningCLI):
     def subcommands() -> dict[str, set[str]]:
         """Only ``fit``: an inversion has no validation, test or predict step to run."""
         return {"fit": LightningCLI.subcommands()["fit"]}
+
+    def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
+        """LightningCLI's parsing, with ``--config NAME`` finding a shipped config by name."""
+        if args is None or isinstance(args, list):
+            self.config = parser.parse_args(with_shipped_configs(sys.argv[1:] if args is None else args))
+        else:
+            super().parse_arguments(parser, args)
 
     def _parse_ckpt_path(self) -> None:
         # LightningCLI would copy the checkpoint's model settings over the command line's, so
@@ -183,8 +192,14 @@ def main(args: list[str] | None = None) -> InversionCLI:
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
+        parser_kwargs={"prog": _program()},
         args=args,
     )
+
+
+def _program() -> str:
+    """The name usage and errors give the program: how it was started."""
+    return CONSOLE_SCRIPT if Path(sys.argv[0]).name == CONSOLE_SCRIPT else "python -m slp_lightning"
 
 
 def command(args: list[str] | None = None) -> None:

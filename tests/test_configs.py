@@ -1,15 +1,20 @@
 """Every shipped config parses and runs end to end on tiny inputs."""
 
 import json
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 import yaml
 
-from slp_lightning.cli import main
+from slp_lightning.cli import command, main
 from slp_lightning.networks import layer_names
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
 # Smallest sizes each network accepts with 3 pyramid levels (fc layers aside).
 TINY = {
     "dsift": 32, "dsift_color": 32, "alexnet": 64, "alexnet_caffe": 67, "torchvision": 32,
@@ -45,3 +50,49 @@ def test_config_runs_for_a_few_steps(config: Path, tmp_path: Path, photos: Path)
         assert 0 < results["mean_normalized_error"] < float("inf")
     if "sweep" in settings:
         assert len(next(tmp_path.rglob("summary.csv")).read_text().splitlines()) > 2
+
+
+def test_a_shipped_config_is_found_by_name_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name, network in [("alexnet_conv5", "alexnet"), ("sift_grey.yaml", "dsift"),
+                          ("configs/paper/table2_sift.yaml", "dsift")]:  # fmt: skip
+        with pytest.raises(SystemExit) as exit:
+            command(["fit", "--config", name, "--print_config"])
+        assert exit.value.code == 0
+        assert yaml.safe_load(capsys.readouterr().out)["model"]["network"] == network
+    # A file of that name in the working directory wins.
+    (tmp_path / "alexnet_conv5.yaml").write_text("model:\n  layer: conv1\n")
+    with pytest.raises(SystemExit):
+        command(["fit", "--config=alexnet_conv5.yaml", "--print_config"])
+    assert yaml.safe_load(capsys.readouterr().out)["model"]["layer"] == "conv1"
+    with pytest.raises(SystemExit) as exit:
+        command(["fit", "--config", "alexnet_conv9"])
+    assert exit.value.code == 2 and (
+        "error: --config 'alexnet_conv9': no such file, and no shipped config of that name; "
+        "shipped configs: alexnet_caffe, alexnet_conv5, paper/table1_alexnet"
+    ) in capsys.readouterr().err
+
+
+def test_usage_names_the_program(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit:
+        command(["fit", "--model.image_size=big"])
+    assert exit.value.code == 2 and "usage: python -m slp_lightning [options] fit" in capsys.readouterr().err
+
+
+def test_a_plain_install_ships_the_configs(tmp_path: Path) -> None:
+    """The wheel that `pip install .` builds holds configs/ as slp_lightning/configs/."""
+    pytest.importorskip("setuptools", minversion="70.1")  # builds wheels without the wheel package
+    source = tmp_path / "source"  # a copy, so that the build leaves nothing in the checkout
+    for name in ["slp_lightning", "configs"]:
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ["pyproject.toml", "README.md"]:
+        shutil.copy(ROOT / name, source / name)
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+    subprocess.run([*build, "-w", str(tmp_path), str(source)], check=True, capture_output=True, timeout=120)
+    wheel = zipfile.ZipFile(next(tmp_path.glob("*.whl")))
+    shipped = {n.removeprefix("slp_lightning/configs/") for n in wheel.namelist() if n.endswith(".yaml")}
+    assert shipped == {c.relative_to(ROOT / "configs").as_posix() for c in CONFIGS}
+    scripts = next(n for n in wheel.namelist() if n.endswith("entry_points.txt"))
+    assert "slp-lightning = slp_lightning.cli:command" in wheel.read(scripts).decode()

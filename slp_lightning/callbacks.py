@@ -12,6 +12,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
+from slp_lightning.distributed import lost_peer
 from slp_lightning.exits import stopping_signal
 from slp_lightning.metrics import NormalizedError
 from slp_lightning.outputs import write_png, write_results, write_sheet
@@ -80,7 +81,12 @@ class PyramidSwitch(Callback):
             m.last_improved[switch] = step
         # One collective a step answers both questions every process must agree on.
         here = torch.tensor([float(switch.any()), float(not m.done.all())], device=m.device)
-        anywhere = trainer.strategy.reduce(here, reduce_op="sum")
+        try:
+            anywhere = trainer.strategy.reduce(here, reduce_op="sum")
+        except RuntimeError as error:  # the first collective of a step: where a lost peer shows
+            if trainer.world_size == 1:
+                raise
+            raise lost_peer(error, trainer.global_rank, trainer.world_size, step) from error
         m.switched_anywhere = bool(anywhere[0] > 0)
         if anywhere[1] == 0:
             trainer.should_stop = True
@@ -125,13 +131,13 @@ class InversionCheckpoint(ModelCheckpoint):
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        if self._should_save_on_exception(trainer):
+        # With several processes the others may be gone or at another step: a save would wait
+        # for them at a barrier (and hang, or fail with an error that hides this one) and could
+        # hold only this process's images. Such a run resumes from last.ckpt as it stands.
+        if trainer.world_size == 1 and self._should_save_on_exception(trainer):
             candidates = self._monitor_candidates(trainer)
             self._save_checkpoint(trainer, self.format_checkpoint_name(candidates))
-            # With several processes the others may be gone, so that checkpoint holds only the
-            # first process's images: it must not replace last.ckpt, the newest complete state.
-            if trainer.world_size == 1:
-                self._save_last_checkpoint(trainer, candidates)
+            self._save_last_checkpoint(trainer, candidates)
         if self.last_model_path:
             rank_zero_info(
                 f"stopped at step {trainer.global_step}; resume with --ckpt_path {self.last_model_path}"

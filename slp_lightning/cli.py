@@ -19,7 +19,7 @@ from slp_lightning.callbacks import InversionCheckpoint, OutputWriter, PyramidSw
 from slp_lightning.config_files import with_shipped_configs
 from slp_lightning.data import TargetImages
 from slp_lightning.distributed import IndependentDDPStrategy, needs_processes
-from slp_lightning.exits import signal_exit_codes, user_errors_as_one_line
+from slp_lightning.exits import errors_as_one_line, signal_exit_codes
 from slp_lightning.inversion import FeatureInversion
 from slp_lightning.networks import default_input_size, layer_names
 from slp_lightning.outputs import remove_unstarted_run, summary_row, write_summary
@@ -203,7 +203,8 @@ def _program() -> str:
 
 
 def command(args: list[str] | None = None) -> None:
-    """``python -m slp_lightning``: ``main``, with user errors as one line (exit 2) and a run
+    """``python -m slp_lightning``: ``main``, with user errors and a lost process as one line
+    (exit 2, exit 1) and a run
     stopped by SIGINT or SIGTERM exiting 130 or 143 after saving (``exits``)."""
-    with signal_exit_codes(), user_errors_as_one_line():
+    with signal_exit_codes(), errors_as_one_line():
         main(args)

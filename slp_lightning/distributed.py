@@ -33,6 +33,19 @@ StrategyRegistry.register(
 )
 
 
+class PeerLostError(RuntimeError):
+    """Another process of the run stopped answering: it crashed or was killed."""
+
+
+def lost_peer(error: Exception, rank: int, world: int, step: int) -> PeerLostError:
+    """The error for a collective that failed at ``step`` because another process is gone."""
+    who = f"process {1 - rank}" if world == 2 else "another process"
+    detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return PeerLostError(
+        f"{who} of this {world}-process run is gone: the exchange at step {step} failed ({detail})"
+    )
+
+
 def shard(total: int, rank: int, world: int) -> Tensor:
     """Indices of the targets rank ``rank`` of ``world`` owns: rank, rank + world, …"""
     return torch.arange(rank, total, world)

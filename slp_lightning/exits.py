@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from slp_lightning.distributed import PeerLostError
+
 # 128 + the signal's number: what shells, SLURM and Kubernetes report for a run a signal stopped.
 EXIT_CODES = {"SIGINT": 128 + signal.SIGINT, "SIGTERM": 128 + signal.SIGTERM}
 USAGE_ERROR = 2  # as argparse exits on a bad option
@@ -20,6 +22,8 @@ DEBUG_ENV = "SLP_LIGHTNING_DEBUG"
 # Other exceptions (RuntimeError, TypeError, KeyError, …) are internal errors and keep their
 # traceback.
 USER_ERRORS = (ValueError, FileNotFoundError, MisconfigurationException)
+# A run that stopped for a reason its message gives in full (its outputs are written already).
+RUN_ERRORS = (PeerLostError,)
 
 
 def stopping_signal(exception: BaseException) -> str | None:
@@ -69,13 +73,13 @@ def signal_exit_codes() -> Iterator[None]:
 
 
 @contextmanager
-def user_errors_as_one_line() -> Iterator[None]:
-    """Print a user error as ``error: <message>`` and exit 2, without the traceback that would
-    bury the message (``SLP_LIGHTNING_DEBUG=1`` shows it)."""
+def errors_as_one_line() -> Iterator[None]:
+    """Print a user error as ``error: <message>`` and exit 2 (a ``RUN_ERRORS`` error: exit 1),
+    without the traceback that would bury the message (``SLP_LIGHTNING_DEBUG=1`` shows it)."""
     try:
         yield
-    except USER_ERRORS as error:
+    except USER_ERRORS + RUN_ERRORS as error:
         if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             raise
         print(f"error: {error}", file=sys.stderr)
-        sys.exit(USAGE_ERROR)
+        sys.exit(1 if isinstance(error, RUN_ERRORS) else USAGE_ERROR)

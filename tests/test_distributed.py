@@ -115,3 +115,22 @@ def test_bf16_mixed_precision_stays_close_to_fp32(tmp_path: Path, photos: Path) 
         main(tiny_args(root, photos / "coffee.png", f"--trainer.precision={precision}", "--trainer.max_steps=80"))
         errors[precision] = results(root)["mean_relative_error"]
     assert 0 < errors["bf16-mixed"] < 1.5 * errors["32-true"]
+
+
+def test_a_lost_process_is_named_in_one_sentence() -> None:
+    """The per-step exchange failing (gloo: the peer's socket closed) becomes PeerLostError."""
+    from types import SimpleNamespace
+
+    from slp_lightning.callbacks import PyramidSwitch
+    from slp_lightning.distributed import PeerLostError
+
+    def reduce(*args, **kwargs):  # noqa: ANN002, ANN003
+        raise RuntimeError("Connection reset by peer\nsecond line")
+
+    one = torch.ones(1)
+    module = SimpleNamespace(phase_best=one * torch.inf, last_improved=one.long(), phase_start=one.long() * 0,
+                             finest_on=one.long() * 2, done=one.bool() & False, device=torch.device("cpu"))  # fmt: skip
+    trainer = SimpleNamespace(global_step=7, world_size=2, global_rank=0, strategy=SimpleNamespace(reduce=reduce))
+    with pytest.raises(PeerLostError, match=r"^process 1 of this 2-process run is gone: the exchange at "
+                                            r"step 7 failed \(Connection reset by peer\)$"):  # fmt: skip
+        PyramidSwitch().on_train_batch_end(trainer, module, {"per_image": one}, None, 0)

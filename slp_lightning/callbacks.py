@@ -95,8 +95,9 @@ class PyramidSwitch(Callback):
 class InversionCheckpoint(ModelCheckpoint):
     """``ModelCheckpoint`` whose ``last.ckpt`` always holds the newest state.
 
-    ``ModelCheckpoint`` refreshes ``last.ckpt`` with its step checkpoints and on an exception;
-    this one also refreshes it at every level switch and at the end of the run, through
+    ``ModelCheckpoint`` refreshes ``last.ckpt`` with its step checkpoints and on an exception
+    (here: of a single-process run, see ``on_exception``); this one also refreshes it at every
+    level switch and at the end of the run, through
     ``ModelCheckpoint``'s own bookkeeping (a file written behind its back would make it save its
     next "last" as ``last-v1.ckpt``).
 

@@ -77,10 +77,10 @@ class InversionCLI(LightningCLI):
             super().parse_arguments(parser, args)
 
     def _parse_ckpt_path(self) -> None:
-        # LightningCLI would copy the checkpoint's model settings over the command line's, so
-        # that `--model.image_size 72` silently resumes at 64. FeatureInversion.on_load_checkpoint
-        # instead refuses a checkpoint of other settings or images and lists the differences.
-        pass
+        """Keep the command line's settings. LightningCLI would copy the checkpoint's model
+        settings over them, so that ``--model.image_size 72`` silently resumed at 64;
+        ``FeatureInversion.on_load_checkpoint`` instead refuses a checkpoint of other settings or
+        images and lists the differences."""
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
@@ -204,7 +204,7 @@ def _program() -> str:
 
 def command(args: list[str] | None = None) -> None:
     """``python -m slp_lightning``: ``main``, with user errors and a lost process as one line
-    (exit 2, exit 1) and a run
-    stopped by SIGINT or SIGTERM exiting 130 or 143 after saving (``exits``)."""
+    (exit 2, exit 1), and a run stopped by SIGINT or SIGTERM exiting 130 or 143 after saving
+    (``exits``)."""
     with signal_exit_codes(), errors_as_one_line():
         main(args)

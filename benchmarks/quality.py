@@ -1,15 +1,23 @@
-"""This method against the baselines on dense SIFT, at the same step budget (issue: quality).
+"""This method against the baselines, side by side at the same step budgets, on a photo set.
 
-    python benchmarks/quality.py --quick                 # < 5 minutes on 2 CPU cores
-    python benchmarks/quality.py --images DIR            # the full configs/paper/table2_sift.yaml
+    python benchmarks/quality.py --quick          # 4 validation photos, 64 px, relu3_3: minutes on 2 cores
+    python benchmarks/quality.py --set validation --network craft_vgg16_bn --size 128 \\
+        --layers relu1_2 relu2_2 relu3_3 relu4_3 relu5_2 --budgets 200 500 1000   # the full grid (a GPU)
+    python benchmarks/quality.py --set validation --network dsift --budgets 1000   # Table 2, grey SIFT
 
-Runs the Table 2 sweep (grey and colour SIFT × slp, pixel, tv), prints its summary.md, and plots
-the sLP job's loss across its level switches to ``loss_curve.png`` beside this file.
+For each budget, one ``fit`` sweeps ``--methods`` × ``--layers`` over the set's photographs
+(``benchmarks/photos.py``: tune on ``tuning``, report ``validation``) with the network's shipped
+config, so every method gets the same images, optimiser and step budget. Prints one markdown table
+(mean normalised error, PSNR, high-frequency energy ratio per method × budget × layer), the
+issue's goals checked per cell, and per-image wins of ``slp`` over ``pixel``; ``--out DIR`` keeps
+the runs (sheets, results.json, TensorBoard) instead of a temporary folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import os
 import subprocess
 import sys
@@ -19,53 +27,106 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.overhead import targets  # noqa: E402
+from benchmarks.photos import SETS, photo_set  # noqa: E402
 
-HELD_OUT = ["rocket", "camera", "coins", "horse"]
+CONFIGS = {
+    "craft_vgg16_bn": "configs/vgg16_bn_trained.yaml",
+    "dsift": "configs/sift_grey.yaml",
+    "dsift_color": "configs/sift_color.yaml",
+    "alexnet": "configs/alexnet_conv5.yaml",
+}
+SHALLOW = {"relu1_2", "relu2_2", "relu3_3"}  # where the goal asks PSNR >= pixel + 2 dB
 
 
-def plot_loss_curve(job_dir: Path, out: Path) -> None:
-    """``loss/Z`` (log scale) and ``pyramid/level`` against the step, from TensorBoard events."""
-    import matplotlib
+def run_budget(args: argparse.Namespace, images: Path, budget: int, root: Path) -> list[dict]:
+    """One sweep of methods × layers at ``budget`` steps; its summary rows, with per-image errors."""
+    out = root / f"steps_{budget}"
+    command = [
+        sys.executable, "-m", "slp_lightning", "fit", "--config", CONFIGS[args.network],
+        f"--model.network={args.network}", f"--data.images={images}", f"--model.image_size={args.size}",
+        f"--trainer.max_steps={budget}", f"--trainer.default_root_dir={out}",
+        "--trainer.enable_progress_bar=false", "--checkpoint.every_n_train_steps=100000",
+        f"--sweep.methods=[{', '.join(args.methods)}]", *args.extra,
+    ]  # fmt: skip
+    if args.layers:
+        command.append(f"--sweep.layers=[{', '.join(args.layers)}]")
+    subprocess.run(command, cwd=ROOT, env={**os.environ, "SLP_LIGHTNING_OFFLINE": "1"}, check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+    run = next(out.glob("*_sweep/version_*"))
+    with open(run / "summary.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        results = json.loads((run / row["job"] / "results.json").read_text())
+        row["budget"] = budget
+        row["per_image"] = {i["name"]: i["normalized_error"] for i in results["images"]}
+    return rows
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(job_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    loss, level = events.Scalars("loss/Z"), events.Scalars("pyramid/level")
-    figure, axes = plt.subplots(figsize=(6, 3))
-    axes.semilogy([e.step for e in loss], [e.value for e in loss], color="C0")
-    axes.set_xlabel("step")
-    axes.set_ylabel("loss Z (mean over images)", color="C0")
-    twin = axes.twinx()
-    twin.step([e.step for e in level], [e.value for e in level], where="post", color="C1")
-    twin.set_ylabel("finest level on (mean)", color="C1")
-    axes.set_title("grey dense SIFT: coarse-to-fine phases, then the full-detail phase")
-    figure.tight_layout()
-    figure.savefig(out, dpi=120)
-    plt.close(figure)
+def report(rows: list[dict]) -> str:
+    """The markdown table and the goals, per cell."""
+    layers = list(dict.fromkeys(r["layer"] for r in rows))
+    cell = {(r["method"], r["budget"], r["layer"]): r for r in rows}
+    lines = ["| method | steps | " + " | ".join(layers) + " |", "|---|---|" + "---|" * len(layers)]
+    for (method, budget) in dict.fromkeys((r["method"], r["budget"]) for r in rows):
+        values = []
+        for layer in layers:
+            r = cell.get((method, budget, layer))
+            values.append("" if r is None else f"{100 * float(r['mean_normalized_error']):.1f} % / "
+                          f"{float(r['mean_psnr']):.1f} dB / {float(r['mean_hf_ratio']):.2f}")  # fmt: skip
+        lines.append(f"| {method} | {budget} | " + " | ".join(values) + " |")
+    lines += ["", "Cells: mean normalised error / mean PSNR / high-frequency energy ratio (1 = the "
+              "target's fine detail).", "", "Goals per cell (slp against the baselines at the same budget):", ""]
+    for budget in dict.fromkeys(r["budget"] for r in rows):
+        for layer in layers:
+            slp, pixel, tv = (cell.get((m, budget, layer)) for m in ("slp", "pixel", "tv"))
+            if slp is None:
+                continue
+            err = float(slp["mean_normalized_error"])
+            checks = []
+            if pixel is not None:
+                wins = sum(slp["per_image"][n] <= e for n, e in pixel["per_image"].items())
+                ratio = err / float(pixel["mean_normalized_error"])
+                checks.append(f"error {ratio:.2f}× pixel's ({'met' if ratio <= 1 else 'NOT met'}; "
+                              f"slp ≤ pixel on {wins}/{len(pixel['per_image'])} images)")  # fmt: skip
+                if layer in SHALLOW:
+                    gain = float(slp["mean_psnr"]) - float(pixel["mean_psnr"])
+                    checks.append(f"PSNR {gain:+.1f} dB over pixel ({'met' if gain >= 2 else 'NOT met'}: ≥ +2)")
+            if tv is not None:
+                ratio = err / float(tv["mean_normalized_error"])
+                checks.append(f"error {ratio:.2f}× tv's ({'met' if ratio <= 0.6 else 'NOT met'}: ≤ 0.6)")
+            lines.append(f"- {budget} steps, {layer}: " + "; ".join(checks))
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="2 photographs, 400 steps")
-    parser.add_argument("--images", help="folder of images (default: scikit-image photographs)")
+    parser.add_argument("--quick", action="store_true", help="4 validation photos, 64 px, relu3_3, 100 steps")
+    parser.add_argument("--set", choices=sorted(SETS), default="validation")
+    parser.add_argument("--network", choices=sorted(CONFIGS), default="craft_vgg16_bn")
+    parser.add_argument("--layers", nargs="*", default=None, help="default: the config's layer")
+    parser.add_argument("--methods", nargs="+", default=["slp", "pixel", "tv"])
+    parser.add_argument("--budgets", nargs="+", type=int, default=[200, 500, 1000])
+    parser.add_argument("--size", type=int, default=128, help="image side in px")
+    parser.add_argument("--photos", type=int, default=None, help="only the first N photographs of the set")
+    parser.add_argument("--out", type=Path, default=None, help="keep the runs here")
+    parser.add_argument("extra", nargs="*", help="more fit options after --, e.g. -- --switch.coarse_budget=0.15")
     args = parser.parse_args()
-    # Not the photographs the defaults were tuned on (astronaut, chelsea, coffee).
-    images = args.images or targets(2 if args.quick else 4, HELD_OUT)
-    extra = ["--trainer.max_steps=400"] if args.quick else []
-    with tempfile.TemporaryDirectory() as root:
-        subprocess.run(
-            [sys.executable, "-m", "slp_lightning", "fit", "--config", "configs/paper/table2_sift.yaml",
-             f"--data.images={images}", f"--trainer.default_root_dir={root}",
-             "--trainer.enable_progress_bar=false", *extra],
-            cwd=ROOT, env={**os.environ, "SLP_LIGHTNING_OFFLINE": "1"}, check=True, capture_output=True,
-        )  # fmt: skip
-        run = Path(root) / "sweep" / "version_0"
-        print((run / "summary.md").read_text())
-        plot_loss_curve(run / "slp_dsift", Path(__file__).with_name("loss_curve.png"))
+    if args.quick:
+        args.size, args.photos, args.budgets = 64, 4, [100]
+        if args.network == "craft_vgg16_bn" and not args.layers:
+            args.layers = ["relu3_3"]
+    folder = photo_set(args.set)
+    if args.photos:
+        subset = Path(tempfile.mkdtemp(prefix=f"{args.set}_"))
+        for png in sorted(folder.glob("*.png"))[: args.photos]:
+            (subset / png.name).symlink_to(png)
+        folder = subset
+    with tempfile.TemporaryDirectory() as scratch:
+        root = args.out or Path(scratch)
+        rows = [row for budget in args.budgets for row in run_budget(args, folder, budget, root)]
+    count = len(list(folder.glob("*.png")))
+    print(f"{args.network}, {args.set} set ({count} photographs), {args.size} px\n")
+    print(report(rows))
 
 
 if __name__ == "__main__":

@@ -23,7 +23,10 @@ class PyramidSwitch(Callback):
 
     An image's phase has converged when it has run ``min_steps`` and either its loss ``Z`` has
     not improved by a relative ``rel_tol`` for ``patience`` steps, or (coarse phases only) the
-    phase has run ``max_steps_per_level``. The final phase (all levels on, where the baselines
+    phase has used its share of the budget: ``max_steps_per_level`` steps when given, else
+    ``phase_share`` of the Trainer's ``max_steps`` (30 of 1000 steps, 6 of 200: a short run is
+    not mostly coarse; without ``max_steps`` a coarse phase runs until it converges, the paper's
+    rule). The final phase (all levels on, where the baselines
     start) uses ``final_patience`` (default: ``patience``); converging there marks the image done;
     the run stops when every image on every process is done (done images keep refining until
     then). Each image switches on its own; the stop is decided jointly, and
@@ -38,12 +41,18 @@ class PyramidSwitch(Callback):
         rel_tol: float = 1e-3,
         patience: int = 10,
         min_steps: int = 5,
-        max_steps_per_level: int = 30,
+        max_steps_per_level: int | None = None,
         final_patience: int | None = 200,
+        phase_share: float = 0.03,
     ) -> None:
         if not 0 <= rel_tol < 1:
             raise ValueError(f"rel_tol must be in [0, 1), got {rel_tol}")
-        if patience < 1 or min_steps < 0 or max_steps_per_level < max(min_steps, 1) or (final_patience or 1) < 1:
+        if not 0 < phase_share < 1:
+            raise ValueError(f"phase_share is a share of the step budget, in (0, 1); got {phase_share}")
+        if (
+            patience < 1 or min_steps < 0 or (final_patience or 1) < 1
+            or (max_steps_per_level is not None and max_steps_per_level < max(min_steps, 1))
+        ):  # fmt: skip
             raise ValueError(
                 "need patience >= 1, final_patience >= 1, min_steps >= 0 and max_steps_per_level >= "
                 f"max(min_steps, 1); got patience={patience}, final_patience={final_patience}, "
@@ -54,6 +63,15 @@ class PyramidSwitch(Callback):
         self.min_steps = min_steps
         self.max_steps_per_level = max_steps_per_level
         self.final_patience = final_patience or patience
+        self.phase_share = phase_share
+
+    def steps_per_level(self, max_steps: int) -> float:
+        """The step cap of each coarse phase for a run of ``max_steps`` (-1: unbounded)."""
+        if self.max_steps_per_level is not None:
+            return self.max_steps_per_level
+        if max_steps <= 0:
+            return float("inf")
+        return max(self.min_steps, 1, round(self.phase_share * max_steps))
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
@@ -69,9 +87,8 @@ class PyramidSwitch(Callback):
         # The phase budget forces switches; the final phase runs until it stalls (or the run's
         # step budget ends), so the baselines, which start there, get the whole budget too.
         patience = torch.where(final, self.final_patience, self.patience)
-        converged = (age >= self.min_steps) & (
-            (step - m.last_improved >= patience) | ((age >= self.max_steps_per_level) & ~final)
-        )
+        cap = self.steps_per_level(trainer.max_steps)
+        converged = (age >= self.min_steps) & ((step - m.last_improved >= patience) | ((age >= cap) & ~final))
         m.done |= converged & final
         switch = converged & ~final
         if switch.any():

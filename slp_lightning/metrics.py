@@ -10,6 +10,8 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
+from slp_lightning.image_model import LaplacianPyramid
+
 
 def mean_pairwise_distance(features: Tensor) -> float:
     """``N_f``: the mean Euclidean distance between the features of distinct pairs of images.
@@ -45,9 +47,21 @@ class NormalizedError(Metric):
         return errors.mean()
 
 
+def high_frequency_ratio(images: Tensor, targets: Tensor) -> Tensor:
+    """Energy of the finest Laplacian band of each image over the target's, (N, C, H, W) -> (N,).
+
+    1 means as much fine detail as the target; well above 1 means added noise (the colour and
+    texture noise feature inversions are prone to), below 1 a blurred reconstruction.
+    """
+    finest = LaplacianPyramid(2).to(images.device)
+    energy = [finest.decompose(x.float())[0].flatten(1).pow(2).sum(dim=1) for x in (images, targets)]
+    return energy[0] / energy[1].clamp_min(1e-12)
+
+
 def image_quality(images: Tensor, targets: Tensor) -> dict[str, Tensor]:
-    """Per-image ``psnr`` (dB) and ``ssim`` of reconstructions against targets, (N, C, H, W) in [0, 1]."""
+    """Per-image ``psnr`` (dB), ``ssim`` and ``hf_ratio`` (``high_frequency_ratio``) of
+    reconstructions against targets, (N, C, H, W) in [0, 1]."""
     images, targets = images.float(), targets.float()
     psnr = peak_signal_noise_ratio(images, targets, data_range=1.0, reduction="none", dim=(1, 2, 3))
     ssim = structural_similarity_index_measure(images, targets, data_range=1.0, reduction="none")
-    return {"psnr": psnr, "ssim": ssim}
+    return {"psnr": psnr, "ssim": ssim, "hf_ratio": high_frequency_ratio(images, targets)}

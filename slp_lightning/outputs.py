@@ -64,7 +64,7 @@ def write_results(
     """Write ``results.json``: the run's settings and, per image, its errors on the final ``I_r``
     (``errors`` as from ``FeatureInversion.evaluate``), final level and switch steps, with means
     (``mean_normalized_error`` as the cross-process metric computed it, when given)."""
-    measures = ["feature_error", "relative_error", "normalized_error", "psnr", "ssim"]
+    measures = ["feature_error", "relative_error", "normalized_error", "psnr", "ssim", "hf_ratio"]
     images = [
         {
             "name": name,
@@ -95,6 +95,7 @@ def write_results(
         ),
         "mean_psnr": mean("psnr"),
         "mean_ssim": mean("ssim"),
+        "mean_hf_ratio": mean("hf_ratio"),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
@@ -127,7 +128,8 @@ def remove_unstarted_run(run_dir: Path) -> None:
 
 SUMMARY_COLUMNS = [
     "method", "network", "layer", "compactness", "pyramid_levels", "images", "steps",
-    "mean_normalized_error", "mean_relative_error", "mean_psnr", "mean_ssim", "seconds", "job",
+    "mean_normalized_error", "mean_relative_error", "mean_psnr", "mean_ssim", "mean_hf_ratio", "seconds",
+    "job",
 ]  # fmt: skip
 
 

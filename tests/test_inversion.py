@@ -85,6 +85,7 @@ def test_switch_waits_for_convergence() -> None:
 
     class Trainer:
         global_step = 0
+        max_steps = 1000
         should_stop = False
 
         class strategy:  # noqa: N801 - one process: a reduction returns its input
@@ -106,6 +107,31 @@ def test_switch_waits_for_convergence() -> None:
     trainer.global_step = 41
     switch.on_train_batch_end(trainer, module, {"per_image": torch.tensor([1.0, 1.0])}, None, 41)
     assert trainer.should_stop is False  # image 0 done (level 1 converged), image 1 not yet
+
+
+def test_coarse_phases_take_a_share_of_the_step_budget() -> None:
+    """Without ``max_steps_per_level`` each coarse phase may take ``phase_share`` of the run."""
+    switch = PyramidSwitch(min_steps=5)
+    assert switch.steps_per_level(1000) == 30 and switch.steps_per_level(200) == 6
+    assert switch.steps_per_level(100) == 5  # never below min_steps
+    assert switch.steps_per_level(-1) == float("inf")  # no budget: phases run to convergence
+    assert PyramidSwitch(max_steps_per_level=15).steps_per_level(1000) == 15  # explicit cap wins
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="phase_share"):
+            PyramidSwitch(phase_share=bad)
+
+
+def test_a_short_run_spends_its_budget_at_full_detail(tmp_path: Path, photos: Path) -> None:
+    recorder = Recorder()
+    model, data, trainer = make_run(
+        tmp_path, str(photos), steps=60, callbacks=[recorder], max_steps_per_level=None,
+        phase_share=0.1, patience=1000,
+    )  # fmt: skip
+    trainer.fit(model, data)
+    # Each of the K − 1 = 2 coarse phases ends at its cap, 0.1 × 60 = 6 steps.
+    assert model.switch_steps.tolist() == [[12, 6]] * 3  # column j-1: the step level j came on
+    # recorder.levels[i] is the state after step i + 1: the last 48 steps run at full detail.
+    assert (recorder.levels[10] == 2).all() and all((levels == 1).all() for levels in recorder.levels[11:])
 
 
 def test_shallow_layer_reconstruction_is_close(tmp_path: Path, photos: Path) -> None:

@@ -77,9 +77,10 @@ def test_auto_and_strict_load_the_cached_torchvision_file() -> None:
 
 
 def test_auto_without_weights_warns_loudly_and_uses_the_seeded_random_network() -> None:
-    with pytest.warns(RandomWeightsWarning, match="RANDOM network"):
+    with pytest.warns(RandomWeightsWarning, match="RANDOM network") as warned:
         net = build_feature_network("alexnet", "conv1", "auto")
     assert net.weights == "random (seed 0)"
+    assert "--model.network craft_vgg16_bn" in str(warned[0].message)  # the offline trained one
 
 
 def test_strict_pretrained_without_the_file_says_where_to_put_it() -> None:

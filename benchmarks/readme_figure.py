@@ -1,0 +1,73 @@
+"""The README's first figure: a trained network's relu3_3 inverted per phase, beside plain descent.
+
+    python benchmarks/readme_figure.py            # about 15 minutes on 2 CPU cores
+    python benchmarks/readme_figure.py --runs DIR # compose again from DIR's existing runs
+
+Runs ``configs/vgg16_bn_trained.yaml`` (CRAFT's VGG16-BN, relu3_3, 128 px, 1000 steps) with
+``slp`` and with ``pixel`` on two validation photographs, then writes ``docs/craft_relu3_3.png``:
+per row the target, ``I_r`` at the end of each pyramid phase (coarsest first), and plain pixel
+descent's result at the same budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from torchvision.io import read_image
+from torchvision.utils import make_grid, save_image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.photos import photo_set  # noqa: E402
+
+PHOTOS = ["astronaut", "china"]
+METHODS = ["slp", "pixel"]
+
+
+def invert(method: str, images: Path, root: Path) -> Path:
+    """One run of the trained config; its run directory."""
+    subprocess.run(
+        [sys.executable, "-m", "slp_lightning", "fit", "--config", "configs/vgg16_bn_trained.yaml",
+         f"--data.images={images}", f"--model.method={method}", f"--trainer.default_root_dir={root / method}",
+         "--trainer.enable_progress_bar=false"],
+        cwd=ROOT, env={**os.environ, "SLP_LIGHTNING_OFFLINE": "1"}, check=True, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    return next((root / method).glob("*/version_*"))
+
+
+def compose(runs: dict[str, Path], images: Path, out: Path, levels: int = 4) -> None:
+    tiles = []
+    for name in PHOTOS:
+        tiles.append(read_image(str(images / f"{name}.png")))
+        folder = runs["slp"] / "reconstructions"
+        tiles += [read_image(str(folder / f"{name}_level{k}.png")) for k in range(levels, 0, -1)]
+        tiles.append(read_image(str(runs["pixel"] / "reconstructions" / f"{name}.png")))
+    size = tiles[1].shape[-1]
+    tiles = [torch.nn.functional.interpolate(t[None].float(), size=(size, size), mode="area")[0] / 255 for t in tiles]
+    save_image(make_grid(tiles, nrow=levels + 2, padding=4, pad_value=1.0), out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=Path, help="a folder with slp/ and pixel/ runs already made")
+    args = parser.parse_args()
+    source = photo_set("validation")
+    with tempfile.TemporaryDirectory() as scratch:
+        images = Path(scratch) / "images"
+        images.mkdir()
+        for name in PHOTOS:
+            (images / f"{name}.png").symlink_to(source / f"{name}.png")
+        root = args.runs or Path(scratch)
+        runs = {m: next((root / m).glob("*/version_*")) if args.runs else invert(m, images, root) for m in METHODS}
+        compose(runs, images, ROOT / "docs" / "craft_relu3_3.png")
+
+
+if __name__ == "__main__":
+    main()

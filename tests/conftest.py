@@ -38,6 +38,15 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def two_photos(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of two of them, for runs on two processes (one image each)."""
+    folder = tmp_path_factory.mktemp("two")
+    for name in ["astronaut", "chelsea"]:
+        (folder / f"{name}.png").write_bytes((photos / f"{name}.png").read_bytes())
+    return folder
+
+
 def tiny_args(root: Path, images: Path | str, *extra: str) -> list[str]:
     """CLI arguments for a fast run: 64 px, 3 pyramid levels, AlexNet conv2, random weights."""
     return [

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,7 @@ from PIL import Image
 
 from slp_lightning.networks.weights import OFFLINE_ENV
 
+ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = {"astronaut": skimage.data.astronaut, "chelsea": skimage.data.chelsea, "coffee": skimage.data.coffee}
 
 
@@ -34,6 +38,15 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def two_photos(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of two of them, for runs on two processes (one image each)."""
+    folder = tmp_path_factory.mktemp("two")
+    for name in ["astronaut", "chelsea"]:
+        (folder / f"{name}.png").write_bytes((photos / f"{name}.png").read_bytes())
+    return folder
+
+
 def tiny_args(root: Path, images: Path | str, *extra: str) -> list[str]:
     """CLI arguments for a fast run: 64 px, 3 pyramid levels, AlexNet conv2, random weights."""
     return [
@@ -53,3 +66,14 @@ def tiny_args(root: Path, images: Path | str, *extra: str) -> list[str]:
         f"--trainer.default_root_dir={root}",
         *extra,
     ]
+
+
+def launch(root: Path, args: list[str]) -> subprocess.Popen:
+    """``python -m slp_lightning <args>`` in a subprocess in ``root`` (created), offline, importing
+    this checkout; stdout and stderr together in ``stdout``."""
+    root.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "SLP_LIGHTNING_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "slp_lightning", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root, env=env,
+    )  # fmt: skip

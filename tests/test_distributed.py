@@ -55,14 +55,6 @@ def results(root: Path, version: int = 0) -> dict:
     return json.loads((root / "alexnet_conv2" / f"version_{version}" / "results.json").read_text())
 
 
-@pytest.fixture(scope="module")
-def two_photos(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("two")
-    for name in ["astronaut", "chelsea"]:
-        (folder / f"{name}.png").write_bytes((photos / f"{name}.png").read_bytes())
-    return folder
-
-
 def test_two_processes_give_the_same_images_as_one(tmp_path: Path, two_photos: Path) -> None:
     one = fit(tmp_path / "one", two_photos, "--trainer.devices=1")
     two = fit(tmp_path / "two", two_photos, "--trainer.devices=2")

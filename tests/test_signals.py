@@ -1,30 +1,20 @@
 """SIGINT and SIGTERM save, write what was reached and exit 130 and 143."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import tiny_args
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import launch, tiny_args
 
 
 def start(root: Path, images: Path) -> subprocess.Popen:
     """A long tiny run in a subprocess, checkpointing every 5 steps."""
-    root.mkdir()
-    args = tiny_args(root, images, "--trainer.max_steps=100000", "--checkpoint.every_n_train_steps=5")
-    env = {**os.environ, "SLP_LIGHTNING_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "slp_lightning", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root, env=env,
-    )  # fmt: skip
+    return launch(root, tiny_args(root, images, "--trainer.max_steps=100000", "--checkpoint.every_n_train_steps=5"))
 
 
 @pytest.mark.slow

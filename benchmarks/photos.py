@@ -130,7 +130,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("set", choices=sorted(SETS))
     parser.add_argument("--size", type=int, default=256)
-    print(photo_set(parser.parse_args().set, parser.parse_args().size))
+    args = parser.parse_args()
+    print(photo_set(args.set, args.size))
 
 
 if __name__ == "__main__":

@@ -116,15 +116,16 @@ def main() -> None:
         if args.network == "craft_vgg16_bn" and not args.layers:
             args.layers = ["relu3_3"]
     folder = photo_set(args.set)
-    if args.photos:
-        subset = Path(tempfile.mkdtemp(prefix=f"{args.set}_"))
-        for png in sorted(folder.glob("*.png"))[: args.photos]:
-            (subset / png.name).symlink_to(png)
-        folder = subset
+    pngs = sorted(folder.glob("*.png"))[: args.photos]
     with tempfile.TemporaryDirectory() as scratch:
-        root = args.out or Path(scratch)
+        if args.photos:  # a folder of links to the first N photographs
+            folder = Path(scratch) / args.set
+            folder.mkdir()
+            for png in pngs:
+                (folder / png.name).symlink_to(png)
+        root = args.out or Path(scratch) / "runs"
         rows = [row for budget in args.budgets for row in run_budget(args, folder, budget, root)]
-    count = len(list(folder.glob("*.png")))
+    count = len(pngs)
     print(f"{args.network}, {args.set} set ({count} photographs), {args.size} px\n")
     print(report(rows))
 

@@ -190,7 +190,7 @@ class FeatureInversion(pl.LightningModule):
         count, levels, device = len(rows), self.pyramid.levels, self.device
         # Targets and f(I) come from the data on every start; checkpoints need not carry them.
         # Every process computes f of every target: N_f needs them all, and it saves a gather.
-        network_device = next(self.network.buffers(), targets).device
+        network_device = self.network.device
         all_features = self._features(targets, network_device)
         self.register_buffer("targets", targets[rows].to(device), persistent=False)
         self.register_buffer("target_features", all_features[rows].to(device), persistent=False)

@@ -118,3 +118,12 @@ def test_craft_module_paths_name_the_same_layers() -> None:
     assert default_input_size("craft_vgg16_bn") == 224
     with pytest.raises(ValueError, match="unknown craft_vgg16_bn layer 'features.40'"):
         build_feature_network("craft_vgg16_bn", "features.40", "random")
+
+
+@pytest.mark.parametrize("network, layer", [("alexnet", "conv2"), ("dsift", None)])
+def test_device_is_where_the_weights_are_with_or_without_buffers(network: str, layer: str | None) -> None:
+    # AlexNet has parameters and no buffers, dense SIFT the opposite; the targets' features are
+    # computed on this device, so looking at buffers alone sent AlexNet's inputs to the CPU on a GPU.
+    net = build_feature_network(network, layer, "random")
+    assert net.device == torch.device("cpu")
+    assert net.to("meta").device == torch.device("meta")

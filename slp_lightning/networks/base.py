@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+
+import torch
 from torch import Tensor, nn
 from torchvision.transforms import v2
 
@@ -47,6 +50,13 @@ class FeatureNetwork(nn.Module):
 
     def train(self, mode: bool = True) -> FeatureNetwork:  # noqa: ARG002 - always frozen
         return super().train(False)
+
+    @property
+    def device(self) -> torch.device:
+        """Where its weights are (the CPU for a network that has none). Parameters and buffers
+        both count: AlexNet has no buffers, dense SIFT no parameters."""
+        tensor = next(itertools.chain(self.parameters(), self.buffers()), None)
+        return torch.device("cpu") if tensor is None else tensor.device
 
     def forward(self, images: Tensor) -> Tensor:
         return self.body(images)

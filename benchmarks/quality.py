@@ -1,7 +1,7 @@
 """This method against the baselines, side by side at the same step budgets, on a photo set.
 
     python benchmarks/quality.py --quick          # 4 validation photos, 64 px, relu3_3: minutes on 2 cores
-    python benchmarks/quality.py --set validation --network craft_vgg16_bn --size 128 \\
+    OMP_NUM_THREADS=1 python benchmarks/quality.py --set validation --size 224 --parallel 15 \\
         --layers relu1_2 relu2_2 relu3_3 relu4_3 relu5_2 --budgets 200 500 1000   # the full grid (a GPU)
     python benchmarks/quality.py --set validation --network dsift --budgets 1000   # Table 2, grey SIFT
 
@@ -22,6 +22,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,18 +39,21 @@ CONFIGS = {
 SHALLOW = {"relu1_2", "relu2_2", "relu3_3"}  # where the goal asks PSNR >= pixel + 2 dB
 
 
-def run_budget(args: argparse.Namespace, images: Path, budget: int, root: Path) -> list[dict]:
-    """One sweep of methods × layers at ``budget`` steps; its summary rows, with per-image errors."""
-    out = root / f"steps_{budget}"
+def run_budget(
+    args: argparse.Namespace, images: Path, budget: int, methods: list[str], layers: list[str] | None, root: Path
+) -> list[dict]:
+    """One sweep of ``methods`` × ``layers`` at ``budget`` steps; its summary rows, with per-image
+    errors (also appended to ``root/rows.jsonl``, so that a stopped benchmark keeps what finished)."""
+    out = root / f"steps_{budget}" / "_".join(methods + (layers or []))
     command = [
         sys.executable, "-m", "slp_lightning", "fit", "--config", CONFIGS[args.network],
         f"--model.network={args.network}", f"--data.images={images}", f"--model.image_size={args.size}",
         f"--trainer.max_steps={budget}", f"--trainer.default_root_dir={out}",
         "--trainer.enable_progress_bar=false", "--checkpoint.every_n_train_steps=100000",
-        f"--sweep.methods=[{', '.join(args.methods)}]", *args.extra,
+        f"--sweep.methods=[{', '.join(methods)}]", *args.extra,
     ]  # fmt: skip
-    if args.layers:
-        command.append(f"--sweep.layers=[{', '.join(args.layers)}]")
+    if layers:
+        command.append(f"--sweep.layers=[{', '.join(layers)}]")
     subprocess.run(command, cwd=ROOT, env={**os.environ, "SLP_LIGHTNING_OFFLINE": "1"}, check=True,
                    stdout=subprocess.DEVNULL)  # fmt: skip
     run = next(out.glob("*_sweep/version_*"))
@@ -59,6 +63,8 @@ def run_budget(args: argparse.Namespace, images: Path, budget: int, root: Path) 
         results = json.loads((run / row["job"] / "results.json").read_text())
         row["budget"] = budget
         row["per_image"] = {i["name"]: i["normalized_error"] for i in results["images"]}
+    with open(root / "rows.jsonl", "a") as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in rows)
     return rows
 
 
@@ -109,6 +115,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128, help="image side in px")
     parser.add_argument("--photos", type=int, default=None, help="only the first N photographs of the set")
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here")
+    parser.add_argument("--parallel", type=int, default=1,
+                        help="run budgets × methods as this many processes at once (a GPU has room)")
     parser.add_argument("extra", nargs="*", help="more fit options after --, e.g. -- --switch.coarse_budget=0.15")
     args = parser.parse_args()
     if args.quick:
@@ -124,7 +132,14 @@ def main() -> None:
             for png in pngs:
                 (folder / png.name).symlink_to(png)
         root = args.out or Path(scratch) / "runs"
-        rows = [row for budget in args.budgets for row in run_budget(args, folder, budget, root)]
+        root.mkdir(parents=True, exist_ok=True)
+        # In parallel, every budget × method × layer is a process of its own; else one per budget.
+        pieces = [(b, [m], [la] if la else None) for b in args.budgets for m in args.methods
+                  for la in args.layers or [None]] if args.parallel > 1 else \
+            [(b, args.methods, args.layers) for b in args.budgets]
+        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            runs = pool.map(lambda piece: run_budget(args, folder, *piece, root), pieces)
+            rows = [row for piece_rows in runs for row in piece_rows]
     count = len(pngs)
     print(f"{args.network}, {args.set} set ({count} photographs), {args.size} px\n")
     print(report(rows))

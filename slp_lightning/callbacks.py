@@ -18,6 +18,16 @@ from slp_lightning.metrics import NormalizedError
 from slp_lightning.outputs import write_png, write_results, write_sheet
 
 
+class SwitchListener(Callback):
+    """A callback that acts when pyramid levels switch on. ``PyramidSwitch`` calls
+    ``on_pyramid_switch`` on every listener of the Trainer, on every process, at each step where
+    any image on any process switched (so listeners may use collectives), right after the switch
+    and whatever the order of the callbacks."""
+
+    def on_pyramid_switch(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Levels were switched on at ``trainer.global_step`` (``pl_module.finest_on`` says which)."""
+
+
 class PyramidSwitch(Callback):
     """Switch on the next finer pyramid level of an image when its loss has converged.
 
@@ -29,11 +39,11 @@ class PyramidSwitch(Callback):
     rule). The final phase (all levels on, where the baselines
     start) uses ``final_patience`` (default: ``patience``); converging there marks the image done;
     the run stops when every image on every process is done (done images keep refining until
-    then). Each image switches on its own; the stop is decided jointly, and
-    ``pl_module.switched_anywhere`` tells the other callbacks whether any image on any process
-    switched at this step. The bookkeeping lives in the module's per-image buffers, so
-    checkpoints carry it. The optimiser state carries over a
-    switch (see the README).
+    then). Each image switches on its own; the stop is decided jointly, and every
+    ``SwitchListener`` hears of a step where any image on any process switched. The bookkeeping
+    lives in the module's per-image buffers, so checkpoints carry it. The optimiser state carries
+    over a switch (see the README). ``FeatureInversion`` adds one with these defaults to a Trainer
+    that has none.
     """
 
     def __init__(
@@ -104,12 +114,15 @@ class PyramidSwitch(Callback):
             if trainer.world_size == 1:
                 raise
             raise lost_peer(error, trainer.global_rank, trainer.world_size, step) from error
-        m.switched_anywhere = bool(anywhere[0] > 0)
+        if anywhere[0] > 0:
+            for listener in trainer.callbacks:
+                if isinstance(listener, SwitchListener):
+                    listener.on_pyramid_switch(trainer, pl_module)
         if anywhere[1] == 0:
             trainer.should_stop = True
 
 
-class InversionCheckpoint(ModelCheckpoint):
+class InversionCheckpoint(ModelCheckpoint, SwitchListener):
     """``ModelCheckpoint`` whose ``last.ckpt`` always holds the newest state.
 
     ``ModelCheckpoint`` refreshes ``last.ckpt`` with its step checkpoints and on an exception
@@ -127,19 +140,26 @@ class InversionCheckpoint(ModelCheckpoint):
     def __init__(self, on_switch: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.on_switch = on_switch
+        self._switched = False
 
     def _refresh_last(self, trainer: pl.Trainer) -> None:
         """Save ``last.ckpt`` unless this step is saved already (every process must call)."""
         if self._last_global_step_saved != trainer.global_step:
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
+    def on_pyramid_switch(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Saved at this step's end, after ModelCheckpoint's own step save (Lightning runs
+        # checkpoint callbacks last), which a save from here would otherwise skip.
+        self._switched = self.on_switch
+
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
         batch_idx: int,
     ) -> None:  # fmt: skip
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        if self.on_switch and pl_module.switched_anywhere:
+        if self._switched:
             self._refresh_last(trainer)
+            self._switched = False
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # ModelCheckpoint saves at the end only when the last step was a step checkpoint's.
@@ -162,7 +182,7 @@ class InversionCheckpoint(ModelCheckpoint):
             )
 
 
-class OutputWriter(Callback):
+class OutputWriter(SwitchListener):
     """Write what a run produces, under the logger's run directory (by the first process).
 
     TensorBoard: the targets once; ``I_r`` and ``I_in`` at every level switch and every
@@ -177,6 +197,7 @@ class OutputWriter(Callback):
             raise ValueError(f"image_every_n_steps must be >= 1, got {image_every_n_steps}")
         self.image_every_n_steps = image_every_n_steps
         self._finest_on: Tensor | None = None
+        self._images_step = -1  # the last step whose images went to TensorBoard
         self.run_dir: Path | None = None
 
     @staticmethod
@@ -196,27 +217,34 @@ class OutputWriter(Callback):
             board.add_images("targets", targets, 0)
             board.add_text("weights", pl_module.network.weights, 0)
 
+    def on_pyramid_switch(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The PNG of each phase that ended, and the images to TensorBoard (every process takes
+        part: the gathers are collective)."""
+        ended = pl_module.finest_on != self._finest_on
+        ended_levels = pl_module.gather(torch.where(ended, self._finest_on, 0))
+        self._finest_on = pl_module.finest_on.clone()
+        I_r = self._log_images(trainer, pl_module)
+        if trainer.is_global_zero:
+            for row in torch.nonzero(ended_levels).flatten().tolist():
+                name = pl_module.all_names[row]
+                write_png(I_r[row], self.run_dir, f"{name}_level{int(ended_levels[row])}")
+
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
         batch_idx: int,
     ) -> None:  # fmt: skip
-        ended = pl_module.finest_on != self._finest_on
-        due = trainer.global_step % self.image_every_n_steps == 0
-        # Every process takes part when any process has a phase end (the gathers are collective).
-        if not (due or pl_module.switched_anywhere):
-            return
+        if trainer.global_step % self.image_every_n_steps == 0 and self._images_step != trainer.global_step:
+            self._log_images(trainer, pl_module)
+
+    def _log_images(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Tensor:
+        """Every process's ``I_r`` and ``I_in`` to TensorBoard (a collective); returns ``I_r``."""
         I_r, I_in = (pl_module.gather(x.detach()) for x in pl_module.image_model())
-        ended_levels = pl_module.gather(torch.where(ended, self._finest_on, 0))
-        self._finest_on = pl_module.finest_on.clone()
-        if not trainer.is_global_zero:
-            return
-        for row in torch.nonzero(ended_levels).flatten().tolist():
-            name = pl_module.all_names[row]
-            write_png(I_r[row], self.run_dir, f"{name}_level{int(ended_levels[row])}")
+        self._images_step = trainer.global_step
         board = self._tensorboard(trainer)
-        if board is not None:
+        if trainer.is_global_zero and board is not None:
             board.add_images("I_r", I_r, trainer.global_step)
             board.add_images("I_in", I_in, trainer.global_step)
+        return I_r
 
     def _write_pngs(self, I_r: Tensor, names: list[str], levels: Tensor) -> None:
         """The final image of each target, also as the end of the phase it was in."""

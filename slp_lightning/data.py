@@ -16,6 +16,8 @@ from torchvision.transforms import v2
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 BUILTIN_PREFIX = "skimage:"
 DEFAULT_IMAGES = "skimage:astronaut"
+# Photographs scikit-image ships, for N_f when a run has a single target and no reference set.
+BUILTIN_REFERENCES = ("astronaut", "chelsea", "coffee", "rocket", "camera", "cat", "coins", "horse")
 # Without a step budget the clock still needs a length: the progress bar counts to it per epoch.
 STEPS_PER_EPOCH_UNBOUNDED = 10_000
 
@@ -122,6 +124,15 @@ def _unique(names: list[str]) -> list[str]:
         seen[name] = seen.get(name, 0) + 1
         unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
     return unique
+
+
+def reference_images(spec: str | None, size: int, channels: int = 3) -> Tensor:
+    """The reference set for ``N_f`` when a run's targets cannot be it: the images of ``spec``
+    (a file, folder or glob), else ``BUILTIN_REFERENCES``; (M, channels, size, size), grey as the
+    mean of R, G and B when ``channels`` is 1."""
+    sources = find_images(spec) if spec is not None else [f"{BUILTIN_PREFIX}{name}" for name in BUILTIN_REFERENCES]
+    references = torch.stack([load_image(source, size) for source in sources])
+    return references.mean(dim=1, keepdim=True) if channels == 1 else references
 
 
 class TargetImages(pl.LightningDataModule):

@@ -8,6 +8,8 @@ not wrap the module. Targets are sharded round-robin: rank r owns targets r, r +
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
@@ -64,6 +66,39 @@ def gather_rows(local: Tensor, total: int, world: int, all_gather) -> Tensor:  #
     padded[: len(local)] = local
     gathered = all_gather(padded)  # (world, per_rank, ...)
     return gathered.transpose(0, 1).reshape(world * per_rank, *local.shape[1:])[:total]
+
+
+def _per_image(values: dict[str, Any], count: int) -> list[str]:
+    return [k for k, v in values.items() if isinstance(v, Tensor) and v.shape[:1] == (count,)]
+
+
+def gather_checkpoint(checkpoint: dict, count: int, gather: Callable[[Tensor], Tensor]) -> None:
+    """Put every process's rows into the checkpoint's per-image tensors: those of the model's
+    state and of the optimiser's with ``count`` (this process's image count) rows (a collective:
+    ``gather`` is ``FeatureInversion.gather``)."""
+    state = checkpoint["state_dict"]
+    for key in _per_image(state, count):
+        state[key] = gather(state[key])
+    for optimizer_state in checkpoint.get("optimizer_states", []):
+        # These dicts are the optimiser's live state: build new ones, do not write into them.
+        optimizer_state["state"] = {
+            index: {k: gather(v) if k in _per_image(values, count) else v for k, v in values.items()}
+            for index, values in optimizer_state["state"].items()
+        }
+
+
+def own_checkpoint_rows(checkpoint: dict, total: int, rows: Tensor) -> None:
+    """Keep this process's ``rows`` of the checkpoint's per-image tensors (``total`` rows: every
+    process's images), in the model's state and the optimiser's."""
+
+    def own(values: dict[str, Any]) -> None:
+        for key in _per_image(values, total):
+            values[key] = values[key][rows]
+
+    own(checkpoint["state_dict"])
+    for optimizer_state in checkpoint.get("optimizer_states", []):
+        for param_state in optimizer_state["state"].values():
+            own(param_state)
 
 
 def needs_processes(accelerator: str, devices: int | str | list[int], num_nodes: int) -> bool:

@@ -12,28 +12,24 @@ from lightning.pytorch.strategies import ParallelStrategy
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
+from slp_lightning.callbacks import PyramidSwitch
+from slp_lightning.data import reference_images
 from slp_lightning.distributed import (
     STRATEGY_NAME,
     IndependentDDPStrategy,
+    gather_checkpoint,
     gather_rows,
+    own_checkpoint_rows,
     shard,
 )
-from slp_lightning.image_model import LaplacianPyramid, check_pyramid_size, range_constraint
+from slp_lightning.pyramid import LaplacianPyramid, check_pyramid_size, range_constraint
 from slp_lightning.networks import build_feature_network, default_input_size
 from slp_lightning.metrics import NormalizedError, image_quality, mean_pairwise_distance
-from slp_lightning.objective import (
-    compactness_for_layer,
-    feature_distance,
-    inversion_loss,
-    tv_loss,
-    tv_weights_for_layer,
-)
+from slp_lightning.methods import MethodSettings, build_method
+from slp_lightning.objective import compactness_for_layer, feature_distance, inversion_loss
 from slp_lightning.resume import differences, fingerprint
 
-METHODS = ("slp", "pixel", "tv")
 LR_SCHEDULES = ("constant", "cosine")
-# Photographs scikit-image ships, for N_f when a run has a single target and no reference set.
-BUILTIN_REFERENCES = ("astronaut", "chelsea", "coffee", "rocket", "camera", "cat", "coins", "horse")
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -49,9 +45,10 @@ class FeatureInversion(pl.LightningModule):
     """Reconstruct images from one layer's features with a switched Laplacian pyramid.
 
     Args:
-        method: ``slp`` (the paper: switched Laplacian pyramid), or a baseline with the same
-            range constraint and no pyramid: ``pixel`` (plain descent on ``E``) or ``tv``
-            (Mahendran & Vedaldi's normalised data term with α-norm and TV^β regularisers).
+        method: a name in ``methods.METHODS``: ``slp`` (the paper: switched Laplacian
+            pyramid), or a baseline with the same range constraint and no pyramid: ``pixel``
+            (plain descent on ``E``) or ``tv`` (Mahendran & Vedaldi's normalised data term with
+            α-norm and TV^β regularisers).
         network: feature network: ``alexnet``, ``alexnet_caffe``, ``dsift``, ``dsift_color``,
             ``torchvision`` (with ``arch``) or ``craft_vgg16_bn``.
         layer: layer whose features are inverted (``conv5``, ``fc6``, ``features.16``, …;
@@ -100,8 +97,6 @@ class FeatureInversion(pl.LightningModule):
         weights_map: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)}")
         if lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown lr_schedule {lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
         if (compactness is not None and compactness < 0) or init_noise < 0:
@@ -109,7 +104,6 @@ class FeatureInversion(pl.LightningModule):
                 f"compactness and init_noise must be >= 0; got {compactness} and {init_noise}"
             )
         self.save_hyperparameters(ignore=["optimizer"])
-        self.method = method
         self.network = build_feature_network(network, layer, weights, arch, weights_map)
         self.image_size = image_size or default_input_size(network)
         check_pyramid_size(self.image_size, self.image_size, pyramid_levels)
@@ -118,15 +112,13 @@ class FeatureInversion(pl.LightningModule):
         self.compactness = (
             compactness_for_layer(self.network.layer) if compactness is None else compactness
         )
-        self.tv_weights = tv_weights or tv_weights_for_layer(self.network.layer)
+        self.method = build_method(method, MethodSettings(self.network.layer, self.compactness, tv_weights))
         self.init_noise = init_noise
         self.optimizer = optimizer
         self.reference_images = reference_images
         self.lr_schedule = lr_schedule
         self.names: list[str] = []
         self.I_pre: nn.Parameter | None = None
-        # Set by PyramidSwitch every step: did any image on any process switch level just now?
-        self.switched_anywhere = False
 
     @torch.no_grad()
     def _check_input_size(self) -> None:
@@ -143,6 +135,13 @@ class FeatureInversion(pl.LightningModule):
             ) from None
 
     # ----------------------------------------------------------------- targets and state
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """A ``PyramidSwitch`` with its defaults when the Trainer has none: without it the run
+        would never leave the coarsest level (nor stop when every image has converged)."""
+        if any(isinstance(callback, PyramidSwitch) for callback in self.trainer.callbacks):
+            return []
+        return [PyramidSwitch()]
+
     def setup(self, stage: str) -> None:
         strategy = self.trainer.strategy
         if isinstance(strategy, ParallelStrategy) and not isinstance(strategy, IndependentDDPStrategy):
@@ -179,7 +178,7 @@ class FeatureInversion(pl.LightningModule):
         # What a checkpoint of this run must match to be resumed.
         self.problem = fingerprint(
             {
-                "method": self.method, "network": self.network.network, "arch": self.hparams.arch,
+                "method": self.method.name, "network": self.network.network, "arch": self.hparams.arch,
                 "layer": self.network.layer, "weights": self.network.weights,
                 "image_size": self.image_size, "pyramid_levels": self.pyramid.levels,
                 "compactness": self.compactness,
@@ -196,12 +195,14 @@ class FeatureInversion(pl.LightningModule):
         self.register_buffer("target_features", all_features[rows].to(device), persistent=False)
         self.n_f = mean_pairwise_distance(
             all_features if self.reference_images is None and len(targets) >= 2
-            else self._features(self._reference_images(), network_device)
+            else self._features(
+                reference_images(self.reference_images, self.image_size, self.network.in_channels), network_device
+            )
         )  # fmt: skip
         # Per-image state, all in the checkpoint: the pyramid switches and when they came on,
         # and the convergence bookkeeping of PyramidSwitch.
         # The baselines have no pyramid: every level is on from the start, so I_in = I_r.
-        start = levels if self.method == "slp" else 1
+        start = levels if self.method.coarse_to_fine else 1
         self.register_buffer("finest_on", torch.full((count,), start, device=device))
         self.register_buffer("switch_steps", torch.full((count, levels - 1), -1, device=device))
         self.register_buffer("phase_best", torch.full((count,), torch.inf, device=device))
@@ -215,27 +216,11 @@ class FeatureInversion(pl.LightningModule):
         """f of (M, C, S, S) images, in float32 on the CPU, computed in batches of 16."""
         return torch.cat([self.network(batch.to(device)).float().cpu() for batch in images.split(16)])
 
-    def _reference_images(self) -> Tensor:
-        """The reference set for ``N_f`` when the targets cannot be it: ``reference_images``, else
-        built-in photographs; grey for grey networks."""
-        from slp_lightning.data import find_images, load_image
-
-        sources = (
-            find_images(self.reference_images)
-            if self.reference_images is not None
-            else [f"skimage:{name}" for name in BUILTIN_REFERENCES]
-        )
-        references = torch.stack([load_image(s, self.image_size) for s in sources])
-        return references.mean(dim=1, keepdim=True) if self.network.in_channels == 1 else references
-
     def gather(self, local: Tensor) -> Tensor:
         """All processes' rows of a per-image tensor, in target order (every process must call)."""
         if self._trainer is None or self.trainer.world_size == 1:
             return local
         return gather_rows(local, len(self.all_names), self.trainer.world_size, self.trainer.strategy.all_gather)
-
-    def _per_image(self, state: dict[str, Any]) -> list[str]:
-        return [k for k, v in state.items() if isinstance(v, Tensor) and v.shape[:1] == (len(self.names),)]
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["problem"] = self.problem
@@ -248,14 +233,7 @@ class FeatureInversion(pl.LightningModule):
             checkpoint["partial"] = True
             return
         # Only the first process writes the file: it must hold every process's images.
-        for key in self._per_image(state):
-            state[key] = self.gather(state[key])
-        for optimizer_state in checkpoint.get("optimizer_states", []):
-            # These dicts are the optimiser's live state: build new ones, do not write into them.
-            optimizer_state["state"] = {
-                index: {k: self.gather(v) if k in self._per_image(values) else v for k, v in values.items()}
-                for index, values in optimizer_state["state"].items()
-            }
+        gather_checkpoint(checkpoint, len(self.names), self.gather)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if checkpoint.get("partial"):
@@ -271,7 +249,6 @@ class FeatureInversion(pl.LightningModule):
                 f"resume with the checkpoint's settings and --data.images, or drop --ckpt_path "
                 f"to start a new run"
             )
-        rows = shard(len(self.all_names), self.global_rank, self.trainer.world_size)
         state = checkpoint["state_dict"]
         total = len(self.all_names)
         if state["I_pre"].shape[0] != total:
@@ -279,16 +256,7 @@ class FeatureInversion(pl.LightningModule):
                 f"the checkpoint holds {state['I_pre'].shape[0]} images, this run has {total}: "
                 f"resume with the same --data.images"
             )
-
-        def own(values: dict[str, Any]) -> None:
-            for key, value in values.items():
-                if isinstance(value, Tensor) and value.shape[:1] == (total,):
-                    values[key] = value[rows]
-
-        own(state)
-        for optimizer_state in checkpoint.get("optimizer_states", []):
-            for param_state in optimizer_state["state"].values():
-                own(param_state)
+        own_checkpoint_rows(checkpoint, total, shard(total, self.global_rank, self.trainer.world_size))
         state.update({f"network.{k}": v for k, v in self.network.state_dict().items()})
 
     def switch_on_next_level(self, rows: Tensor) -> None:
@@ -311,9 +279,7 @@ class FeatureInversion(pl.LightningModule):
         features = self.network(I_in)
         with _full_precision(self.device):
             E, D = inversion_loss(features.float(), self.target_features, I_r, I_in)
-            if self.method == "tv":
-                return E, D, tv_loss(features.float(), self.target_features, I_r, self.tv_weights)
-            return E, D, E + self.compactness * D
+            return E, D, self.method.loss(E, D, features.float(), self.target_features, I_r)
 
     def training_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:
         E, D, Z = self.losses()

@@ -10,7 +10,7 @@ from torchmetrics.functional.image import (
     structural_similarity_index_measure,
 )
 
-from slp_lightning.image_model import LaplacianPyramid
+from slp_lightning.pyramid import LaplacianPyramid
 
 
 def mean_pairwise_distance(features: Tensor) -> float:

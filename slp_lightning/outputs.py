@@ -79,7 +79,7 @@ def write_results(
         return sum(i[measure] for i in images) / max(len(images), 1)
 
     results = {
-        "method": module.method,
+        "method": module.method.name,
         "network": module.network.network,
         "layer": module.network.layer,
         "weights": module.network.weights,

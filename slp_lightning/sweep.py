@@ -11,6 +11,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from slp_lightning.methods import METHODS
+from slp_lightning.networks import NETWORKS
+
 
 @dataclass(frozen=True)
 class Job:
@@ -63,9 +66,6 @@ class Sweep:
     pyramid_levels: list[int] | None = None
 
     def __post_init__(self) -> None:
-        from slp_lightning.inversion import METHODS
-        from slp_lightning.networks import NETWORKS
-
         for axis, given, valid in [("methods", self.methods, METHODS), ("networks", self.networks, NETWORKS)]:
             unknown = [v for v in given or [] if v not in valid]
             if unknown:
@@ -89,7 +89,7 @@ class Sweep:
             self.networks or [network],
             self.layers or [layer if not self.networks else None],
         ):
-            pyramid = each_method == "slp"
+            pyramid = METHODS[each_method].coarse_to_fine
             for compactness, levels in itertools.product(
                 (self.compactness if pyramid else None) or [None],
                 (self.pyramid_levels if pyramid else None) or [None],

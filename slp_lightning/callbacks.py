@@ -199,6 +199,8 @@ class OutputWriter(SwitchListener):
         self._finest_on: Tensor | None = None
         self._images_step = -1  # the last step whose images went to TensorBoard
         self.run_dir: Path | None = None
+        #: what ``results.json`` holds, once the run has ended (on the first process)
+        self.results: dict | None = None
 
     @staticmethod
     def _tensorboard(trainer: pl.Trainer):  # noqa: ANN205
@@ -263,7 +265,7 @@ class OutputWriter(SwitchListener):
         if trainer.is_global_zero:
             self._write_pngs(I_r, pl_module.all_names, levels)
             write_sheet(targets, pl_module.all_names, pl_module.pyramid.levels, self.run_dir)
-            write_results(
+            self.results = write_results(
                 pl_module, pl_module.all_names, errors, levels, switch_steps,
                 trainer.global_step, "finished", self.run_dir / "results.json", mean_normalized_error,
             )  # fmt: skip

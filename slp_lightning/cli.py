@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import copy
-import inspect
-import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +19,10 @@ from slp_lightning.distributed import IndependentDDPStrategy, needs_processes
 from slp_lightning.exits import errors_as_one_line, signal_exit_codes
 from slp_lightning.inversion import FeatureInversion
 from slp_lightning.networks import default_input_size, layer_names
-from slp_lightning.outputs import remove_unstarted_run, summary_row, write_summary
+from slp_lightning.outputs import remove_unstarted_run, write_summary
 from slp_lightning.resume import finished
 from slp_lightning.sweep import Sweep
+from slp_lightning.sweep import run as run_sweep
 
 CALLBACK_KEYS = ("switch", "outputs", "checkpoint")
 CONSOLE_SCRIPT = "slp-lightning"  # pyproject.toml's [project.scripts]
@@ -150,32 +148,14 @@ class InversionCLI(LightningCLI):
         return Trainer(**{**config, **self._strategy(config)})
 
     def _run_sweep(self, sweep: Sweep, model: FeatureInversion, datamodule: LightningDataModule) -> None:
-        accepted = inspect.signature(FeatureInversion).parameters
-        settings = {k: v for k, v in model.hparams.items() if k in accepted}
         root = Path(self.trainer.default_root_dir) / (
-            "sweep" if sweep.networks else f"{settings['network']}_sweep".replace("/", "_")
+            "sweep" if sweep.networks else f"{model.hparams.network}_sweep".replace("/", "_")
         )
         versions = [int(p.name.split("_")[1]) for p in root.glob("version_*") if p.name.split("_")[1].isdigit()]
         version = os.environ.setdefault(SWEEP_VERSION_ENV, str(max(versions, default=-1) + 1))
         run_dir = root / f"version_{version}"
-        jobs = sweep.jobs(settings["method"], settings["network"], settings["layer"])
-        for job in jobs:  # fail before the first job runs, not in the middle of the sweep
-            valid = layer_names(job.network, settings["arch"])
-            if job.layer is not None and job.layer not in valid:
-                raise ValueError(f"sweep: {job.network} has no layer {job.layer!r}; valid: {', '.join(valid)}")
-        rows = []
-        for job in jobs:
-            name = job.name(sweep)
-            overrides = {k: v for k, v in vars(job).items() if v is not None or k == "layer"}
-            job_model = FeatureInversion(**{**settings, **overrides}, optimizer=model.optimizer)
-            trainer = self._job_trainer(TensorBoardLogger(root, name=f"version_{version}", version=name))
-            start = time.perf_counter()
-            trainer.fit(job_model, datamodule=datamodule)
-            if trainer.is_global_zero:
-                results = json.loads((run_dir / name / "results.json").read_text())
-                rows.append(summary_row(results, name, job.label(sweep), job.column(sweep),
-                                        time.perf_counter() - start))  # fmt: skip
-        if trainer.is_global_zero:
+        rows = run_sweep(sweep, model, datamodule, self._job_trainer, run_dir)
+        if self.trainer.is_global_zero:
             self._parser(self.subcommand).save(
                 self.config[self.subcommand], run_dir / "config.yaml",
                 skip_none=False, overwrite=True, multifile=False,

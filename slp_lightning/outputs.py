@@ -60,8 +60,8 @@ def write_results(
     status: str,
     path: Path,
     mean_normalized_error: float | None = None,
-) -> Path:
-    """Write ``results.json``: the run's settings and, per image, its errors on the final ``I_r``
+) -> dict:
+    """Write ``results.json`` and return what it holds: the run's settings and, per image, its errors on the final ``I_r``
     (``errors`` as from ``FeatureInversion.evaluate``), final level and switch steps, with means
     (``mean_normalized_error`` as the cross-process metric computed it, when given)."""
     measures = ["feature_error", "relative_error", "normalized_error", "psnr", "ssim", "hf_ratio"]
@@ -99,7 +99,7 @@ def write_results(
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
-    return path
+    return results
 
 
 def remove_unstarted_run(run_dir: Path) -> None:

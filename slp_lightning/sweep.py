@@ -3,16 +3,27 @@
 Each combination is a *job*: a run of its own (results, PNGs, TensorBoard) in a folder of the
 sweep's run directory, and one row of ``summary.csv``. The images are read once and each network's
 weights are loaded once for the whole sweep; every job runs on all devices (each process inverts
-its share of the images), so a sweep scales like a single run.
+its share of the images), so a sweep scales like a single run. ``run`` runs one from Python and
+returns its rows; the command line calls it for a config's ``sweep`` section.
 """
 
 from __future__ import annotations
 
+import inspect
 import itertools
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+from lightning.pytorch import LightningDataModule, Trainer
+from lightning.pytorch.loggers import TensorBoardLogger
+
+from slp_lightning.callbacks import OutputWriter
+from slp_lightning.inversion import FeatureInversion
 from slp_lightning.methods import METHODS
-from slp_lightning.networks import NETWORKS
+from slp_lightning.networks import NETWORKS, layer_names
+from slp_lightning.outputs import summary_row
 
 
 @dataclass(frozen=True)
@@ -96,3 +107,39 @@ class Sweep:
             ):
                 jobs.append(Job(each_method, each_network, each_layer, compactness, levels))
         return jobs
+
+
+def run(
+    sweep: Sweep,
+    model: FeatureInversion,
+    datamodule: LightningDataModule,
+    trainer_for: Callable[[TensorBoardLogger], Trainer],
+    run_dir: Path,
+) -> list[dict]:
+    """Run every job of ``sweep``: ``model``'s settings with the job's changes, each with a
+    Trainer from ``trainer_for(logger)`` (its logger writes to ``run_dir/<job name>``; the
+    Trainer needs an ``OutputWriter``). Returns the ``summary.csv`` rows (on the first process;
+    an empty list on the others); ``outputs.write_summary`` writes them.
+    """
+    accepted = inspect.signature(FeatureInversion).parameters
+    settings = {k: v for k, v in model.hparams.items() if k in accepted}
+    jobs = sweep.jobs(settings["method"], settings["network"], settings["layer"])
+    for job in jobs:  # fail before the first job runs, not in the middle of the sweep
+        valid = layer_names(job.network, settings["arch"])
+        if job.layer is not None and job.layer not in valid:
+            raise ValueError(f"sweep: {job.network} has no layer {job.layer!r}; valid: {', '.join(valid)}")
+    rows = []
+    for job in jobs:
+        name = job.name(sweep)
+        overrides = {k: v for k, v in vars(job).items() if v is not None or k == "layer"}
+        job_model = FeatureInversion(**{**settings, **overrides}, optimizer=model.optimizer)
+        trainer = trainer_for(TensorBoardLogger(run_dir.parent, name=run_dir.name, version=name))
+        writer = next((c for c in trainer.callbacks if isinstance(c, OutputWriter)), None)
+        if writer is None:
+            raise ValueError("a sweep's Trainers need an OutputWriter: its results make the summary")
+        start = time.perf_counter()
+        trainer.fit(job_model, datamodule=datamodule)
+        if trainer.is_global_zero:
+            rows.append(summary_row(writer.results, name, job.label(sweep), job.column(sweep),
+                                    time.perf_counter() - start))  # fmt: skip
+    return rows

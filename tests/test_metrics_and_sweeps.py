@@ -141,3 +141,26 @@ def test_bad_sweeps_and_settings_fail_before_anything_runs(tmp_path: Path, photo
     assert not list(tmp_path.rglob("results.json"))
     with pytest.raises(ValueError, match="compactness and init_noise must be >= 0"):
         FeatureInversion(weights="random", compactness=-1.0)
+
+
+def test_a_sweep_runs_from_python_and_returns_its_rows(tmp_path: Path) -> None:
+    import lightning.pytorch as pl
+
+    from slp_lightning import OutputWriter, PyramidSwitch, TargetImages
+    from slp_lightning.sweep import run
+
+    def trainer_for(logger) -> pl.Trainer:  # noqa: ANN001
+        return pl.Trainer(max_steps=8, logger=logger, callbacks=[PyramidSwitch(), OutputWriter()],
+                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+
+    model = FeatureInversion(layer="conv2", weights="random", pyramid_levels=3, image_size=64)
+    data = TargetImages("skimage:astronaut", image_size=64)
+    rows = run(Sweep(methods=["slp", "pixel"], layers=["conv1", "conv2"]), model, data, trainer_for, tmp_path / "v0")
+    assert [(r["method"], r["layer"], r["column"]) for r in rows] == [
+        ("slp", "conv1", "conv1"), ("slp", "conv2", "conv2"), ("pixel", "conv1", "conv1"), ("pixel", "conv2", "conv2"),
+    ]  # fmt: skip
+    for row in rows:  # in memory, the same numbers as the job's results.json
+        results = json.loads((tmp_path / "v0" / row["job"] / "results.json").read_text())
+        assert row["mean_normalized_error"] == results["mean_normalized_error"] and row["steps"] == 8
+    with pytest.raises(ValueError, match="need an OutputWriter"):
+        run(Sweep(layers=["conv1"]), model, data, lambda logger: pl.Trainer(logger=logger), tmp_path / "v1")

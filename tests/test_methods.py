@@ -12,7 +12,7 @@ from slp_lightning.methods import METHODS, InversionMethod, MethodSettings, buil
 from slp_lightning.sweep import Sweep
 
 
-class Squared(InversionMethod):
+class SquaredError(InversionMethod):
     """A baseline as a user would add it: plain descent on E², every level on."""
 
     name = "squared"
@@ -47,7 +47,7 @@ def test_losses_of_the_built_in_methods() -> None:
 
 
 def test_a_method_added_to_the_registry_runs_and_sweeps(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(METHODS, "squared", Squared)
+    monkeypatch.setitem(METHODS, "squared", SquaredError)
     model = fit("squared")
     assert model.method.name == "squared" and model.finest_on.tolist() == [1]  # every level on
     assert model.evaluate()["normalized_error"].item() < 1.5

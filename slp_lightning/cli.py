@@ -108,7 +108,7 @@ class InversionCLI(LightningCLI):
             network = self.model.network
             kwargs["logger"] = TensorBoardLogger(
                 save_dir=config.get("default_root_dir") or "logs",
-                name=f"{network.network}_{network.layer}".replace("/", "_"),
+                name=f"{network.name}_{network.layer}".replace("/", "_"),
             )
         # Pristine copies of the callbacks, for the fresh Trainer of every job of a sweep.
         self._callbacks = [copy.deepcopy(self._get(self.config_init, key)) for key in CALLBACK_KEYS]

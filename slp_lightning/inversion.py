@@ -110,7 +110,7 @@ class FeatureInversion(pl.LightningModule):
         self._check_input_size()
         self.pyramid = LaplacianPyramid(pyramid_levels)
         self.compactness = (
-            compactness_for_layer(self.network.layer) if compactness is None else compactness
+            compactness_for_layer(network, self.network.layer) if compactness is None else compactness
         )
         self.method = build_method(method, MethodSettings(self.network.layer, self.compactness, tv_weights))
         self.init_noise = init_noise
@@ -129,7 +129,7 @@ class FeatureInversion(pl.LightningModule):
             self.network(torch.zeros(1, self.network.in_channels, size, size))
         except RuntimeError as error:
             raise ValueError(
-                f"{self.network.network} {self.network.layer} cannot take {size}x{size} px images "
+                f"{self.network.name} {self.network.layer} cannot take {size}x{size} px images "
                 f"({error}); use a larger --model.image_size (the network's own is "
                 f"{default_input_size(self.hparams.network)})"
             ) from None
@@ -178,7 +178,7 @@ class FeatureInversion(pl.LightningModule):
         # What a checkpoint of this run must match to be resumed.
         self.problem = fingerprint(
             {
-                "method": self.method.name, "network": self.network.network, "arch": self.hparams.arch,
+                "method": self.method.name, "network": self.network.name, "arch": self.hparams.arch,
                 "layer": self.network.layer, "weights": self.network.weights,
                 "image_size": self.image_size, "pyramid_levels": self.pyramid.levels,
                 "compactness": self.compactness,

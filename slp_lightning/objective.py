@@ -16,9 +16,13 @@ PAPER_COMPACTNESS: dict[str, float] = {
 }
 
 
-def compactness_for_layer(layer: str) -> float:
-    """The paper's λ_D for an AlexNet layer name; 0 for layers it gives none (e.g. SIFT)."""
-    return PAPER_COMPACTNESS.get(layer, 0.0)
+PAPER_NETWORKS = ("alexnet", "alexnet_caffe")  # the networks whose layers the table numbers
+
+
+def compactness_for_layer(network: str, layer: str) -> float:
+    """The paper's λ_D for a layer of AlexNet or CaffeNet; 0 for any other network's layers
+    (dense SIFT: the paper's own 0; a ResNet's ``conv1`` is not AlexNet's)."""
+    return PAPER_COMPACTNESS.get(layer, 0.0) if network in PAPER_NETWORKS else 0.0
 
 
 def feature_distance(features: Tensor, target: Tensor) -> Tensor:

@@ -80,7 +80,7 @@ def write_results(
 
     results = {
         "method": module.method.name,
-        "network": module.network.network,
+        "network": module.network.name,
         "layer": module.network.layer,
         "weights": module.network.weights,
         "pyramid_levels": module.pyramid.levels,

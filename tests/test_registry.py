@@ -43,7 +43,7 @@ def test_torchvision_models_invert_at_a_shallow_layer(arch: str, layer: str) -> 
     )
     losses = short_inversion(model, load_image("skimage:chelsea", 32)[None])
     assert losses[-1] < losses[0]
-    assert model.network.network == f"torchvision/{arch}"
+    assert model.network.name == f"torchvision/{arch}"
 
 
 def test_grey_sift_inverts_a_grey_image_and_colour_sift_a_colour_one() -> None:

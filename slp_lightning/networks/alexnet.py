@@ -44,8 +44,7 @@ def build_alexnet(
     )
     return FeatureNetwork(
         body,
-        network="alexnet",
+        name="alexnet",
         layer=name,
-        input_size=INPUT_SIZE,
         weights=description,
     )

@@ -29,9 +29,8 @@ class FeatureNetwork(nn.Module):
         self,
         body: nn.Module,
         *,
-        network: str,
+        name: str,
         layer: str,
-        input_size: int,
         weights: str,
         in_channels: int = 3,
     ) -> None:
@@ -40,9 +39,8 @@ class FeatureNetwork(nn.Module):
             if getattr(module, "inplace", False):
                 module.inplace = False
         self.body = body
-        self.network = network
+        self.name = name
         self.layer = layer
-        self.input_size = input_size
         self.weights = weights
         self.in_channels = in_channels
         self.requires_grad_(False)

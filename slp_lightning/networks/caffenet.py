@@ -188,5 +188,5 @@ def build_caffenet(
         lambda: CaffeNet(layer), weights, None, name="CaffeNet", weights_map=weights_map
     )
     return FeatureNetwork(
-        net, network="alexnet_caffe", layer=net.layer, input_size=INPUT_SIZE, weights=description
+        net, name="alexnet_caffe", layer=net.layer, weights=description
     )

@@ -95,8 +95,7 @@ def build_craft(
     )  # fmt: skip
     return FeatureNetwork(
         body,
-        network=NETWORK,
+        name=NETWORK,
         layer=LAYERS[index],
-        input_size=INPUT_SIZE,
         weights=DESCRIPTION if weights == "auto" else description,
     )

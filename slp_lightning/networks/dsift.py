@@ -185,9 +185,8 @@ def build_dsift(color: bool, layer: str = "descriptors", weights: str = "auto") 
         raise ValueError(f"{network} is hand-designed and takes no weights; got weights={weights!r}")
     return FeatureNetwork(
         DenseSIFT(color=color),
-        network=network,
+        name=network,
         layer=layer,
-        input_size=INPUT_SIZE,
         weights="none (hand-designed)",
         in_channels=3 if color else 1,
     )

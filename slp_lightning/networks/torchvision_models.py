@@ -62,8 +62,7 @@ def build_torchvision(
     )  # fmt: skip
     return FeatureNetwork(
         body,
-        network=f"torchvision/{arch}",
+        name=f"torchvision/{arch}",
         layer=layer,
-        input_size=INPUT_SIZE,
         weights=description,
     )

@@ -14,6 +14,7 @@ from torch import Tensor
 
 from slp_lightning.distributed import lost_peer
 from slp_lightning.exits import stopping_signal
+from slp_lightning.features import TARGET_FEATURES, write_features
 from slp_lightning.metrics import NormalizedError
 from slp_lightning.outputs import write_png, write_results, write_sheet
 
@@ -190,12 +191,18 @@ class OutputWriter(SwitchListener):
     k ends, ``reconstructions/<name>.png`` and ``sheet.png`` at the end, and ``results.json``.
     The files are also written when the run stops on an error or Ctrl-C, with what was reached
     (with several processes, each then writes its own images and ``results_rank<r>.json``).
+
+    Args:
+        image_every_n_steps: how often ``I_r`` and ``I_in`` go to TensorBoard between switches.
+        save_target_features: also write ``target_features.pt`` at the start: the targets'
+            features, name → tensor, which ``--data.features`` inverts without the images.
     """
 
-    def __init__(self, image_every_n_steps: int = 100) -> None:
+    def __init__(self, image_every_n_steps: int = 100, save_target_features: bool = False) -> None:
         if image_every_n_steps < 1:
             raise ValueError(f"image_every_n_steps must be >= 1, got {image_every_n_steps}")
         self.image_every_n_steps = image_every_n_steps
+        self.save_target_features = save_target_features
         self._finest_on: Tensor | None = None
         self._images_step = -1  # the last step whose images went to TensorBoard
         self.run_dir: Path | None = None
@@ -213,11 +220,15 @@ class OutputWriter(SwitchListener):
         # trainer.log_dir is a collective: read it once, here, on every process.
         self.run_dir = Path(trainer.log_dir or trainer.default_root_dir)
         self._finest_on = pl_module.finest_on.clone()
-        targets = pl_module.gather(pl_module.targets)
+        targets = None if pl_module.targets is None else pl_module.gather(pl_module.targets)
+        features = pl_module.gather(pl_module.target_features) if self.save_target_features else None
         board = self._tensorboard(trainer)
         if trainer.is_global_zero and board is not None:
-            board.add_images("targets", targets, 0)
+            if targets is not None:
+                board.add_images("targets", targets, 0)
             board.add_text("weights", pl_module.network.weights, 0)
+        if trainer.is_global_zero and features is not None:
+            write_features(self.run_dir / TARGET_FEATURES, pl_module.all_names, features)
 
     def on_pyramid_switch(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """The PNG of each phase that ended, and the images to TensorBoard (every process takes
@@ -259,7 +270,7 @@ class OutputWriter(SwitchListener):
         levels = pl_module.gather(pl_module.finest_on)
         metric = NormalizedError(pl_module.n_f).to(pl_module.device)
         errors = {k: pl_module.gather(v) for k, v in pl_module.evaluate(metric).items()}
-        targets = pl_module.gather(pl_module.targets)
+        targets = None if pl_module.targets is None else pl_module.gather(pl_module.targets)
         switch_steps = pl_module.gather(pl_module.switch_steps)
         mean_normalized_error = metric.compute().item()  # a collective: every process's images
         if trainer.is_global_zero:

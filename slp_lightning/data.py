@@ -13,6 +13,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 from torchvision.transforms import v2
 
+from slp_lightning.features import read_features
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 BUILTIN_PREFIX = "skimage:"
 DEFAULT_IMAGES = "skimage:astronaut"
@@ -136,31 +138,55 @@ def reference_images(spec: str | None, size: int, channels: int = 3) -> Tensor:
 
 
 class TargetImages(pl.LightningDataModule):
-    """The images whose features are inverted.
+    """The targets whose features are inverted: images, or features without images.
 
     Args:
         images: a file, a folder, a glob, or ``skimage:NAME`` for a photograph shipped with
-            scikit-image (default ``skimage:astronaut``, so a run needs no files).
+            scikit-image (default ``skimage:astronaut``, so a run needs no files). With
+            ``features``, the ground truth of those features (matched by name, else by order),
+            for PSNR and SSIM; optional.
         image_size: side of the square network input; set from the model's network by the CLI.
+        features: a feature file (``features.read_features``: ``.pt``, ``.npy``,
+            ``.safetensors``) to invert instead of the features of ``images``; one tensor per
+            target, of the shape the model's network gives at its layer for ``image_size``.
 
-    After ``setup``, ``targets`` is (N, 3, S, S) in [0, 1] and ``names`` the N output stems.
+    After ``setup``: ``names``, the N output stems; ``targets``, (N, 3, S, S) in [0, 1] (``None``
+    for features without images); ``features``, (N, …) or ``None`` (computed from the images).
     Batches are only the ticks of the optimisation clock: the targets are fixed, and the
     inversion module keeps them (and their features) for the whole run.
     """
 
-    def __init__(self, images: str | None = None, image_size: int = 224) -> None:
+    def __init__(self, images: str | None = None, image_size: int = 224, features: str | None = None) -> None:
         super().__init__()
-        self.images = images or DEFAULT_IMAGES
+        self.images = images or (None if features else DEFAULT_IMAGES)
         self.image_size = image_size
+        self.features_file = features
         self.targets: Tensor | None = None
+        self.features: Tensor | None = None
         self.names: list[str] = []
 
     def setup(self, stage: str) -> None:
-        if self.targets is not None:
+        if self.names:
+            return
+        if self.features_file is not None:
+            self.names, self.features = read_features(self.features_file)
+        if self.images is None:
             return
         sources = find_images(self.images)
-        self.targets = torch.stack([load_image(s, self.image_size) for s in sources])
-        self.names = _unique([image_name(s) for s in sources])
+        images = torch.stack([load_image(s, self.image_size) for s in sources])
+        names = _unique([image_name(s) for s in sources])
+        if self.features is None:
+            self.targets, self.names = images, names
+        elif set(self.names) <= set(names):
+            self.targets = images[[names.index(n) for n in self.names]]
+        elif len(names) == len(self.names):
+            self.targets = images
+        else:
+            raise ValueError(
+                f"--data.images gives {len(names)} images for {len(self.names)} features, and their "
+                f"names do not match the features' ({', '.join(self.names[:3])}, …): give the features' "
+                f"images, in the same order or under the same names"
+            )
 
     def train_dataloader(self) -> DataLoader:
         max_steps = self.trainer.max_steps if self.trainer is not None else -1

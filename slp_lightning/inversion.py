@@ -152,28 +152,36 @@ class FeatureInversion(pl.LightningModule):
             )
         if self.I_pre is None:
             datamodule, world = self.trainer.datamodule, self.trainer.world_size
-            rows = shard(len(datamodule.targets), self.global_rank, world)
+            rows = shard(len(datamodule.names), self.global_rank, world)
             # f(I) is computed once, on the device that will run the inversion.
             self.network.to(self.trainer.strategy.root_device)
-            self.set_targets(datamodule.targets, datamodule.names, rows)
+            self.set_targets(datamodule.targets, datamodule.names, rows, features=getattr(datamodule, "features", None))
 
-    def set_targets(self, targets: Tensor, names: list[str], rows: Tensor | None = None) -> None:
+    def set_targets(
+        self, targets: Tensor | None, names: list[str], rows: Tensor | None = None, features: Tensor | None = None
+    ) -> None:
         """Fix the targets (N, 3, S, S) in [0, 1], of which this process inverts ``rows``
         (default: all): compute ``f(I)`` once and create ``I_pre``, one row per owned target.
+        With ``features`` (N, …), those are ``f(I)`` and ``targets`` (may be ``None``) is only
+        the ground truth for PSNR and SSIM.
 
         For a network of grey images the targets become grey (the mean of R, G and B) and
         ``I_pre`` has one channel. The starting noise of a target does not depend on ``rows``.
         """
-        if targets.shape[-2:] != (self.image_size, self.image_size):
+        if targets is not None and targets.shape[-2:] != (self.image_size, self.image_size):
             raise ValueError(
                 f"targets are {tuple(targets.shape[-2:])} px but the model expects "
                 f"{self.image_size}x{self.image_size}"
             )
-        if self.network.in_channels == 1:
+        if features is not None:
+            self._check_features(features)
+        if targets is not None and self.network.in_channels == 1:
             targets = targets.mean(dim=1, keepdim=True)
-        rows = torch.arange(len(targets)) if rows is None else rows
+        count = len(names)
+        rows = torch.arange(count) if rows is None else rows
         generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
-        noise = torch.randn(targets.shape, generator=generator)[rows] * self.init_noise
+        shape = (count, self.network.in_channels, self.image_size, self.image_size)
+        noise = torch.randn(shape, generator=generator)[rows] * self.init_noise
         self.all_names = list(names)
         # What a checkpoint of this run must match to be resumed.
         self.problem = fingerprint(
@@ -183,18 +191,18 @@ class FeatureInversion(pl.LightningModule):
                 "image_size": self.image_size, "pyramid_levels": self.pyramid.levels,
                 "compactness": self.compactness,
             },
-            names, targets,
+            names, targets, features,
         )  # fmt: skip
         self.names = [names[i] for i in rows.tolist()]
         count, levels, device = len(rows), self.pyramid.levels, self.device
         # Targets and f(I) come from the data on every start; checkpoints need not carry them.
         # Every process computes f of every target: N_f needs them all, and it saves a gather.
         network_device = self.network.device
-        all_features = self._features(targets, network_device)
-        self.register_buffer("targets", targets[rows].to(device), persistent=False)
+        all_features = self._features(targets, network_device) if features is None else features.float()
+        self.register_buffer("targets", None if targets is None else targets[rows].to(device), persistent=False)
         self.register_buffer("target_features", all_features[rows].to(device), persistent=False)
         self.n_f = mean_pairwise_distance(
-            all_features if self.reference_images is None and len(targets) >= 2
+            all_features if self.reference_images is None and count >= 2
             else self._features(
                 reference_images(self.reference_images, self.image_size, self.network.in_channels), network_device
             )
@@ -210,6 +218,19 @@ class FeatureInversion(pl.LightningModule):
         self.register_buffer("last_improved", torch.zeros(count, dtype=torch.long, device=device))
         self.register_buffer("done", torch.zeros(count, dtype=torch.bool, device=device))
         self.I_pre = nn.Parameter(noise.to(device))
+
+    @torch.no_grad()
+    def _check_features(self, features: Tensor) -> None:
+        """Refuse features of another shape than the network gives at its layer."""
+        size = self.image_size
+        probe = torch.zeros(1, self.network.in_channels, size, size, device=self.network.device)
+        expected = tuple(self.network(probe).shape[1:])
+        if tuple(features.shape[1:]) != expected:
+            raise ValueError(
+                f"the features are {tuple(features.shape[1:])} per target, but {self.network.name} "
+                f"{self.network.layer} gives {expected} at {size}x{size} px: features of another "
+                f"network, layer or --model.image_size"
+            )
 
     @torch.no_grad()
     def _features(self, images: Tensor, device: torch.device) -> Tensor:
@@ -338,7 +359,7 @@ class FeatureInversion(pl.LightningModule):
             "feature_error": error,
             "relative_error": error / reference,
             "normalized_error": error / self.n_f,
-            **image_quality(I_r, self.targets),
+            **(image_quality(I_r, self.targets) if self.targets is not None else {}),
         }
 
 

@@ -26,10 +26,15 @@ def write_png(image: Tensor, run_dir: str | Path, stem: str) -> Path:
     return path
 
 
-def write_sheet(targets: Tensor, names: list[str], levels: int, run_dir: str | Path) -> Path:
+def _read_png(path: Path) -> Tensor:
+    return pil_to_tensor(Image.open(path).convert("RGB")).float() / 255
+
+
+def write_sheet(targets: Tensor | None, names: list[str], levels: int, run_dir: str | Path) -> Path:
     """One row per image: the target, then ``I_r`` at the end of each phase, coarse to fine.
 
-    ``targets`` is (N, C, H, W) with C = 1 or 3; the sheet is RGB. The columns start at the
+    ``targets`` is (N, C, H, W) with C = 1 or 3, or ``None`` (features without images: the
+    first column is blank); the sheet is RGB. The columns start at the
     coarsest of the ``levels`` phases that any image reached, so a baseline run (no pyramid: all
     levels on from the start) shows the target and the result. Phases that never ran (a budget
     ended the run first) are left blank.
@@ -38,13 +43,15 @@ def write_sheet(targets: Tensor, names: list[str], levels: int, run_dir: str | P
     coarsest = next(
         (k for k in range(levels, 1, -1) for n in names if (folder / f"{n}_level{k}.png").exists()), 1
     )
+    # Without targets, the tiles' size is that of the PNGs the run wrote.
+    size = targets.shape[-2:] if targets is not None else _read_png(next(folder.glob("*.png"))).shape[-2:]
+    blank = torch.ones(3, *size)
     tiles = []
-    for target, name in zip(targets.float().cpu().expand(-1, 3, -1, -1), names):
-        tiles.append(target)
+    for row, name in enumerate(names):
+        tiles.append(blank if targets is None else targets[row].float().cpu().expand(3, -1, -1))
         for level in range(coarsest, 0, -1):
             png = folder / f"{name}_level{level}.png"
-            blank = torch.ones_like(target)
-            tiles.append(pil_to_tensor(Image.open(png).convert("RGB")).float() / 255 if png.exists() else blank)
+            tiles.append(_read_png(png) if png.exists() else blank)
     path = Path(run_dir) / "sheet.png"
     save_image(make_grid(tiles, nrow=coarsest + 1, padding=4, pad_value=1.0), path)
     return path
@@ -68,14 +75,17 @@ def write_results(
     images = [
         {
             "name": name,
-            **{measure: float(errors[measure][row]) for measure in measures},
+            # No target images (features were given): no PSNR, SSIM or high-frequency ratio.
+            **{m: float(errors[m][row]) if m in errors else None for m in measures},
             "final_level": int(levels[row]),
             # Column j-1 holds the step level j came on: coarse to fine is right to left.
             "switch_steps": [int(s) for s in switch_steps[row].flip(0) if s >= 0],
         }
         for row, name in enumerate(names)
     ]
-    def mean(measure: str) -> float:
+    def mean(measure: str) -> float | None:
+        if any(i[measure] is None for i in images):
+            return None
         return sum(i[measure] for i in images) / max(len(images), 1)
 
     results = {

@@ -12,11 +12,17 @@ from torch import Tensor
 RESULTS = "results.json"
 
 
-def fingerprint(settings: dict[str, Any], names: list[str], targets: Tensor) -> dict[str, Any]:
+def fingerprint(
+    settings: dict[str, Any], names: list[str], targets: Tensor | None, features: Tensor | None = None
+) -> dict[str, Any]:
     """The problem a run solves: the ``settings`` that define it, the targets' names and a hash
-    of their pixels (at 8 bits, so that float rounding between machines does not count)."""
-    pixels = (targets.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
-    digest = hashlib.sha256(pixels.contiguous().numpy().tobytes()).hexdigest()[:16]
+    of their pixels (at 8 bits, so that float rounding between machines does not count), or of
+    the target features (at half precision) for a run that has features and no images."""
+    if features is not None:
+        values = features.detach().cpu().half()
+    else:
+        values = (targets.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
+    digest = hashlib.sha256(values.contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()[:16]
     return {**settings, "images": list(names), "pixels": digest}
 
 

@@ -13,6 +13,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from slp_lightning.callbacks import InversionCheckpoint, OutputWriter, PyramidSwitch
+from slp_lightning.chunks import run as run_chunks
 from slp_lightning.config_files import with_shipped_configs
 from slp_lightning.data import TargetImages
 from slp_lightning.distributed import IndependentDDPStrategy, needs_processes
@@ -26,9 +27,13 @@ from slp_lightning.sweep import run as run_sweep
 
 CALLBACK_KEYS = ("switch", "outputs", "checkpoint")
 CONSOLE_SCRIPT = "slp-lightning"  # pyproject.toml's [project.scripts]
-# Every process of a multi-device sweep must write into the same sweep folder: the first process
-# picks its version and the processes it launches inherit it through the environment.
-SWEEP_VERSION_ENV = "SLP_LIGHTNING_SWEEP_VERSION"
+# Every process of a multi-device sweep or chunked run must write into the same folder: the
+# first process picks its version and the processes it launches inherit it through the environment.
+RUN_VERSION_ENV = "SLP_LIGHTNING_RUN_VERSION"
+
+
+def _is_dir(path: str | None) -> bool:
+    return path is not None and Path(path).is_dir()
 
 
 def _image_size(network: str, image_size: int | None) -> int:
@@ -121,6 +126,11 @@ class InversionCLI(LightningCLI):
         """``Trainer.fit``, or every job of the config's sweep; nothing (and no new run folder)
         when ``ckpt_path`` is a finished run."""
         sweep = self._get(self.config_init, "sweep")
+        if isinstance(datamodule, TargetImages) and (datamodule.chunked() or _is_dir(ckpt_path)):
+            if sweep:
+                raise ValueError("a sweep cannot run in chunks: give --data.chunk_size to single runs")
+            self._run_chunks(model, datamodule, ckpt_path)
+            return
         if not sweep:
             message = finished(ckpt_path, self.trainer.max_steps) if ckpt_path is not None else None
             if message:
@@ -147,13 +157,29 @@ class InversionCLI(LightningCLI):
             config["logger"] = logger
         return Trainer(**{**config, **self._strategy(config)})
 
-    def _run_sweep(self, sweep: Sweep, model: FeatureInversion, datamodule: LightningDataModule) -> None:
-        root = Path(self.trainer.default_root_dir) / (
-            "sweep" if sweep.networks else f"{model.hparams.network}_sweep".replace("/", "_")
-        )
+    def _new_run_dir(self, name: str) -> Path:
+        """``<default_root_dir>/<name>/version_<n>``, the same folder on every process."""
+        root = Path(self.trainer.default_root_dir) / name.replace("/", "_")
         versions = [int(p.name.split("_")[1]) for p in root.glob("version_*") if p.name.split("_")[1].isdigit()]
-        version = os.environ.setdefault(SWEEP_VERSION_ENV, str(max(versions, default=-1) + 1))
-        run_dir = root / f"version_{version}"
+        return root / f"version_{os.environ.setdefault(RUN_VERSION_ENV, str(max(versions, default=-1) + 1))}"
+
+    def _run_chunks(self, model: FeatureInversion, datamodule: TargetImages, ckpt_path: str | None) -> None:
+        network = model.network
+        run_dir = Path(ckpt_path) if ckpt_path else self._new_run_dir(f"{network.name}_{network.layer}_chunks")
+        if ckpt_path and datamodule.chunk_size is None:
+            raise ValueError(f"{ckpt_path} is a folder: to resume a chunked run, give its --data.chunk_size too")
+        summary = run_chunks(model, datamodule, self._job_trainer, run_dir)
+        if self.trainer.is_global_zero:
+            self._parser(self.subcommand).save(
+                self.config[self.subcommand], run_dir / "config.yaml",
+                skip_none=False, overwrite=True, multifile=False,
+            )  # fmt: skip
+            print(f"{summary['images']} images in {run_dir}: mean normalised error "
+                  f"{100 * summary['mean_normalized_error']:.2f} % ({run_dir / 'summary.json'})")  # fmt: skip
+
+    def _run_sweep(self, sweep: Sweep, model: FeatureInversion, datamodule: LightningDataModule) -> None:
+        network = model.hparams.network
+        run_dir = self._new_run_dir("sweep" if sweep.networks else f"{network}_sweep")
         rows = run_sweep(sweep, model, datamodule, self._job_trainer, run_dir)
         if self.trainer.is_global_zero:
             self._parser(self.subcommand).save(

@@ -149,6 +149,8 @@ class TargetImages(pl.LightningDataModule):
         features: a feature file (``features.read_features``: ``.pt``, ``.npy``,
             ``.safetensors``) to invert instead of the features of ``images``; one tensor per
             target, of the shape the model's network gives at its layer for ``image_size``.
+        chunk_size: invert at most this many targets at a time (``chunks.run``): memory is
+            bounded by the chunk, not the dataset. ``None``: all in one run.
 
     After ``setup``: ``names``, the N output stems; ``targets``, (N, 3, S, S) in [0, 1] (``None``
     for features without images); ``features``, (N, …) or ``None`` (computed from the images).
@@ -156,37 +158,65 @@ class TargetImages(pl.LightningDataModule):
     inversion module keeps them (and their features) for the whole run.
     """
 
-    def __init__(self, images: str | None = None, image_size: int = 224, features: str | None = None) -> None:
+    def __init__(
+        self, images: str | None = None, image_size: int = 224, features: str | None = None,
+        chunk_size: int | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         self.images = images or (None if features else DEFAULT_IMAGES)
         self.image_size = image_size
         self.features_file = features
+        self.chunk_size = chunk_size
         self.targets: Tensor | None = None
         self.features: Tensor | None = None
         self.names: list[str] = []
+        self._plan: tuple[list[str], list[str] | None, Tensor | None] | None = None
+
+    def _planned(self) -> tuple[list[str], list[str] | None, Tensor | None]:
+        """Names, the image source of each (``None``: no images) and the features (``None``:
+        computed from the images), without reading any image."""
+        if self._plan is None:
+            names, features = read_features(self.features_file) if self.features_file else ([], None)
+            sources = find_images(self.images) if self.images is not None else None
+            if sources is not None:
+                image_names = _unique([image_name(s) for s in sources])
+                if features is None:
+                    names = image_names
+                elif set(names) <= set(image_names):
+                    sources = [sources[image_names.index(n)] for n in names]
+                elif len(image_names) != len(names):
+                    raise ValueError(
+                        f"--data.images gives {len(image_names)} images for {len(names)} features, and "
+                        f"their names do not match the features' ({', '.join(names[:3])}, …): give the "
+                        f"features' images, in the same order or under the same names"
+                    )
+            self._plan = (names, sources, features)
+        return self._plan
+
+    def target_names(self) -> list[str]:
+        """The output stems of every target (no image is read)."""
+        return self._planned()[0]
+
+    def chunked(self) -> bool:
+        """Whether the targets are more than one chunk."""
+        return self.chunk_size is not None and len(self.target_names()) > self.chunk_size
+
+    def chunk(self, rows: range) -> TargetImages:
+        """The targets ``rows`` as a datamodule of their own, read now."""
+        names, sources, features = self._planned()
+        part = TargetImages(image_size=self.image_size)
+        part.names = [names[i] for i in rows]
+        part.features = None if features is None else features[rows.start : rows.stop]
+        if sources is not None:
+            part.targets = torch.stack([load_image(sources[i], self.image_size) for i in rows])
+        return part
 
     def setup(self, stage: str) -> None:
-        if self.names:
-            return
-        if self.features_file is not None:
-            self.names, self.features = read_features(self.features_file)
-        if self.images is None:
-            return
-        sources = find_images(self.images)
-        images = torch.stack([load_image(s, self.image_size) for s in sources])
-        names = _unique([image_name(s) for s in sources])
-        if self.features is None:
-            self.targets, self.names = images, names
-        elif set(self.names) <= set(names):
-            self.targets = images[[names.index(n) for n in self.names]]
-        elif len(names) == len(self.names):
-            self.targets = images
-        else:
-            raise ValueError(
-                f"--data.images gives {len(names)} images for {len(self.names)} features, and their "
-                f"names do not match the features' ({', '.join(self.names[:3])}, …): give the features' "
-                f"images, in the same order or under the same names"
-            )
+        if not self.names:
+            whole = self.chunk(range(len(self.target_names())))
+            self.names, self.targets, self.features = whole.names, whole.targets, whole.features
 
     def train_dataloader(self) -> DataLoader:
         max_steps = self.trainer.max_steps if self.trainer is not None else -1

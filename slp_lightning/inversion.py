@@ -72,6 +72,8 @@ class FeatureInversion(pl.LightningModule):
             layer (``objective.TV_WEIGHTS``).
         lr_schedule: ``constant``, or ``cosine``: the learning rate falls to 1 % of its start
             along a cosine over the Trainer's ``max_steps``.
+        n_f: ``N_f`` itself, instead of measuring it (a chunked run gives every chunk the one of
+            its first chunk, so that errors compare across the dataset).
 
     ``setup`` takes the targets from the datamodule (``set_targets`` does the same without a
     Trainer). Per image it keeps ``finest_on`` (the finest pyramid level switched on, K down to
@@ -95,6 +97,7 @@ class FeatureInversion(pl.LightningModule):
         tv_weights: tuple[float, float] | None = None,
         lr_schedule: str = "cosine",
         weights_map: dict[str, str] | None = None,
+        n_f: float | None = None,
     ) -> None:
         super().__init__()
         if lr_schedule not in LR_SCHEDULES:
@@ -201,7 +204,7 @@ class FeatureInversion(pl.LightningModule):
         all_features = self._features(targets, network_device) if features is None else features.float()
         self.register_buffer("targets", None if targets is None else targets[rows].to(device), persistent=False)
         self.register_buffer("target_features", all_features[rows].to(device), persistent=False)
-        self.n_f = mean_pairwise_distance(
+        self.n_f = self.hparams.n_f or mean_pairwise_distance(
             all_features if self.reference_images is None and count >= 2
             else self._features(
                 reference_images(self.reference_images, self.image_size, self.network.in_channels), network_device

@@ -1,0 +1,64 @@
+"""Datasets in chunks: bounded batches, one results.jsonl and summary, resume skips what is done."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from slp_lightning.chunks import RESULTS, SUMMARY
+from slp_lightning.cli import main
+
+from conftest import tiny_args
+
+
+@pytest.fixture
+def seven(photos: Path, tmp_path: Path) -> Path:
+    """Seven images: the three photographs, repeated under other names."""
+    folder = tmp_path / "seven"
+    folder.mkdir()
+    sources = sorted(photos.glob("*.png"))
+    for i in range(7):
+        shutil.copy(sources[i % 3], folder / f"img{i}_{sources[i % 3].name}")
+    return folder
+
+
+def lines(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / RESULTS).read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_a_folder_in_chunks_then_resumed_after_a_lost_chunk(seven: Path, tmp_path: Path) -> None:
+    args = tiny_args(tmp_path / "logs", seven, "--data.chunk_size=3", "--trainer.max_steps=12")
+    main(args)
+    run_dir = next((tmp_path / "logs").glob("alexnet_conv2_chunks/version_0"))
+    chunks = lines(run_dir)
+    assert [c["chunk"] for c in chunks] == [0, 1, 2]
+    assert [len(c["images"]) for c in chunks] == [3, 3, 1]  # never more than chunk_size at once
+    assert len({c["N_f"] for c in chunks}) == 1  # one normaliser for the whole dataset
+    summary = json.loads((run_dir / SUMMARY).read_text())
+    assert summary["images"] == 7 and 0 < summary["mean_normalized_error"] < 2
+    assert sorted(p.name for p in run_dir.glob("chunk_*")) == ["chunk_0000", "chunk_0001", "chunk_0002"]
+
+    # As if the run had stopped during its last chunk: that chunk's line and folder are gone.
+    (run_dir / RESULTS).write_text("".join(json.dumps(c) + "\n" for c in chunks[:2]))
+    shutil.rmtree(run_dir / "chunk_0002")
+    first = (run_dir / "chunk_0000" / "results.json").stat().st_mtime_ns
+    main([*args, f"--ckpt_path={run_dir}"])
+    assert (run_dir / "chunk_0000" / "results.json").stat().st_mtime_ns == first  # not redone
+    assert lines(run_dir) == chunks  # the same results as the uninterrupted run
+    assert json.loads((run_dir / SUMMARY).read_text()) == summary
+    assert not (tmp_path / "logs" / "alexnet_conv2_chunks" / "version_1").exists()
+
+
+def test_chunked_features_without_images(tmp_path: Path, photos: Path) -> None:
+    from slp_lightning.features import TARGET_FEATURES
+
+    main(tiny_args(tmp_path / "a", photos, "--outputs.save_target_features=true", "--trainer.max_steps=1"))
+    file = next((tmp_path / "a").glob(f"*/version_0/{TARGET_FEATURES}"))
+    main(tiny_args(tmp_path / "b", "", f"--data.features={file}", "--data.chunk_size=2", "--trainer.max_steps=4"))
+    run_dir = next((tmp_path / "b").glob("*_chunks/version_0"))
+    assert [[i["name"] for i in c["images"]] for c in lines(run_dir)] == [["astronaut", "chelsea"], ["coffee"]]
+    assert json.loads((run_dir / SUMMARY).read_text())["mean_psnr"] is None

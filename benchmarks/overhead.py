@@ -47,7 +47,7 @@ def targets(count: int, names: list[str] = PHOTOS) -> str:
     folder = Path(tempfile.mkdtemp(prefix="bench_photos_"))
     for i in range(count):
         name = names[i % len(names)]
-        Image.fromarray(np.asarray(getattr(skimage.data, name)())).convert("RGB").save(folder / f"{name}_{i}.png")
+        Image.fromarray(np.asarray(getattr(skimage.data, name)())).convert("RGB").save(folder / f"{i:04d}_{name}.png")
     return str(folder)
 
 

@@ -180,10 +180,9 @@ class FeatureInversion(pl.LightningModule):
             self._check_features(features)
         if targets is not None and self.network.in_channels == 1:
             targets = targets.mean(dim=1, keepdim=True)
-        count = len(names)
-        rows = torch.arange(count) if rows is None else rows
+        rows = torch.arange(len(names)) if rows is None else rows
         generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
-        shape = (count, self.network.in_channels, self.image_size, self.image_size)
+        shape = (len(names), self.network.in_channels, self.image_size, self.image_size)
         noise = torch.randn(shape, generator=generator)[rows] * self.init_noise
         self.all_names = list(names)
         # What a checkpoint of this run must match to be resumed.
@@ -205,7 +204,7 @@ class FeatureInversion(pl.LightningModule):
         self.register_buffer("targets", None if targets is None else targets[rows].to(device), persistent=False)
         self.register_buffer("target_features", all_features[rows].to(device), persistent=False)
         self.n_f = self.hparams.n_f or mean_pairwise_distance(
-            all_features if self.reference_images is None and count >= 2
+            all_features if self.reference_images is None and len(names) >= 2
             else self._features(
                 reference_images(self.reference_images, self.image_size, self.network.in_channels), network_device
             )

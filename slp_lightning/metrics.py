@@ -62,6 +62,8 @@ def image_quality(images: Tensor, targets: Tensor) -> dict[str, Tensor]:
     """Per-image ``psnr`` (dB), ``ssim`` and ``hf_ratio`` (``high_frequency_ratio``) of
     reconstructions against targets, (N, C, H, W) in [0, 1]."""
     images, targets = images.float(), targets.float()
+    if not len(images):  # a process with no images of its own
+        return {measure: images.new_zeros(0) for measure in ("psnr", "ssim", "hf_ratio")}
     psnr = peak_signal_noise_ratio(images, targets, data_range=1.0, reduction="none", dim=(1, 2, 3))
     ssim = structural_similarity_index_measure(images, targets, data_range=1.0, reduction="none")
     return {"psnr": psnr, "ssim": ssim, "hf_ratio": high_frequency_ratio(images, targets)}

@@ -95,7 +95,8 @@ class LaplacianPyramid(torch.nn.Module):
         back to full size: j − 1 reductions and expansions, none at all once every level is on.
         Equal to ``recompose(decompose(image), level_switches(finest_on, K))``.
         """
-        coarsest = int(finest_on.max())
+        # A process with no images of its own (fewer images than processes) has nothing to do.
+        coarsest = int(finest_on.max()) if len(finest_on) else 1
         check_pyramid_size(image.shape[-2], image.shape[-1], self.levels)
         gaussian = [image]
         for _ in range(coarsest - 1):

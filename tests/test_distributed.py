@@ -127,3 +127,13 @@ def test_a_lost_process_is_named_in_one_sentence() -> None:
     with pytest.raises(PeerLostError, match=r"^process 1 of this 2-process run is gone: the exchange at "
                                             r"step 7 failed \(Connection reset by peer\)$"):  # fmt: skip
         PyramidSwitch().on_train_batch_end(trainer, module, {"per_image": one}, None, 0)
+
+
+@pytest.mark.slow
+def test_two_processes_over_chunks_give_the_same_images_as_one(tmp_path: Path, photos: Path) -> None:
+    steps = ["--data.chunk_size=2", "--trainer.max_steps=6"]
+    for devices in (1, 2):
+        done = fit(tmp_path / str(devices), photos, f"--trainer.devices={devices}", *steps)
+        assert done.returncode == 0, done.stdout + done.stderr
+    one, two = ((tmp_path / str(d) / "alexnet_conv2_chunks" / "version_0" / "results.jsonl").read_text() for d in (1, 2))
+    assert one == two and len(one.splitlines()) == 2  # 3 images in chunks of 2, identical to the digit

@@ -7,7 +7,7 @@ import torch
 
 from slp_lightning.cli import main
 
-from conftest import tiny_args
+from helpers import tiny_args
 
 
 @pytest.fixture(scope="module")

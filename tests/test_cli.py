@@ -14,7 +14,7 @@ from slp_lightning.cli import command, main
 from slp_lightning.networks import build_feature_network
 from slp_lightning.data import load_image
 
-from conftest import tiny_args
+from helpers import tiny_args
 
 ROOT = Path(__file__).resolve().parents[1]
 

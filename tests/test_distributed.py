@@ -11,7 +11,7 @@ import torch
 
 from slp_lightning.distributed import gather_rows, needs_processes, shard
 
-from conftest import tiny_args
+from helpers import tiny_args
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ from slp_lightning.metrics import NormalizedError, image_quality, mean_pairwise_
 from slp_lightning.objective import alpha_norm, total_variation, tv_loss
 from slp_lightning.sweep import Sweep
 
-from conftest import tiny_args
+from helpers import tiny_args
 
 FEATURES = torch.tensor([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])  # pairwise distances 5, 10, 5
 

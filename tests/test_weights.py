@@ -15,7 +15,7 @@ from slp_lightning.cli import main
 from slp_lightning.networks import build_feature_network
 from slp_lightning.networks.weights import map_keys
 
-from conftest import tiny_args
+from helpers import tiny_args
 
 UP_TO_CONV2 = ["features.0.weight", "features.0.bias", "features.3.weight", "features.3.bias"]
 

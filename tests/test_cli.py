@@ -11,8 +11,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torchvision.transforms.v2.functional import pil_to_tensor
 
 from slp_lightning.cli import command, main
-from slp_lightning.networks import build_feature_network
 from slp_lightning.data import load_image
+from slp_lightning.networks import build_feature_network
 
 from helpers import tiny_args
 

@@ -36,7 +36,7 @@ def test_shards_are_round_robin_and_gather_restores_target_order() -> None:
     [("cpu", 2, 1, True), ("cpu", "2", 1, True), ("cpu", "auto", 1, False), ("gpu", "0,1", 1, True),
      ("gpu", "0,", 1, False), ("gpu", [3], 1, False), ("cpu", 1, 2, True)],
 )  # fmt: skip
-def test_needs_processes(accelerator, devices, nodes, expected) -> None:
+def test_needs_processes(accelerator: str, devices: int | str | list[int], nodes: int, expected: bool) -> None:
     assert needs_processes(accelerator, devices, nodes) is expected
 
 
@@ -116,7 +116,7 @@ def test_a_lost_process_is_named_in_one_sentence() -> None:
     from slp_lightning.callbacks import PyramidSwitch
     from slp_lightning.distributed import PeerLostError
 
-    def reduce(*args, **kwargs):  # noqa: ANN002, ANN003
+    def reduce(*args, **kwargs) -> None:  # noqa: ANN002, ANN003
         raise RuntimeError("Connection reset by peer\nsecond line")
 
     one = torch.ones(1)

@@ -82,26 +82,10 @@ def test_sift_takes_no_weights_and_rejects_images_below_a_patch() -> None:
         FeatureInversion(network="dsift", image_size=8, pyramid_levels=2)
 
 
-def test_caffenet_loads_a_converted_state_dict_from_a_path(tmp_path) -> None:
-    from slp_lightning.networks.caffenet import CaffeNet
-
-    torch.manual_seed(5)
-    full = CaffeNet("fc8").state_dict()
-    torch.save(full, tmp_path / "caffenet.pth")
-    net = build_feature_network("alexnet_caffe", "conv2", str(tmp_path / "caffenet.pth"))
-    assert torch.equal(net.body.conv2.weight, full["conv2.weight"])
-    assert net.weights == f"{tmp_path / 'caffenet.pth'} (4 tensors used, 12 unused keys)"
-
-
-def test_flat_start_without_gradient_is_reported(tmp_path) -> None:
-    import lightning.pytorch as pl
-
-    from slp_lightning import TargetImages
-
-    model = FeatureInversion(network="dsift", image_size=32, pyramid_levels=2, init_noise=0.0)
-    trainer = pl.Trainer(
-        max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path,
-    )  # fmt: skip
-    with pytest.warns(UserWarning, match="gradient of I_pre is exactly zero.*init_noise"):
-        trainer.fit(model, TargetImages("skimage:camera", image_size=32))
+@pytest.mark.parametrize(
+    ("network", "layer", "message"),
+    [("alexnet", "conv9", "valid layers: conv1, relu1"), ("vgg99", "conv1", "valid networks")],
+)
+def test_unknown_names_list_the_valid_ones(network: str, layer: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_feature_network(network, layer, "random")

@@ -12,6 +12,7 @@ import yaml
 
 from slp_lightning.cli import command, main
 from slp_lightning.networks import layer_names
+from slp_lightning.sweep import Sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
@@ -44,12 +45,21 @@ def test_config_runs_for_a_few_steps(config: Path, tmp_path: Path, photos: Path)
         "--trainer.enable_model_summary=false", f"--trainer.default_root_dir={tmp_path}",
         *([f"--sweep.layers=[{layers[0]}, {layers[1]}]"] if layers else []),
     ])  # fmt: skip
-    for path in tmp_path.rglob("results.json"):
+    written = sorted(tmp_path.rglob("results.json"))
+    if "sweep" in settings:  # a results.json per job, in the job's folder next to summary.csv
+        run = next(tmp_path.rglob("summary.csv")).parent
+        sweep = Sweep(**{**settings["sweep"], **({"layers": layers[:2]} if layers else {})})
+        jobs = sweep.jobs("slp", network, settings["model"].get("layer"))
+        assert len(jobs) >= 2 and written == sorted(run / job.name(sweep) / "results.json" for job in jobs)
+        assert len((run / "summary.csv").read_text().splitlines()) == 1 + len(jobs)
+    else:
+        assert [path.parent.name for path in written] == ["version_0"]
+    for path in written:
         results = json.loads(path.read_text())
         assert results["steps"] == 2 and results["network"].startswith(network.split("_")[0])
         assert 0 < results["mean_normalized_error"] < float("inf")
-    if "sweep" in settings:
-        assert len(next(tmp_path.rglob("summary.csv")).read_text().splitlines()) > 2
+        assert [image["name"] for image in results["images"]] == ["astronaut", "chelsea", "coffee"]
+        assert all(0 < image["normalized_error"] < float("inf") for image in results["images"])
 
 
 def test_a_shipped_config_is_found_by_name_from_any_directory(

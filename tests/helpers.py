@@ -1,14 +1,16 @@
 """Helpers the tests (and ``benchmarks/faults.py``) import: the tiny run's CLI arguments, the
-launcher of a run in a subprocess, and the photographs the ``photos`` fixture writes. Fixtures live
-in ``conftest.py``."""
+launcher of a run in a subprocess, the photographs the ``photos`` fixture writes, and slow marks
+for families of cases. Fixtures live in ``conftest.py``."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
+import pytest
 import skimage.data
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,3 +47,9 @@ def launch(root: Path, args: list[str]) -> subprocess.Popen:
         [sys.executable, "-m", "slp_lightning", *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root, env=env,
     )  # fmt: skip
+
+
+def slow_but(values: Iterable[object], *fast: object) -> list[object]:
+    """``parametrize`` values of a family of cases that is slow as a whole: each marked slow but
+    ``fast``, which stay in the quick run (``-m "not slow"``)."""
+    return [pytest.param(value, marks=() if value in fast else pytest.mark.slow) for value in values]

@@ -1,5 +1,6 @@
 """torchvision's AlexNet (networks/alexnet.py): the paper's layer names, shapes and ReLUs."""
 
+import pytest
 import torch
 
 from slp_lightning.networks import build_feature_network, default_input_size
@@ -12,6 +13,7 @@ SHAPES_AT_224 = {
 }  # fmt: skip
 
 
+@pytest.mark.slow
 def test_every_paper_layer_name_builds_with_the_right_shape() -> None:
     images = torch.rand(1, 3, 224, 224)
     for layer in [*LAYERS, *ALIASES]:

@@ -178,6 +178,7 @@ def test_fc_layers_need_227_input() -> None:
         net(torch.rand(1, 3, 240, 240))
 
 
+@pytest.mark.slow
 def test_caffenet_loads_a_converted_state_dict_from_a_path(tmp_path: Path) -> None:
     torch.manual_seed(5)
     full = CaffeNet("fc8").state_dict()

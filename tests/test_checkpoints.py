@@ -9,6 +9,8 @@ from slp_lightning.cli import main
 
 from helpers import tiny_args
 
+pytestmark = pytest.mark.slow  # every test here shares a 10 s run
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, photos: Path) -> Path:

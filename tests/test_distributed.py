@@ -55,6 +55,7 @@ def results(root: Path, version: int = 0) -> dict:
     return json.loads((root / "alexnet_conv2" / f"version_{version}" / "results.json").read_text())
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_same_images_as_one(tmp_path: Path, two_photos: Path) -> None:
     one = fit(tmp_path / "one", two_photos, "--trainer.devices=1")
     two = fit(tmp_path / "two", two_photos, "--trainer.devices=2")
@@ -76,12 +77,14 @@ def test_two_processes_give_the_same_images_as_one(tmp_path: Path, two_photos: P
     assert state["state_dict"]["I_pre"].shape[0] == 2  # both processes' images in one checkpoint
 
 
+@pytest.mark.slow
 def test_plain_ddp_is_refused(tmp_path: Path, two_photos: Path) -> None:
     done = fit(tmp_path, two_photos, "--trainer.devices=2", "--trainer.strategy=ddp")
     assert done.returncode != 0
     assert "would average the gradients of I_pre" in done.stderr
 
 
+@pytest.mark.slow
 def test_resume_on_two_processes_equals_a_straight_run(tmp_path: Path, two_photos: Path) -> None:
     """Resuming the step-30 checkpoint of a 60-step run ends where the straight run ends."""
     common = ["--trainer.devices=2", "--checkpoint.every_n_train_steps=30", "--trainer.max_steps=60",
@@ -98,6 +101,7 @@ def test_resume_on_two_processes_equals_a_straight_run(tmp_path: Path, two_photo
         assert y["switch_steps"] == x["switch_steps"]
 
 
+@pytest.mark.slow
 def test_bf16_mixed_precision_stays_close_to_fp32(tmp_path: Path, photos: Path) -> None:
     from slp_lightning.cli import main
 

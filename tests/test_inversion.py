@@ -97,6 +97,7 @@ def test_shallow_layer_reconstruction_is_close(tmp_path: Path, photos: Path) -> 
     assert results["status"] == "finished"
 
 
+@pytest.mark.slow
 def test_resume_continues_at_the_same_level_and_step(tmp_path: Path, photos: Path) -> None:
     """Resuming the step-30 checkpoint of a 60-step run ends where the straight run ends."""
     images = str(photos / "coffee.png")
@@ -186,6 +187,7 @@ def test_baselines_start_with_every_level_on() -> None:
         FeatureInversion(method="magic", weights="random")
 
 
+@pytest.mark.slow
 def test_n_f_reference_set_for_a_single_target(photos: Path) -> None:
     image = load_image(str(photos / "coffee.png"), 64)[None]
     builtin = FeatureInversion(layer="conv1", weights="random", image_size=64, pyramid_levels=3)

@@ -8,6 +8,8 @@ from slp_lightning.data import load_image
 from slp_lightning.networks import build_feature_network, default_input_size, layer_names
 from slp_lightning.networks.caffenet import LAYERS as CAFFE_LAYERS
 
+from helpers import slow_but
+
 
 def short_inversion(model: FeatureInversion, image: torch.Tensor, steps: int = 4) -> list[float]:
     """A few Adam steps without a Trainer; returns the mean loss Z per step."""
@@ -28,14 +30,17 @@ def coffee_227() -> torch.Tensor:
     return load_image("skimage:coffee", 227)[None]
 
 
-@pytest.mark.parametrize("layer", CAFFE_LAYERS)
+@pytest.mark.parametrize("layer", slow_but(CAFFE_LAYERS, "conv5"))  # 1-5 s each, ~30 s in all
 def test_every_paper_layer_inverts_on_alexnet_caffe(layer: str, coffee_227: torch.Tensor) -> None:
     model = FeatureInversion(network="alexnet_caffe", layer=layer, weights="random", init_noise=0.1)
     losses = short_inversion(model, coffee_227)
     assert losses[-1] < losses[0], f"{layer}: {losses}"
 
 
-@pytest.mark.parametrize(("arch", "layer"), [("vgg16", "features.3"), ("resnet50", "layer1.0.relu")])
+@pytest.mark.parametrize(
+    ("arch", "layer"),
+    [pytest.param("vgg16", "features.3", marks=pytest.mark.slow), ("resnet50", "layer1.0.relu")],
+)
 def test_torchvision_models_invert_at_a_shallow_layer(arch: str, layer: str) -> None:
     assert layer in layer_names("torchvision", arch)
     model = FeatureInversion(

@@ -25,6 +25,7 @@ def test_sweep_jobs() -> None:
         "slp_dsift", "slp_dsift_color", "pixel_dsift", "pixel_dsift_color",
     ]
 
+@pytest.mark.slow
 def test_sweep_writes_the_summary_files(tmp_path: Path, photos: Path) -> None:
     main(tiny_args(tmp_path, photos, "--trainer.max_steps=20",
                    "--sweep.layers=[conv1, conv2]", "--sweep.methods=[slp, pixel]"))  # fmt: skip

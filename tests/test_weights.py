@@ -119,6 +119,7 @@ def test_files_that_are_not_state_dicts_fail_in_one_sentence(content: object, me
     assert error.value.__cause__ is None  # no unpickling traceback chained to it
 
 
+@pytest.mark.slow
 def test_cli_takes_a_json_weights_map(state: State, tmp_path: Path, photos: Path) -> None:
     path = _save({f"module.{k}": v for k, v in state.items()}, tmp_path / "dp.pth")
     main(tiny_args(
@@ -151,6 +152,7 @@ def _write_fake_pretrained(seed: int) -> dict[str, torch.Tensor]:
     return state
 
 
+@pytest.mark.slow
 def test_auto_and_strict_load_the_cached_torchvision_file() -> None:
     state = _write_fake_pretrained(seed=7)
     for spec in ["auto", "IMAGENET1K_V1"]:
@@ -171,6 +173,7 @@ def test_strict_pretrained_without_the_file_says_where_to_put_it() -> None:
         build_feature_network("alexnet", "conv1", "IMAGENET1K_V1")
 
 
+@pytest.mark.slow
 def test_local_state_dict_file(tmp_path: Path) -> None:
     torch.manual_seed(3)
     state = alexnet().state_dict()

@@ -31,9 +31,9 @@ from lightning.pytorch.callbacks import Callback
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-from conftest import PHOTOS, launch, tiny_args  # noqa: E402  (the tests' tiny run and launcher)
-
 from slp_lightning.cli import main as cli  # noqa: E402
+
+from helpers import PHOTOS, launch, tiny_args  # noqa: E402  (the tests' tiny run and launcher)
 
 PAUSE_LIMIT_S = 120  # a signal that never comes must not leave a run hanging
 EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143, "SIGKILL": -signal.SIGKILL}

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -140,9 +139,10 @@ def main() -> None:
     batching = batched / singles
 
     rss_32, rss_1 = peak_rss_mb(32, 3), peak_rss_mb(1, 3)
-    weights_mb = sum(p.numel() * 4 for p in FeatureInversion(layer="conv5", weights="random").network.parameters()) / 2**20
+    network = FeatureInversion(layer="conv5", weights="random").network
+    weights_mb = sum(p.numel() * 4 for p in network.parameters()) / 2**20
 
-    print(f"| measure | value | target |\n|---|---|---|")
+    print("| measure | value | target |\n|---|---|---|")
     print(f"| framework: fit step / raw loop step (conv5, 224, batch 8) | {framework:.3f} "
           f"({min(fit_steps) * 1e3:.0f} ms / {min(raw_steps) * 1e3:.0f} ms) | ≤ 1.10 |")
     print(f"| pyramid, coarsest phase: K=6 step at level 6 / pixel step (batch 8) | {coarse:.3f} "

@@ -102,7 +102,9 @@ def read(source: str) -> Image.Image:
     if kind == "skimage":
         import skimage.data
 
-        loader = {"motorcycle": lambda: skimage.data.stereo_motorcycle()[0]}.get(name, getattr(skimage.data, name, None))
+        loader = {"motorcycle": lambda: skimage.data.stereo_motorcycle()[0]}.get(
+            name, getattr(skimage.data, name, None)
+        )
         return Image.fromarray(np.asarray(loader())).convert("RGB")
     path = {"sklearn": _sklearn_images, "mate": _mate_root}[kind]() / name
     return Image.open(path).convert("RGB")

@@ -36,7 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="4 layers, 4 images, 96 px, 30 steps")
     args = parser.parse_args()
-    layers = ["conv1", "conv2", "conv3", "conv4"] if args.quick else ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6"]
+    layers = ["conv1", "conv2", "conv3", "conv4"] + ([] if args.quick else ["conv5", "fc6"])
     images, size, steps = (4, 96, 30) if args.quick else (8, 224, 100)
     folder = targets(images)
     common = [f"--data.images={folder}", "--model.weights=random", f"--model.image_size={size}",

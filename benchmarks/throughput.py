@@ -89,8 +89,9 @@ def main() -> None:
                 rows.append({"device": device, **row})
                 base = base or row["images_steps_per_s"]
                 memory = "" if row["peak_gpu_gb"] is None else f"{row['peak_gpu_gb']:.2f}"
-                print(f"| {cell} | {batch} | {precision} | {row['images_steps_per_s']:.1f} | "
-                      f"{row['images_steps_per_s'] / base:.2f} | {100 * row['error']:.2f} % | {memory} |", flush=True)  # fmt: skip
+                speed = row["images_steps_per_s"]
+                print(f"| {cell} | {batch} | {precision} | {speed:.1f} | {speed / base:.2f} | "
+                      f"{100 * row['error']:.2f} % | {memory} |", flush=True)  # fmt: skip
                 if args.out:
                     args.out.write_text(json.dumps(rows, indent=1))
 

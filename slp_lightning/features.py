@@ -20,7 +20,9 @@ TARGET_FEATURES = "target_features.pt"  # what OutputWriter(save_target_features
 def _stack(named: dict[str, Tensor], path: Path) -> tuple[list[str], Tensor]:
     shapes = {tuple(t.shape) for t in named.values()}
     if not named or len(shapes) != 1:
-        raise ValueError(f"{path}: needs one feature tensor per target, all of one shape; found shapes {sorted(shapes)}")
+        raise ValueError(
+            f"{path}: needs one feature tensor per target, all of one shape; found shapes {sorted(shapes)}"
+        )
     return list(named), torch.stack([t.float() for t in named.values()])
 
 
@@ -37,13 +39,17 @@ def read_features(path: str | Path) -> tuple[list[str], Tensor]:
         try:
             from safetensors.torch import load_file
         except ModuleNotFoundError:
-            raise ModuleNotFoundError(f"reading {path} needs the safetensors package: pip install safetensors") from None
+            raise ModuleNotFoundError(
+                f"reading {path} needs the safetensors package: pip install safetensors"
+            ) from None
         return _stack(load_file(str(path)), path)
     else:
         try:
             values = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as error:  # noqa: BLE001 - any unreadable file gets the same sentence
-            raise ValueError(f"features file {path} is not a tensor or a dict of tensors saved by torch.save ({error})") from None
+            raise ValueError(
+                f"features file {path} is not a tensor or a dict of tensors saved by torch.save ({error})"
+            ) from None
     if isinstance(values, dict) and all(isinstance(v, Tensor) for v in values.values()):
         return _stack({str(k): v for k, v in values.items()}, path)
     if isinstance(values, Tensor) and values.dim() >= 2:

@@ -68,8 +68,9 @@ def write_results(
     path: Path,
     mean_normalized_error: float | None = None,
 ) -> dict:
-    """Write ``results.json`` and return what it holds: the run's settings and, per image, its errors on the final ``I_r``
-    (``errors`` as from ``FeatureInversion.evaluate``), final level and switch steps, with means
+    """Write ``results.json`` and return what it holds: the run's settings and, per image, its
+    errors on the final ``I_r`` (``errors`` as from ``FeatureInversion.evaluate``; PSNR, SSIM and
+    the high-frequency ratio ``None`` without target images), final level and switch steps, with means
     (``mean_normalized_error`` as the cross-process metric computed it, when given)."""
     measures = ["feature_error", "relative_error", "normalized_error", "psnr", "ssim", "hf_ratio"]
     images = [

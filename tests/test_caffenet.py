@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +10,7 @@ import torch
 from skimage import data
 from skimage.transform import resize
 
+from slp_lightning.networks import build_feature_network
 from slp_lightning.networks.caffenet import ALIASES, INPUT_SIZE, LAYERS, CaffeNet
 
 SHAPES_227 = {
@@ -175,3 +176,13 @@ def test_fc_layers_need_227_input() -> None:
     net = CaffeNet("fc6")
     with pytest.raises(ValueError, match="fc layers need a 227×227 input .* gives pool5 7×7"):
         net(torch.rand(1, 3, 240, 240))
+
+
+@pytest.mark.slow
+def test_caffenet_loads_a_converted_state_dict_from_a_path(tmp_path: Path) -> None:
+    torch.manual_seed(5)
+    full = CaffeNet("fc8").state_dict()
+    torch.save(full, tmp_path / "caffenet.pth")
+    net = build_feature_network("alexnet_caffe", "conv2", str(tmp_path / "caffenet.pth"))
+    assert torch.equal(net.body.conv2.weight, full["conv2.weight"])
+    assert net.weights == f"{tmp_path / 'caffenet.pth'} (4 tensors used, 12 unused keys)"

@@ -1,13 +1,77 @@
-"""Callbacks that act on level switches do so whatever the order the Trainer was given them in."""
-
-from __future__ import annotations
+"""The callbacks: when PyramidSwitch switches levels and how it shares the budget; listeners of
+switches act whatever the order the Trainer was given them in."""
 
 from pathlib import Path
 
 import lightning.pytorch as pl
+import pytest
+import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from slp_lightning import FeatureInversion, OutputWriter, PyramidSwitch, TargetImages
+from slp_lightning.callbacks import SwitchListener
+
+
+def test_switch_waits_for_convergence() -> None:
+    """A plateau switches after min_steps + patience; steady progress runs to the phase budget."""
+
+    class Module:
+        def __init__(self) -> None:
+            self.finest_on = torch.tensor([3, 3])
+            self.phase_best = torch.full((2,), torch.inf)
+            self.phase_start = torch.zeros(2, dtype=torch.long)
+            self.last_improved = torch.zeros(2, dtype=torch.long)
+            self.done = torch.zeros(2, dtype=torch.bool)
+            self.device = torch.device("cpu")
+            self.switched_at: list[tuple[int, list[bool]]] = []
+
+        def switch_on_next_level(self, rows: torch.Tensor) -> None:
+            self.switched_at.append((trainer.global_step, rows.tolist()))
+            self.finest_on[rows] -= 1
+
+    class Heard(SwitchListener):
+        def __init__(self) -> None:
+            self.steps: list[int] = []
+
+        def on_pyramid_switch(self, trainer: "Trainer", pl_module: Module) -> None:  # noqa: ARG002 - a hook
+            self.steps.append(trainer.global_step)
+
+    class Trainer:
+        global_step = 0
+        max_steps = 1000
+        should_stop = False
+        callbacks = [Heard()]
+
+        class strategy:  # noqa: N801 - one process: a reduction returns its input
+            @staticmethod
+            def reduce(tensor: torch.Tensor, reduce_op: str) -> torch.Tensor:  # noqa: ARG004 - its signature
+                return tensor
+
+    trainer, module = Trainer(), Module()
+    switch = PyramidSwitch(rel_tol=0.01, patience=10, min_steps=5, max_steps_per_level=40)
+    for step in range(1, 41):
+        trainer.global_step = step
+        plateau, progress = 1.0, 0.9**step  # image 0 flat, image 1 improving 10 % a step
+        switch.on_train_batch_end(trainer, module, {"per_image": torch.tensor([plateau, progress])}, None, step)
+    assert module.switched_at[0] == (11, [True, False])  # last improvement at step 1, +10 patience
+    assert module.switched_at[1] == (22, [True, False])
+    assert module.switched_at[2] == (40, [False, True])  # budget, not convergence
+    assert trainer.callbacks[0].steps == [11, 22, 40]  # what the other callbacks hear
+    assert not trainer.should_stop
+    trainer.global_step = 41
+    switch.on_train_batch_end(trainer, module, {"per_image": torch.tensor([1.0, 1.0])}, None, 41)
+    assert trainer.should_stop is False  # image 0 done (level 1 converged), image 1 not yet
+
+def test_coarse_phases_take_a_share_of_the_step_budget() -> None:
+    """Without ``max_steps_per_level`` each coarse phase may take ``phase_share`` of the run."""
+    switch = PyramidSwitch(min_steps=5)
+    assert switch.steps_per_level(1000) == 30 and switch.steps_per_level(200) == 6
+    assert switch.steps_per_level(100) == 5  # never below min_steps
+    assert switch.steps_per_level(-1) == float("inf")  # no budget: phases run to convergence
+    assert PyramidSwitch(max_steps_per_level=15).steps_per_level(1000) == 15  # explicit cap wins
+    for bad in (0.0, 1.0, -0.1):
+        with pytest.raises(ValueError, match="phase_share"):
+            PyramidSwitch(phase_share=bad)
 
 
 def level_pngs(root: Path, writer_first: bool) -> dict[str, bytes]:
@@ -21,6 +85,7 @@ def level_pngs(root: Path, writer_first: bool) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(root.glob("run/version_0/reconstructions/*_level*.png"))}
 
 
+@pytest.mark.slow
 def test_phase_images_do_not_depend_on_the_callbacks_order(tmp_path: Path) -> None:
     switch_first, writer_first = level_pngs(tmp_path / "a", False), level_pngs(tmp_path / "b", True)
     # levels 3 and 2 end at switches (written by the listener), level 1 at the end of the run

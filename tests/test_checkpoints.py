@@ -7,7 +7,9 @@ import torch
 
 from slp_lightning.cli import main
 
-from conftest import tiny_args
+from helpers import tiny_args
+
+pytestmark = pytest.mark.slow  # every test here shares a 10 s run
 
 
 @pytest.fixture(scope="module")

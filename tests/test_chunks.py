@@ -11,7 +11,7 @@ import pytest
 from slp_lightning.chunks import RESULTS, SUMMARY
 from slp_lightning.cli import main
 
-from conftest import tiny_args
+from helpers import tiny_args
 
 
 @pytest.fixture

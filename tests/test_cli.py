@@ -11,15 +11,15 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torchvision.transforms.v2.functional import pil_to_tensor
 
 from slp_lightning.cli import command, main
-from slp_lightning.networks import build_feature_network
 from slp_lightning.data import load_image
+from slp_lightning.networks import build_feature_network
 
-from conftest import tiny_args
+from helpers import tiny_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module")  # a 20 s run: the tests that use it are slow
 def run(tmp_path_factory: pytest.TempPathFactory, photos: Path) -> Path:
     root = tmp_path_factory.mktemp("runs")
     with pytest.MonkeyPatch.context() as patch:
@@ -28,6 +28,7 @@ def run(tmp_path_factory: pytest.TempPathFactory, photos: Path) -> Path:
     return root / "alexnet_conv2" / "version_0"
 
 
+@pytest.mark.slow
 def test_run_writes_the_output_contract(run: Path) -> None:
     assert (run / "config.yaml").exists() and (run / "checkpoints" / "last.ckpt").exists()
     results = json.loads((run / "results.json").read_text())
@@ -46,6 +47,7 @@ def test_run_writes_the_output_contract(run: Path) -> None:
     assert (run / "sheet.png").exists()
 
 
+@pytest.mark.slow
 def test_pngs_agree_with_results(run: Path, photos: Path) -> None:
     """Re-measuring the saved PNG gives the error in results.json (up to 8-bit rounding)."""
     results = json.loads((run / "results.json").read_text())
@@ -58,6 +60,7 @@ def test_pngs_agree_with_results(run: Path, photos: Path) -> None:
         assert error == pytest.approx(image["feature_error"], rel=0.05)
 
 
+@pytest.mark.slow
 def test_tensorboard_has_the_scalars_and_images(run: Path) -> None:
     events = EventAccumulator(str(run), size_guidance={"images": 0, "scalars": 0})
     events.Reload()
@@ -69,6 +72,7 @@ def test_tensorboard_has_the_scalars_and_images(run: Path) -> None:
     assert len(events.Images("I_r")) >= 3  # every 20 steps and at each switch
 
 
+@pytest.mark.slow
 def test_config_file_runs_with_overrides(tmp_path: Path) -> None:
     args = tiny_args(tmp_path, "skimage:coffee", "--trainer.max_steps=3")
     main([args[0], f"--config={ROOT / 'configs' / 'alexnet_conv5.yaml'}", *args[1:]])
@@ -82,6 +86,7 @@ def test_unknown_layer_fails_at_start_with_the_valid_names(tmp_path: Path) -> No
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+@pytest.mark.slow
 def test_help_and_print_config_from_the_command_line() -> None:
     def cli(*args: str) -> str:
         done = subprocess.run(

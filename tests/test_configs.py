@@ -12,9 +12,16 @@ import yaml
 
 from slp_lightning.cli import command, main
 from slp_lightning.networks import layer_names
+from slp_lightning.sweep import Sweep
+
+from helpers import slow_but
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "configs").rglob("*.yaml"))
+# Under 3 s on 2 cores; the others (AlexNet at 224 px, VGG16, the two sweeps) take 4-14 s.
+FAST_CONFIGS = [ROOT / "configs" / name for name in [
+    "alexnet_caffe.yaml", "sift_grey.yaml", "sift_color.yaml", "vgg16_bn_trained.yaml",
+]]  # fmt: skip
 # Smallest sizes each network accepts with 3 pyramid levels (fc layers aside).
 TINY = {
     "dsift": 32, "dsift_color": 32, "alexnet": 64, "alexnet_caffe": 67, "torchvision": 32,
@@ -30,7 +37,7 @@ def test_there_is_a_config_per_paper_experiment() -> None:
     } <= names  # fmt: skip
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.name)
+@pytest.mark.parametrize("config", slow_but(CONFIGS, *FAST_CONFIGS), ids=lambda c: c.name)
 def test_config_runs_for_a_few_steps(config: Path, tmp_path: Path, photos: Path) -> None:
     settings = yaml.safe_load(config.read_text())
     network = settings["model"]["network"]
@@ -44,12 +51,21 @@ def test_config_runs_for_a_few_steps(config: Path, tmp_path: Path, photos: Path)
         "--trainer.enable_model_summary=false", f"--trainer.default_root_dir={tmp_path}",
         *([f"--sweep.layers=[{layers[0]}, {layers[1]}]"] if layers else []),
     ])  # fmt: skip
-    for path in tmp_path.rglob("results.json"):
+    written = sorted(tmp_path.rglob("results.json"))
+    if "sweep" in settings:  # a results.json per job, in the job's folder next to summary.csv
+        run = next(tmp_path.rglob("summary.csv")).parent
+        sweep = Sweep(**{**settings["sweep"], **({"layers": layers[:2]} if layers else {})})
+        jobs = sweep.jobs("slp", network, settings["model"].get("layer"))
+        assert len(jobs) >= 2 and written == sorted(run / job.name(sweep) / "results.json" for job in jobs)
+        assert len((run / "summary.csv").read_text().splitlines()) == 1 + len(jobs)
+    else:
+        assert [path.parent.name for path in written] == ["version_0"]
+    for path in written:
         results = json.loads(path.read_text())
         assert results["steps"] == 2 and results["network"].startswith(network.split("_")[0])
         assert 0 < results["mean_normalized_error"] < float("inf")
-    if "sweep" in settings:
-        assert len(next(tmp_path.rglob("summary.csv")).read_text().splitlines()) > 2
+        assert [image["name"] for image in results["images"]] == ["astronaut", "chelsea", "coffee"]
+        assert all(0 < image["normalized_error"] < float("inf") for image in results["images"])
 
 
 def test_a_shipped_config_is_found_by_name_from_any_directory(
@@ -81,6 +97,7 @@ def test_usage_names_the_program(capsys: pytest.CaptureFixture) -> None:
     assert exit.value.code == 2 and "usage: python -m slp_lightning [options] fit" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_plain_install_ships_the_configs(tmp_path: Path) -> None:
     """The wheel that `pip install .` builds holds configs/ as slp_lightning/configs/."""
     pytest.importorskip("setuptools", minversion="70.1")  # builds wheels without the wheel package

@@ -1,3 +1,4 @@
+from itertools import islice
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -71,6 +72,9 @@ def test_dataloader_ticks_once_per_step(photos: Path) -> None:
     data.trainer = SimpleNamespace(max_steps=7)
     assert list(data.train_dataloader()) == list(range(7))
     data.trainer = SimpleNamespace(max_steps=-1)  # no budget: the progress bar's epoch length
+    assert len(data.train_dataloader()) == STEPS_PER_EPOCH_UNBOUNDED == 10_000
+    assert list(islice(data.train_dataloader(), 3)) == [0, 1, 2]
+    data.trainer = None  # outside a Trainer: no budget either
     assert len(data.train_dataloader()) == STEPS_PER_EPOCH_UNBOUNDED
 
 

@@ -11,7 +11,7 @@ import torch
 
 from slp_lightning.distributed import gather_rows, needs_processes, shard
 
-from conftest import tiny_args
+from helpers import tiny_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +36,7 @@ def test_shards_are_round_robin_and_gather_restores_target_order() -> None:
     [("cpu", 2, 1, True), ("cpu", "2", 1, True), ("cpu", "auto", 1, False), ("gpu", "0,1", 1, True),
      ("gpu", "0,", 1, False), ("gpu", [3], 1, False), ("cpu", 1, 2, True)],
 )  # fmt: skip
-def test_needs_processes(accelerator, devices, nodes, expected) -> None:
+def test_needs_processes(accelerator: str, devices: int | str | list[int], nodes: int, expected: bool) -> None:
     assert needs_processes(accelerator, devices, nodes) is expected
 
 
@@ -55,6 +55,7 @@ def results(root: Path, version: int = 0) -> dict:
     return json.loads((root / "alexnet_conv2" / f"version_{version}" / "results.json").read_text())
 
 
+@pytest.mark.slow
 def test_two_processes_give_the_same_images_as_one(tmp_path: Path, two_photos: Path) -> None:
     one = fit(tmp_path / "one", two_photos, "--trainer.devices=1")
     two = fit(tmp_path / "two", two_photos, "--trainer.devices=2")
@@ -76,12 +77,14 @@ def test_two_processes_give_the_same_images_as_one(tmp_path: Path, two_photos: P
     assert state["state_dict"]["I_pre"].shape[0] == 2  # both processes' images in one checkpoint
 
 
+@pytest.mark.slow
 def test_plain_ddp_is_refused(tmp_path: Path, two_photos: Path) -> None:
     done = fit(tmp_path, two_photos, "--trainer.devices=2", "--trainer.strategy=ddp")
     assert done.returncode != 0
     assert "would average the gradients of I_pre" in done.stderr
 
 
+@pytest.mark.slow
 def test_resume_on_two_processes_equals_a_straight_run(tmp_path: Path, two_photos: Path) -> None:
     """Resuming the step-30 checkpoint of a 60-step run ends where the straight run ends."""
     common = ["--trainer.devices=2", "--checkpoint.every_n_train_steps=30", "--trainer.max_steps=60",
@@ -98,6 +101,7 @@ def test_resume_on_two_processes_equals_a_straight_run(tmp_path: Path, two_photo
         assert y["switch_steps"] == x["switch_steps"]
 
 
+@pytest.mark.slow
 def test_bf16_mixed_precision_stays_close_to_fp32(tmp_path: Path, photos: Path) -> None:
     from slp_lightning.cli import main
 
@@ -116,7 +120,7 @@ def test_a_lost_process_is_named_in_one_sentence() -> None:
     from slp_lightning.callbacks import PyramidSwitch
     from slp_lightning.distributed import PeerLostError
 
-    def reduce(*args, **kwargs):  # noqa: ANN002, ANN003
+    def reduce(*args, **kwargs) -> None:  # noqa: ANN002, ANN003
         raise RuntimeError("Connection reset by peer\nsecond line")
 
     one = torch.ones(1)
@@ -135,5 +139,7 @@ def test_two_processes_over_chunks_give_the_same_images_as_one(tmp_path: Path, p
     for devices in (1, 2):
         done = fit(tmp_path / str(devices), photos, f"--trainer.devices={devices}", *steps)
         assert done.returncode == 0, done.stdout + done.stderr
-    one, two = ((tmp_path / str(d) / "alexnet_conv2_chunks" / "version_0" / "results.jsonl").read_text() for d in (1, 2))
+    one, two = (
+        (tmp_path / str(d) / "alexnet_conv2_chunks" / "version_0" / "results.jsonl").read_text() for d in (1, 2)
+    )
     assert one == two and len(one.splitlines()) == 2  # 3 images in chunks of 2, identical to the digit

@@ -106,7 +106,7 @@ def camera_reference(camera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # --- agreement with the reference -------------------------------------------------------------
 
 
-def test_grey_matches_numpy_reference(camera, camera_reference) -> None:
+def test_grey_matches_numpy_reference(camera: np.ndarray, camera_reference: tuple[np.ndarray, np.ndarray]) -> None:
     assert camera.min() >= 0 and camera.max() <= 1
     expected, _ = camera_reference
     out = DenseSIFT()(_tensor(camera))
@@ -132,7 +132,7 @@ def test_grey_of_colour_image_is_channel_mean() -> None:
     torch.testing.assert_close(grey(rgb), grey(rgb.mean(dim=1, keepdim=True)), rtol=0, atol=1e-12)
 
 
-def test_colour_replicates_single_channel(camera) -> None:
+def test_colour_replicates_single_channel(camera: np.ndarray) -> None:
     image = _tensor(camera)
     colour, grey = DenseSIFT(color=True)(image), DenseSIFT()(image)
     torch.testing.assert_close(colour, grey.repeat(1, 3, 1, 1), rtol=0, atol=0)
@@ -149,7 +149,7 @@ def test_shapes_on_128px_images() -> None:
     assert grey.min() >= 0 and colour.max() <= 1
 
 
-def test_descriptor_norms(camera, camera_reference) -> None:
+def test_descriptor_norms(camera: np.ndarray, camera_reference: tuple[np.ndarray, np.ndarray]) -> None:
     _, raw_norms = camera_reference
     high = torch.from_numpy(raw_norms >= THRESHOLD)
     assert 0 < high.sum() < high.numel()  # the photograph has both kinds of patch
@@ -200,7 +200,7 @@ def test_gradcheck() -> None:
 # --- dtypes, autocast, module ---------------------------------------------------------------
 
 
-def test_half_precision_and_autocast_compute_in_float32(camera) -> None:
+def test_half_precision_and_autocast_compute_in_float32(camera: np.ndarray) -> None:
     model = DenseSIFT()
     image = _tensor(camera, torch.float32)
     half = image.half()
@@ -226,7 +226,7 @@ def test_module_has_buffers_only() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_matches_cpu(camera) -> None:
+def test_cuda_matches_cpu(camera: np.ndarray) -> None:
     image = _tensor(camera, torch.float32)
     model = DenseSIFT(color=True)
     expected = model(image)

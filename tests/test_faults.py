@@ -8,7 +8,7 @@ import pytest
 
 from benchmarks.faults import Kill, inject, reference_run
 
-from conftest import tiny_args
+from helpers import tiny_args
 
 EVERY = 5  # --checkpoint.every_n_train_steps
 

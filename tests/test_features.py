@@ -12,7 +12,7 @@ import torch
 from slp_lightning.cli import command, main
 from slp_lightning.features import TARGET_FEATURES, read_features, write_features
 
-from conftest import tiny_args
+from helpers import tiny_args
 
 
 def results(root: Path) -> dict:
@@ -60,4 +60,5 @@ def test_features_of_another_shape_are_refused_with_both_shapes(tmp_path: Path, 
     with pytest.raises(SystemExit) as stop:
         command(tiny_args(tmp_path / "run", "", f"--data.features={tmp_path / 'f.pt'}"))
     assert stop.value.code == 2
-    assert "the features are (64, 7, 7) per target, but alexnet conv2 gives (192, 7, 7) at 64x64 px" in capsys.readouterr().err
+    message = "the features are (64, 7, 7) per target, but alexnet conv2 gives (192, 7, 7) at 64x64 px"
+    assert message in capsys.readouterr().err

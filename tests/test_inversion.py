@@ -1,4 +1,5 @@
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -8,7 +9,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from slp_lightning import FeatureInversion, OutputWriter, PyramidSwitch, TargetImages
-from slp_lightning.callbacks import SwitchListener
+from slp_lightning.data import load_image
 from slp_lightning.inversion import NonFiniteLossError
 
 
@@ -18,15 +19,19 @@ class Recorder(Callback):
     def __init__(self) -> None:
         self.losses, self.levels, self.start = [], [], None
 
-    def on_train_start(self, trainer, pl_module) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: FeatureInversion) -> None:
         self.start = (trainer.global_step, pl_module.finest_on.clone())
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: FeatureInversion, outputs: dict, batch: int, batch_idx: int
+    ) -> None:
         self.losses.append(outputs["per_image"].clone())
         self.levels.append(pl_module.finest_on.clone())
 
 
-def make_run(root: Path, images: str, *, steps: int, layer: str = "conv2", callbacks=(), **switch):
+def make_run(
+    root: Path, images: str, *, steps: int, layer: str = "conv2", callbacks: Sequence[Callback] = (), **switch: object
+) -> tuple[FeatureInversion, TargetImages, pl.Trainer]:
     model = FeatureInversion(
         layer=layer, weights="random", pyramid_levels=3, image_size=64, compactness=0.01
     )
@@ -67,69 +72,6 @@ def test_loss_decreases_and_levels_switch_on_coarse_to_fine(tmp_path: Path, phot
         assert row[1] >= 5 and row[0] - row[1] >= 5  # min_steps per phase
 
 
-def test_switch_waits_for_convergence() -> None:
-    """A plateau switches after min_steps + patience; steady progress runs to the phase budget."""
-
-    class Module:
-        def __init__(self) -> None:
-            self.finest_on = torch.tensor([3, 3])
-            self.phase_best = torch.full((2,), torch.inf)
-            self.phase_start = torch.zeros(2, dtype=torch.long)
-            self.last_improved = torch.zeros(2, dtype=torch.long)
-            self.done = torch.zeros(2, dtype=torch.bool)
-            self.device = torch.device("cpu")
-            self.switched_at: list[tuple[int, list[bool]]] = []
-
-        def switch_on_next_level(self, rows: torch.Tensor) -> None:
-            self.switched_at.append((trainer.global_step, rows.tolist()))
-            self.finest_on[rows] -= 1
-
-    class Heard(SwitchListener):
-        def __init__(self) -> None:
-            self.steps: list[int] = []
-
-        def on_pyramid_switch(self, trainer, pl_module) -> None:
-            self.steps.append(trainer.global_step)
-
-    class Trainer:
-        global_step = 0
-        max_steps = 1000
-        should_stop = False
-        callbacks = [Heard()]
-
-        class strategy:  # noqa: N801 - one process: a reduction returns its input
-            @staticmethod
-            def reduce(tensor: torch.Tensor, reduce_op: str) -> torch.Tensor:
-                return tensor
-
-    trainer, module = Trainer(), Module()
-    switch = PyramidSwitch(rel_tol=0.01, patience=10, min_steps=5, max_steps_per_level=40)
-    for step in range(1, 41):
-        trainer.global_step = step
-        plateau, progress = 1.0, 0.9**step  # image 0 flat, image 1 improving 10 % a step
-        switch.on_train_batch_end(trainer, module, {"per_image": torch.tensor([plateau, progress])}, None, step)
-    assert module.switched_at[0] == (11, [True, False])  # last improvement at step 1, +10 patience
-    assert module.switched_at[1] == (22, [True, False])
-    assert module.switched_at[2] == (40, [False, True])  # budget, not convergence
-    assert trainer.callbacks[0].steps == [11, 22, 40]  # what the other callbacks hear
-    assert not trainer.should_stop
-    trainer.global_step = 41
-    switch.on_train_batch_end(trainer, module, {"per_image": torch.tensor([1.0, 1.0])}, None, 41)
-    assert trainer.should_stop is False  # image 0 done (level 1 converged), image 1 not yet
-
-
-def test_coarse_phases_take_a_share_of_the_step_budget() -> None:
-    """Without ``max_steps_per_level`` each coarse phase may take ``phase_share`` of the run."""
-    switch = PyramidSwitch(min_steps=5)
-    assert switch.steps_per_level(1000) == 30 and switch.steps_per_level(200) == 6
-    assert switch.steps_per_level(100) == 5  # never below min_steps
-    assert switch.steps_per_level(-1) == float("inf")  # no budget: phases run to convergence
-    assert PyramidSwitch(max_steps_per_level=15).steps_per_level(1000) == 15  # explicit cap wins
-    for bad in (0.0, 1.0, -0.1):
-        with pytest.raises(ValueError, match="phase_share"):
-            PyramidSwitch(phase_share=bad)
-
-
 def test_a_short_run_spends_its_budget_at_full_detail(tmp_path: Path, photos: Path) -> None:
     recorder = Recorder()
     model, data, trainer = make_run(
@@ -155,6 +97,7 @@ def test_shallow_layer_reconstruction_is_close(tmp_path: Path, photos: Path) -> 
     assert results["status"] == "finished"
 
 
+@pytest.mark.slow
 def test_resume_continues_at_the_same_level_and_step(tmp_path: Path, photos: Path) -> None:
     """Resuming the step-30 checkpoint of a 60-step run ends where the straight run ends."""
     images = str(photos / "coffee.png")
@@ -183,7 +126,9 @@ class Poison(Callback):
     def __init__(self, at_step: int, error: type[BaseException] | None = None) -> None:
         self.at_step, self.error = at_step, error
 
-    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: FeatureInversion, optimizer: torch.optim.Optimizer
+    ) -> None:
         if trainer.global_step == self.at_step:
             if self.error is not None:
                 raise self.error()
@@ -228,3 +173,40 @@ def test_a_level_switch_refreshes_last_ckpt(tmp_path: Path, photos: Path) -> Non
     switched = model.switch_steps[model.switch_steps >= 0]
     assert len(switched) == 2 and last["global_step"] == int(switched.max()) < 38
     assert last["state_dict"]["finest_on"].tolist() == [1]
+
+
+def test_baselines_start_with_every_level_on() -> None:
+    image = load_image("skimage:chelsea", 64)[None]
+    for method, start in [("slp", 3), ("pixel", 1), ("tv", 1)]:
+        model = FeatureInversion(method=method, layer="conv2", weights="random", image_size=64, pyramid_levels=3)
+        model.set_targets(image, ["chelsea"])
+        assert model.finest_on.tolist() == [start]
+        I_r, I_in = model.image_model()
+        assert torch.equal(I_r, I_in) == (method != "slp")
+    with pytest.raises(ValueError, match="valid methods: slp, pixel, tv"):
+        FeatureInversion(method="magic", weights="random")
+
+
+@pytest.mark.slow
+def test_n_f_reference_set_for_a_single_target(photos: Path) -> None:
+    image = load_image(str(photos / "coffee.png"), 64)[None]
+    builtin = FeatureInversion(layer="conv1", weights="random", image_size=64, pyramid_levels=3)
+    builtin.set_targets(image, ["coffee"])
+    folder = FeatureInversion(layer="conv1", weights="random", image_size=64, pyramid_levels=3,
+                              reference_images=str(photos))  # fmt: skip
+    folder.set_targets(image, ["coffee"])
+    assert builtin.n_f > 0 and folder.n_f > 0 and builtin.n_f != pytest.approx(folder.n_f)
+    targets = torch.stack([load_image(str(p), 64) for p in sorted(photos.glob("*.png"))])
+    own = FeatureInversion(layer="conv1", weights="random", image_size=64, pyramid_levels=3)
+    own.set_targets(targets, ["a", "b", "c"])
+    assert own.n_f == pytest.approx(folder.n_f)  # the folder holds the same three photographs
+
+
+def test_flat_start_without_gradient_is_reported(tmp_path: Path) -> None:
+    model = FeatureInversion(network="dsift", image_size=32, pyramid_levels=2, init_noise=0.0)
+    trainer = pl.Trainer(
+        max_steps=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path,
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match="gradient of I_pre is exactly zero.*init_noise"):
+        trainer.fit(model, TargetImages("skimage:camera", image_size=32))

@@ -1,32 +1,90 @@
+"""The paper's networks and torchvision models, through the one registry and the inversion module."""
+
 import pytest
 import torch
-from torchvision.models import AlexNet_Weights, alexnet
 
-from slp_lightning.networks import build_feature_network, default_input_size
-from slp_lightning.networks.alexnet import ALIASES, LAYERS
-from slp_lightning.networks.craft import LAYERS as CRAFT_LAYERS
-from slp_lightning.networks.weights import RandomWeightsWarning, cached_weights_path
+from slp_lightning import FeatureInversion
+from slp_lightning.data import load_image
+from slp_lightning.networks import build_feature_network, default_input_size, layer_names
+from slp_lightning.networks.caffenet import LAYERS as CAFFE_LAYERS
 
-SHAPES_AT_224 = {
-    "conv1": (64, 55, 55), "pool1": (64, 27, 27), "conv2": (192, 27, 27), "pool2": (192, 13, 13),
-    "conv3": (384, 13, 13), "conv5": (256, 13, 13), "pool5": (256, 6, 6),
-    "fc6": (4096,), "relu7": (4096,), "fc8": (1000,),
-}  # fmt: skip
+from helpers import slow_but
 
 
-def test_every_paper_layer_name_builds_with_the_right_shape() -> None:
-    images = torch.rand(1, 3, 224, 224)
-    for layer in [*LAYERS, *ALIASES]:
-        features = build_feature_network("alexnet", layer, "random")(images)
-        if layer in SHAPES_AT_224:
-            assert features.shape[1:] == SHAPES_AT_224[layer], layer
-    assert default_input_size("alexnet") == 224
+def short_inversion(model: FeatureInversion, image: torch.Tensor, steps: int = 4) -> list[float]:
+    """A few Adam steps without a Trainer; returns the mean loss Z per step."""
+    model.set_targets(image, ["x"] * len(image))
+    optimizer = model.configure_optimizers()
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        Z = model.losses()[2]
+        Z.sum().backward()
+        optimizer.step()
+        losses.append(Z.mean().item())
+    return losses
 
 
-def test_conv_layer_keeps_negative_values_and_relu_removes_them() -> None:
-    images = torch.rand(2, 3, 64, 64)
-    assert build_feature_network("alexnet", "conv2", "random")(images).min() < 0
-    assert build_feature_network("alexnet", "relu2", "random")(images).min() >= 0
+@pytest.fixture(scope="module")
+def coffee_227() -> torch.Tensor:
+    return load_image("skimage:coffee", 227)[None]
+
+
+@pytest.mark.parametrize("layer", slow_but(CAFFE_LAYERS, "conv5"))  # 1-5 s each, ~30 s in all
+def test_every_paper_layer_inverts_on_alexnet_caffe(layer: str, coffee_227: torch.Tensor) -> None:
+    model = FeatureInversion(network="alexnet_caffe", layer=layer, weights="random", init_noise=0.1)
+    losses = short_inversion(model, coffee_227)
+    assert losses[-1] < losses[0], f"{layer}: {losses}"
+
+
+@pytest.mark.parametrize(
+    ("arch", "layer"),
+    [pytest.param("vgg16", "features.3", marks=pytest.mark.slow), ("resnet50", "layer1.0.relu")],
+)
+def test_torchvision_models_invert_at_a_shallow_layer(arch: str, layer: str) -> None:
+    assert layer in layer_names("torchvision", arch)
+    model = FeatureInversion(
+        network="torchvision", arch=arch, layer=layer, weights="random", image_size=32, pyramid_levels=3
+    )
+    losses = short_inversion(model, load_image("skimage:chelsea", 32)[None])
+    assert losses[-1] < losses[0]
+    assert model.network.name == f"torchvision/{arch}"
+
+
+def test_grey_sift_inverts_a_grey_image_and_colour_sift_a_colour_one() -> None:
+    image = load_image("skimage:astronaut", 48)[None]
+    grey = FeatureInversion(network="dsift", image_size=48, pyramid_levels=3, init_noise=0.1)
+    colour = FeatureInversion(network="dsift_color", image_size=48, pyramid_levels=3, init_noise=0.1)
+    for model, channels, features in [(grey, 1, 128), (colour, 3, 384)]:
+        losses = short_inversion(model, image)
+        assert model.I_pre.shape == (1, channels, 48, 48)
+        assert model.target_features.shape == (1, features, 5, 5)
+        assert losses[-1] < losses[0]
+    assert torch.allclose(grey.targets, image.mean(dim=1, keepdim=True))
+    assert default_input_size("dsift") == 128 and grey.network.layer == "descriptors"
+
+
+def test_layer_of_another_network_names_that_network() -> None:
+    with pytest.raises(ValueError, match=r"'norm1' is a layer of alexnet_caffe\); valid layers: conv1"):
+        build_feature_network("alexnet", "norm1", "random")
+    with pytest.raises(ValueError, match=r"'conv5' is a layer of alexnet and alexnet_caffe"):
+        build_feature_network("dsift", "conv5")
+
+
+def test_arch_is_checked() -> None:
+    with pytest.raises(ValueError, match="needs --model.arch, one of: .*vgg16"):
+        build_feature_network("torchvision", "features.0", "random", arch="vgg99")
+    with pytest.raises(ValueError, match="for network 'torchvision' only"):
+        build_feature_network("alexnet", "conv1", "random", arch="vgg16")
+    with pytest.raises(ValueError, match="needs --model.layer"):
+        build_feature_network("torchvision", None, "random", arch="vgg16")
+
+
+def test_sift_takes_no_weights_and_rejects_images_below_a_patch() -> None:
+    with pytest.raises(ValueError, match="takes no weights"):
+        build_feature_network("dsift", None, "/some/file.pth")
+    with pytest.raises(ValueError, match="at least 16x16 px, got 8x8"):  # at once, not at the first step
+        FeatureInversion(network="dsift", image_size=8, pyramid_levels=2)
 
 
 @pytest.mark.parametrize(
@@ -36,94 +94,3 @@ def test_conv_layer_keeps_negative_values_and_relu_removes_them() -> None:
 def test_unknown_names_list_the_valid_ones(network: str, layer: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build_feature_network(network, layer, "random")
-
-
-def test_network_is_frozen_and_stays_in_eval_mode() -> None:
-    net = build_feature_network("alexnet", "fc6", "random")
-    net.train()
-    assert not net.training and not any(m.training for m in net.modules())
-    assert not any(p.requires_grad for p in net.parameters())
-    x = torch.rand(1, 3, 64, 64, requires_grad=True)
-    net(x).sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
-    assert all(p.grad is None for p in net.parameters())
-
-
-def test_random_weights_are_seeded_and_leave_the_global_rng_alone() -> None:
-    torch.manual_seed(123)
-    before = torch.random.get_rng_state()
-    a = build_feature_network("alexnet", "conv1", "random")
-    assert torch.equal(torch.random.get_rng_state(), before)
-    b = build_feature_network("alexnet", "conv1", "random")
-    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-    assert a.weights == "random (seed 0)"
-
-
-def _write_fake_pretrained(seed: int) -> dict[str, torch.Tensor]:
-    torch.manual_seed(seed)
-    state = alexnet().state_dict()
-    path = cached_weights_path(AlexNet_Weights.IMAGENET1K_V1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, path)
-    return state
-
-
-def test_auto_and_strict_load_the_cached_torchvision_file() -> None:
-    state = _write_fake_pretrained(seed=7)
-    for spec in ["auto", "IMAGENET1K_V1"]:
-        net = build_feature_network("alexnet", "conv1", spec)
-        assert net.weights == "AlexNet IMAGENET1K_V1"
-        assert torch.equal(net.body[1].weight, state["features.0.weight"])
-
-
-def test_auto_without_weights_warns_loudly_and_uses_the_seeded_random_network() -> None:
-    with pytest.warns(RandomWeightsWarning, match="RANDOM network") as warned:
-        net = build_feature_network("alexnet", "conv1", "auto")
-    assert net.weights == "random (seed 0)"
-    assert "--model.network craft_vgg16_bn" in str(warned[0].message)  # the offline trained one
-
-
-def test_strict_pretrained_without_the_file_says_where_to_put_it() -> None:
-    with pytest.raises(FileNotFoundError, match="alexnet-owt-7be5be79.pth"):
-        build_feature_network("alexnet", "conv1", "IMAGENET1K_V1")
-
-
-def test_local_state_dict_file(tmp_path) -> None:
-    torch.manual_seed(3)
-    state = alexnet().state_dict()
-    torch.save(state, tmp_path / "mine.pth")
-    net = build_feature_network("alexnet", "conv1", str(tmp_path / "mine.pth"))
-    assert net.weights == f"{tmp_path / 'mine.pth'} (2 tensors used, 14 unused keys)"
-    assert torch.equal(net.body[1].weight, state["features.0.weight"])
-
-
-def test_bad_weights_spec_lists_what_is_accepted() -> None:
-    with pytest.raises(ValueError, match="expected 'auto', 'random'"):
-        build_feature_network("alexnet", "conv1", "/no/such/file.pth")
-
-
-@pytest.mark.parametrize("layer", CRAFT_LAYERS)
-def test_every_craft_layer_builds_with_the_right_shape_at_64(layer: str) -> None:
-    block = int(next(c for c in layer if c.isdigit()))  # conv3_2, bn3_2, relu3_2, pool3: 3
-    side = 64 >> (block if layer.startswith("pool") else block - 1)
-    net = build_feature_network("craft_vgg16_bn", layer, "random")
-    channels = {1: 64, 2: 128, 3: 256, 4: 512, 5: 512}[block]
-    assert net(torch.rand(1, 3, 64, 64)).shape == (1, channels, side, side)
-    assert net.layer == layer and len(net.body) == CRAFT_LAYERS.index(layer) + 2  # + normalisation
-
-
-def test_craft_module_paths_name_the_same_layers() -> None:
-    assert build_feature_network("craft_vgg16_bn", "features.22", "random").layer == "relu3_3"
-    assert build_feature_network("craft_vgg16_bn", None, "random").layer == "relu3_3"
-    assert default_input_size("craft_vgg16_bn") == 224
-    with pytest.raises(ValueError, match="unknown craft_vgg16_bn layer 'features.40'"):
-        build_feature_network("craft_vgg16_bn", "features.40", "random")
-
-
-@pytest.mark.parametrize("network, layer", [("alexnet", "conv2"), ("dsift", None)])
-def test_device_is_where_the_weights_are_with_or_without_buffers(network: str, layer: str | None) -> None:
-    # AlexNet has parameters and no buffers, dense SIFT the opposite; the targets' features are
-    # computed on this device, so looking at buffers alone sent AlexNet's inputs to the CPU on a GPU.
-    net = build_feature_network(network, layer, "random")
-    assert net.device == torch.device("cpu")
-    assert net.to("meta").device == torch.device("meta")

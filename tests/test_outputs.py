@@ -20,7 +20,9 @@ def _columns(sheet: Path) -> int:
     [({"a": [1], "b": [1]}, 2), ({"a": [3, 2, 1], "b": [3, 2, 1]}, 4), ({"a": [3], "b": [3, 2]}, 4)],
     ids=["baseline", "slp", "slp-stopped-early"],
 )
-def test_sheet_has_the_target_then_each_phase_reached(written, columns, tmp_path: Path) -> None:
+def test_sheet_has_the_target_then_each_phase_reached(
+    written: dict[str, list[int]], columns: int, tmp_path: Path
+) -> None:
     for name, levels in written.items():
         for level in levels:
             write_png(torch.rand(3, SIDE, SIDE), tmp_path, f"{name}_level{level}")

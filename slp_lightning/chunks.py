@@ -11,7 +11,6 @@ its own images of the chunk), as a single run is.
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 from collections.abc import Callable
@@ -21,7 +20,7 @@ from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
 
-from slp_lightning.callbacks import OutputWriter
+from slp_lightning.callbacks import output_writer
 from slp_lightning.data import TargetImages
 from slp_lightning.inversion import FeatureInversion
 
@@ -68,8 +67,6 @@ def run(
     settings and a Trainer from ``trainer_for(logger)`` per chunk (it needs an
     ``OutputWriter``); skips the chunks ``run_dir/results.jsonl`` already holds. Returns the
     summary (on every process; only the first writes files)."""
-    accepted = inspect.signature(FeatureInversion).parameters
-    settings = {k: v for k, v in model.hparams.items() if k in accepted}
     names = data.target_names()
     size = data.chunk_size
     count = math.ceil(len(names) / size)
@@ -77,18 +74,16 @@ def run(
     if done:
         rank_zero_info(f"resuming {run_dir}: {len(done)} of {count} chunks finished, skipped")
     # Every chunk is normalised by the first chunk's N_f (or the model's), so errors compare.
-    n_f = settings.get("n_f") or next((line["N_f"] for _, line in sorted(done.items())), None)
+    n_f = model.hparams.n_f or next((line["N_f"] for _, line in sorted(done.items())), None)
     for index in range(count):
         if index in done:
             continue
         rows = range(index * size, min((index + 1) * size, len(names)))
         chunk = data.chunk(rows)
         trainer = trainer_for(TensorBoardLogger(run_dir.parent, name=run_dir.name, version=chunk_name(index)))
-        writer = next((c for c in trainer.callbacks if isinstance(c, OutputWriter)), None)
-        if writer is None:
-            raise ValueError("a chunked run's Trainers need an OutputWriter: its results make results.jsonl")
+        writer = output_writer(trainer, "a chunked run's Trainers")
         last = run_dir / chunk_name(index) / "checkpoints" / "last.ckpt"
-        job = FeatureInversion(**{**settings, "n_f": n_f}, optimizer=model.optimizer)
+        job = model.with_settings(n_f=n_f)
         trainer.fit(job, datamodule=chunk, ckpt_path=last if last.exists() else None)
         n_f = job.n_f
         if trainer.is_global_zero:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from contextlib import nullcontext
 from typing import Any
 
@@ -136,6 +137,13 @@ class FeatureInversion(pl.LightningModule):
                 f"({error}); use a larger --model.image_size (the network's own is "
                 f"{default_input_size(self.hparams.network)})"
             ) from None
+
+    def with_settings(self, **changes: Any) -> FeatureInversion:
+        """A fresh module with this one's settings and optimiser, ``changes`` applied (a job of a
+        sweep, a chunk of a dataset)."""
+        accepted = inspect.signature(FeatureInversion).parameters
+        settings = {k: v for k, v in self.hparams.items() if k in accepted}
+        return FeatureInversion(**{**settings, **changes}, optimizer=self.optimizer)
 
     # ----------------------------------------------------------------- targets and state
     def configure_callbacks(self) -> list[pl.Callback]:

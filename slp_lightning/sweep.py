@@ -9,7 +9,6 @@ returns its rows; the command line calls it for a config's ``sweep`` section.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from pathlib import Path
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from slp_lightning.callbacks import OutputWriter
+from slp_lightning.callbacks import output_writer
 from slp_lightning.inversion import FeatureInversion
 from slp_lightning.methods import METHODS
 from slp_lightning.networks import NETWORKS, layer_names
@@ -121,8 +120,7 @@ def run(
     Trainer needs an ``OutputWriter``). Returns the ``summary.csv`` rows (on the first process;
     an empty list on the others); ``outputs.write_summary`` writes them.
     """
-    accepted = inspect.signature(FeatureInversion).parameters
-    settings = {k: v for k, v in model.hparams.items() if k in accepted}
+    settings = model.hparams
     jobs = sweep.jobs(settings["method"], settings["network"], settings["layer"])
     for job in jobs:  # fail before the first job runs, not in the middle of the sweep
         valid = layer_names(job.network, settings["arch"])
@@ -132,11 +130,9 @@ def run(
     for job in jobs:
         name = job.name(sweep)
         overrides = {k: v for k, v in vars(job).items() if v is not None or k == "layer"}
-        job_model = FeatureInversion(**{**settings, **overrides}, optimizer=model.optimizer)
+        job_model = model.with_settings(**overrides)
         trainer = trainer_for(TensorBoardLogger(run_dir.parent, name=run_dir.name, version=name))
-        writer = next((c for c in trainer.callbacks if isinstance(c, OutputWriter)), None)
-        if writer is None:
-            raise ValueError("a sweep's Trainers need an OutputWriter: its results make the summary")
+        writer = output_writer(trainer, "a sweep's Trainers")
         start = time.perf_counter()
         trainer.fit(job_model, datamodule=datamodule)
         if trainer.is_global_zero:

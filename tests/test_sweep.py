@@ -82,5 +82,5 @@ def test_a_sweep_runs_from_python_and_returns_its_rows(tmp_path: Path) -> None:
     for row in rows:  # in memory, the same numbers as the job's results.json
         results = json.loads((tmp_path / "v0" / row["job"] / "results.json").read_text())
         assert row["mean_normalized_error"] == results["mean_normalized_error"] and row["steps"] == 8
-    with pytest.raises(ValueError, match="need an OutputWriter"):
+    with pytest.raises(ValueError, match="a sweep.s Trainers need an OutputWriter"):
         run(Sweep(layers=["conv1"]), model, data, lambda logger: pl.Trainer(logger=logger), tmp_path / "v1")

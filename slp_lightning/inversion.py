@@ -127,10 +127,11 @@ class FeatureInversion(pl.LightningModule):
     @torch.no_grad()
     def _check_input_size(self) -> None:
         """Fail now, in a sentence, when the layer cannot take images of ``image_size`` (a pooling
-        layer would otherwise fail at the first step with a bare RuntimeError)."""
+        layer would otherwise fail at the first step with a bare RuntimeError); else keep the shape
+        of one image's features in ``feature_shape``."""
         size = self.image_size
         try:
-            self.network(torch.zeros(1, self.network.in_channels, size, size))
+            self.feature_shape = tuple(self.network(torch.zeros(1, self.network.in_channels, size, size)).shape[1:])
         except RuntimeError as error:
             raise ValueError(
                 f"{self.network.name} {self.network.layer} cannot take {size}x{size} px images "
@@ -229,17 +230,13 @@ class FeatureInversion(pl.LightningModule):
         self.register_buffer("done", torch.zeros(count, dtype=torch.bool, device=device))
         self.I_pre = nn.Parameter(noise.to(device))
 
-    @torch.no_grad()
     def _check_features(self, features: Tensor) -> None:
         """Refuse features of another shape than the network gives at its layer."""
-        size = self.image_size
-        probe = torch.zeros(1, self.network.in_channels, size, size, device=self.network.device)
-        expected = tuple(self.network(probe).shape[1:])
-        if tuple(features.shape[1:]) != expected:
+        if tuple(features.shape[1:]) != self.feature_shape:
             raise ValueError(
                 f"the features are {tuple(features.shape[1:])} per target, but {self.network.name} "
-                f"{self.network.layer} gives {expected} at {size}x{size} px: features of another "
-                f"network, layer or --model.image_size"
+                f"{self.network.layer} gives {self.feature_shape} at {self.image_size}x{self.image_size} "
+                f"px: features of another network, layer or --model.image_size"
             )
 
     @torch.no_grad()

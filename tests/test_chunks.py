@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from slp_lightning.chunks import RESULTS, SUMMARY
-from slp_lightning.cli import main
+from slp_lightning.cli import command, main
+from slp_lightning.data import TargetImages
 
 from helpers import tiny_args
 
@@ -63,3 +64,13 @@ def test_chunked_features_without_images(tmp_path: Path, photos: Path) -> None:
     run_dir = next((tmp_path / "b").glob("*_chunks/version_0"))
     assert [[i["name"] for i in c["images"]] for c in lines(run_dir)] == [["astronaut", "chelsea"], ["coffee"]]
     assert json.loads((run_dir / SUMMARY).read_text())["mean_psnr"] is None
+
+
+def test_bad_chunk_settings_say_what_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(ValueError, match="chunk_size must be >= 1, got 0"):
+        TargetImages("skimage:astronaut", chunk_size=0)
+    (tmp_path / "old_run").mkdir()
+    with pytest.raises(SystemExit) as stop:
+        command(tiny_args(tmp_path / "logs", "skimage:astronaut", f"--ckpt_path={tmp_path / 'old_run'}"))
+    assert stop.value.code == 2
+    assert "is a folder: to resume a chunked run, give its --data.chunk_size too" in capsys.readouterr().err

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from slp_lightning.objective import alpha_norm, total_variation, tv_loss
+from slp_lightning.objective import alpha_norm, compactness_for_layer, total_variation, tv_loss
 
 
 def test_tv_baseline_terms() -> None:
@@ -16,3 +16,10 @@ def test_tv_baseline_terms() -> None:
     assert alpha_norm(edge).item() == pytest.approx(0.5)
     features, target = torch.tensor([[1.0, 1.0]]), torch.tensor([[2.0, 1.0]])
     assert tv_loss(features, target, flat, (1.0, 1.0)).item() == pytest.approx(1 / 5)
+
+
+def test_the_papers_compactness_table_is_alexnets_only() -> None:
+    assert compactness_for_layer("alexnet", "conv5") == 0.1 and compactness_for_layer("alexnet_caffe", "fc6") == 1.0
+    # a ResNet's conv1 or a CRAFT layer is not AlexNet's: no λ_D from the paper's table
+    assert compactness_for_layer("torchvision/resnet50", "conv1") == 0.0
+    assert compactness_for_layer("craft_vgg16_bn", "relu3_3") == 0.0

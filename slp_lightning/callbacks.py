@@ -276,7 +276,10 @@ class OutputWriter(SwitchListener):
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         I_r = pl_module.gather(pl_module.image_model()[0].detach())
         levels = pl_module.gather(pl_module.finest_on)
-        metric = NormalizedError(pl_module.n_f).to(pl_module.device)
+        # Synchronised over this Trainer's processes only: a dealt chunk's process is one of
+        # several in the process group, yet its run is a one-process run.
+        metric = NormalizedError(pl_module.n_f, distributed_available_fn=lambda: trainer.world_size > 1)
+        metric = metric.to(pl_module.device)
         errors = {k: pl_module.gather(v) for k, v in pl_module.evaluate(metric).items()}
         targets = None if pl_module.targets is None else pl_module.gather(pl_module.targets)
         switch_steps = pl_module.gather(pl_module.switch_steps)

@@ -4,28 +4,37 @@ targets at a time, so that memory is bounded by the chunk and not by the dataset
 Each chunk is a run of its own (``chunk_0000/``: PNGs, ``results.json``, checkpoints,
 TensorBoard) under the dataset's run directory; each finished chunk appends one line to
 ``results.jsonl`` (its images' results), and ``summary.json`` holds the means over every image
-so far. Resuming the directory skips finished chunks and resumes an unfinished one from its
-``last.ckpt``. With several devices every chunk is shared out among them (each process inverts
-its own images of the chunk), as a single run is.
+(after each chunk of a one-process run; at the end with several). Resuming the directory skips
+finished chunks and resumes an unfinished one from its ``last.ckpt``.
+
+With several devices the chunks are dealt out: every process takes the next chunk no process has
+claimed yet (``.claims/``, in the run directory: several nodes need it on a shared file system)
+and inverts it alone on its device, so that every device stays busy to the end. N_f is measured
+once, on the first chunk, so that errors compare across the dataset.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
+import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_only
+from lightning.pytorch.utilities import rank_zero_info
 
 from slp_lightning.callbacks import output_writer
 from slp_lightning.data import TargetImages
+from slp_lightning.distributed import Workers, sole_writer
 from slp_lightning.inversion import FeatureInversion
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
+CLAIMS = ".claims"
 
 
 def chunk_name(index: int) -> str:
@@ -57,42 +66,84 @@ def summarize(run_dir: Path, total: int) -> dict:
     return summary
 
 
+def _append(run_dir: Path, line: dict) -> None:
+    """Add a finished chunk's line to ``results.jsonl`` in one write, so that processes
+    appending at the same time never interleave."""
+    descriptor = os.open(run_dir / RESULTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(descriptor, (json.dumps(line) + "\n").encode())
+    finally:
+        os.close(descriptor)
+
+
+def claim(run_dir: Path, workers: Workers, index: int) -> bool:
+    """Whether this process takes chunk ``index``: the first to create its claim file does."""
+    if workers.world == 1:
+        return True
+    claims = run_dir / CLAIMS / workers.session
+    claims.mkdir(parents=True, exist_ok=True)
+    try:
+        (claims / chunk_name(index)).open("x").close()
+    except FileExistsError:
+        return False
+    return True
+
+
+def _first_chunk_n_f(model: FeatureInversion, data: TargetImages, device: torch.device) -> float:
+    first = data.chunk(range(min(data.chunk_size, len(data.target_names()))))
+    model.network.to(device)
+    try:
+        return model.normaliser(first.targets, first.features)
+    finally:
+        model.network.cpu()
+
+
 def run(
     model: FeatureInversion,
     data: TargetImages,
     trainer_for: Callable[[TensorBoardLogger], Trainer],
     run_dir: Path,
+    workers: Workers = Workers(),  # noqa: B008 - frozen: one process, no collectives
 ) -> dict:
     """Invert every target of ``data`` in chunks of ``data.chunk_size``, with ``model``'s
     settings and a Trainer from ``trainer_for(logger)`` per chunk (it needs an
-    ``OutputWriter``); skips the chunks ``run_dir/results.jsonl`` already holds. Returns the
-    summary (on every process; only the first writes files)."""
+    ``OutputWriter``; with several ``workers``, a one-device Trainer on this worker's device);
+    skips the chunks ``run_dir/results.jsonl`` already holds. Returns the summary (on rank 0;
+    ``{}`` on the others, which write only their chunks' folders and lines)."""
     names = data.target_names()
     size = data.chunk_size
     count = math.ceil(len(names) / size)
     done = finished_chunks(run_dir)
     if done:
         rank_zero_info(f"resuming {run_dir}: {len(done)} of {count} chunks finished, skipped")
-    # Every chunk is normalised by the first chunk's N_f (or the model's), so errors compare.
     n_f = model.hparams.n_f or next((line["N_f"] for _, line in sorted(done.items())), None)
+    if n_f is None:
+        n_f = workers.broadcast(_first_chunk_n_f(model, data, workers.device) if workers.rank == 0 else None)
+    where = f" on process {workers.rank}" if workers.world > 1 else ""
     for index in range(count):
-        if index in done:
+        if index in done or not claim(run_dir, workers, index):
             continue
         rows = range(index * size, min((index + 1) * size, len(names)))
         chunk = data.chunk(rows)
         trainer = trainer_for(TensorBoardLogger(run_dir.parent, name=run_dir.name, version=chunk_name(index)))
         writer = output_writer(trainer, "a chunked run's Trainers")
         last = run_dir / chunk_name(index) / "checkpoints" / "last.ckpt"
-        job = model.with_settings(n_f=n_f)
-        trainer.fit(job, datamodule=chunk, ckpt_path=last if last.exists() else None)
-        n_f = job.n_f
-        if trainer.is_global_zero:
-            results = writer.results
-            line = {"chunk": index, "steps": results["steps"], "N_f": results["N_f"], "images": results["images"]}
-            with open(run_dir / RESULTS, "a") as handle:
-                handle.write(json.dumps(line) + "\n")
-            summary = summarize(run_dir, len(names))
-            error = summary["mean_normalized_error"]
-            rank_zero_info(f"chunk {index + 1}/{count} done: {summary['images']}/{len(names)} images, "
-                           f"mean normalised error so far {100 * error:.2f} %")  # fmt: skip
-    return summarize(run_dir, len(names)) if rank_zero_only.rank == 0 else {}
+        with sole_writer():
+            trainer.fit(model.with_settings(n_f=n_f), datamodule=chunk, ckpt_path=last if last.exists() else None)
+            if trainer.is_global_zero:
+                results = writer.results
+                _append(run_dir, {"chunk": index, "steps": results["steps"], "N_f": results["N_f"],
+                                  "images": results["images"]})  # fmt: skip
+                if workers.world == 1:  # alone, it may read the file while the run goes on
+                    summarize(run_dir, len(names))
+                error = results["mean_normalized_error"]
+                rank_zero_info(f"chunk {index + 1}/{count} done{where}: mean normalised error "
+                               f"{100 * error:.2f} % over its {len(rows)} images")  # fmt: skip
+    workers.barrier()
+    if workers.rank != 0:
+        return {}
+    # In chunk order, whichever process finished first: the file a one-process run writes.
+    lines = finished_chunks(run_dir)
+    (run_dir / RESULTS).write_text("".join(json.dumps(lines[index]) + "\n" for index in sorted(lines)))
+    shutil.rmtree(run_dir / CLAIMS, ignore_errors=True)
+    return summarize(run_dir, len(names))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import os
 import sys
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,12 @@ from slp_lightning.callbacks import InversionCheckpoint, OutputWriter, PyramidSw
 from slp_lightning.chunks import run as run_chunks
 from slp_lightning.config_files import with_shipped_configs
 from slp_lightning.data import TargetImages
-from slp_lightning.distributed import IndependentDDPStrategy, needs_processes
+from slp_lightning.distributed import (
+    IndependentDDPStrategy,
+    Workers,
+    launch_workers,
+    needs_processes,
+)
 from slp_lightning.exits import errors_as_one_line, signal_exit_codes
 from slp_lightning.inversion import FeatureInversion
 from slp_lightning.networks import default_input_size, layer_names
@@ -149,13 +155,30 @@ class InversionCLI(LightningCLI):
             raise ValueError("a sweep cannot resume from one checkpoint: resume its jobs one by one")
         self._run_sweep(sweep, model, datamodule)
 
-    def _job_trainer(self, logger: TensorBoardLogger) -> Trainer:
+    def _job_trainer(self, logger: TensorBoardLogger, worker: Workers | None = None) -> Trainer:
+        """A fresh Trainer with the command line's settings; for a ``worker`` of a dealt chunked
+        run, a one-device Trainer on its device (with a progress bar on rank 0 only)."""
         config = dict(self._get(self.config_init, "trainer", default={}))
         user_callbacks = copy.deepcopy(config.get("callbacks") or [])
         config.update(callbacks=[*copy.deepcopy(self._callbacks), *user_callbacks])
         if config.get("logger") in (None, True):
             config["logger"] = logger
+        if worker is not None:
+            device = worker.device
+            config.update(
+                accelerator="gpu" if device.type == "cuda" else device.type, num_nodes=1, strategy="auto",
+                devices=[device.index] if device.type == "cuda" else 1,
+                enable_progress_bar=config.get("enable_progress_bar", True) is not False and worker.rank == 0,
+            )  # fmt: skip
         return Trainer(**{**config, **self._strategy(config)})
+
+    def _workers(self) -> Workers:
+        """One process per device of the command line's Trainer settings, launched now."""
+        config = self._get(self.config_init, "trainer", default={})
+        settings = config.get("accelerator", "auto"), config.get("devices", "auto"), config.get("num_nodes", 1)
+        if needs_processes(*settings):
+            return launch_workers(*settings)
+        return Workers(device=self.trainer.strategy.root_device)
 
     def _new_run_dir(self, name: str) -> Path:
         """``<default_root_dir>/<name>/version_<n>``, the same folder on every process."""
@@ -168,8 +191,10 @@ class InversionCLI(LightningCLI):
         run_dir = Path(ckpt_path) if ckpt_path else self._new_run_dir(f"{network.name}_{network.layer}_chunks")
         if ckpt_path and datamodule.chunk_size is None:
             raise ValueError(f"{ckpt_path} is a folder: to resume a chunked run, give its --data.chunk_size too")
-        summary = run_chunks(model, datamodule, self._job_trainer, run_dir)
-        if self.trainer.is_global_zero:
+        workers = self._workers()
+        trainer_for = self._job_trainer if workers.world == 1 else partial(self._job_trainer, worker=workers)
+        summary = run_chunks(model, datamodule, trainer_for, run_dir, workers)
+        if workers.rank == 0:
             self._parser(self.subcommand).save(
                 self.config[self.subcommand], run_dir / "config.yaml",
                 skip_none=False, overwrite=True, multifile=False,

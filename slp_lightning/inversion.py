@@ -187,8 +187,7 @@ class FeatureInversion(pl.LightningModule):
             )
         if features is not None:
             self._check_features(features)
-        if targets is not None and self.network.in_channels == 1:
-            targets = targets.mean(dim=1, keepdim=True)
+        targets = self._as_input(targets)
         rows = torch.arange(len(names)) if rows is None else rows
         generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
         shape = (len(names), self.network.in_channels, self.image_size, self.image_size)
@@ -208,16 +207,10 @@ class FeatureInversion(pl.LightningModule):
         count, levels, device = len(rows), self.pyramid.levels, self.device
         # Targets and f(I) come from the data on every start; checkpoints need not carry them.
         # Every process computes f of every target: N_f needs them all, and it saves a gather.
-        network_device = self.network.device
-        all_features = self._features(targets, network_device) if features is None else features.float()
+        all_features = self._features(targets) if features is None else features.float()
         self.register_buffer("targets", None if targets is None else targets[rows].to(device), persistent=False)
         self.register_buffer("target_features", all_features[rows].to(device), persistent=False)
-        self.n_f = self.hparams.n_f or mean_pairwise_distance(
-            all_features if self.reference_images is None and len(names) >= 2
-            else self._features(
-                reference_images(self.reference_images, self.image_size, self.network.in_channels), network_device
-            )
-        )  # fmt: skip
+        self.n_f = self.hparams.n_f or self._normaliser(all_features)
         # Per-image state, all in the checkpoint: the pyramid switches and when they came on,
         # and the convergence bookkeeping of PyramidSwitch.
         # The baselines have no pyramid: every level is on from the start, so I_in = I_r.
@@ -239,10 +232,33 @@ class FeatureInversion(pl.LightningModule):
                 f"px: features of another network, layer or --model.image_size"
             )
 
+    def _as_input(self, targets: Tensor | None) -> Tensor | None:
+        """The targets as the network takes them: grey (the mean of R, G and B) for a grey network."""
+        if targets is not None and self.network.in_channels == 1:
+            return targets.mean(dim=1, keepdim=True)
+        return targets
+
     @torch.no_grad()
-    def _features(self, images: Tensor, device: torch.device) -> Tensor:
-        """f of (M, C, S, S) images, in float32 on the CPU, computed in batches of 16."""
+    def _features(self, images: Tensor) -> Tensor:
+        """f of (M, C, S, S) images, in float32 on the CPU, computed in batches of 16 on the
+        network's device."""
+        device = self.network.device
         return torch.cat([self.network(batch.to(device)).float().cpu() for batch in images.split(16)])
+
+    def _normaliser(self, features: Tensor) -> float:
+        """N_f for targets of these features (M, …): their mean pairwise distance, or the
+        reference photographs' when ``reference_images`` is set or there are fewer than two."""
+        if self.reference_images is None and len(features) >= 2:
+            return mean_pairwise_distance(features)
+        size, channels = self.image_size, self.network.in_channels
+        return mean_pairwise_distance(self._features(reference_images(self.reference_images, size, channels)))
+
+    def normaliser(self, targets: Tensor | None, features: Tensor | None = None) -> float:
+        """The N_f that ``set_targets`` would measure for these targets (or their ``features``),
+        computed on the network's device: a chunked run measures it once, on its first chunk."""
+        return self.hparams.n_f or self._normaliser(
+            self._features(self._as_input(targets)) if features is None else features.float()
+        )
 
     def gather(self, local: Tensor) -> Tensor:
         """All processes' rows of a per-image tensor, in target order (every process must call)."""

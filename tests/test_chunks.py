@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from slp_lightning.chunks import RESULTS, SUMMARY
+from slp_lightning.chunks import RESULTS, SUMMARY, claim
 from slp_lightning.cli import command, main
 from slp_lightning.data import TargetImages
+from slp_lightning.distributed import Workers
 
 from helpers import tiny_args
 
@@ -74,3 +75,12 @@ def test_bad_chunk_settings_say_what_is_accepted(tmp_path: Path, capsys: pytest.
         command(tiny_args(tmp_path / "logs", "skimage:astronaut", f"--ckpt_path={tmp_path / 'old_run'}"))
     assert stop.value.code == 2
     assert "is a folder: to resume a chunked run, give its --data.chunk_size too" in capsys.readouterr().err
+
+
+def test_each_chunk_is_claimed_once_per_launch(tmp_path: Path) -> None:
+    first = [Workers(rank=rank, world=2, session="a") for rank in (0, 1)]
+    taken = [[index for index in range(4) if claim(tmp_path, worker, index)] for worker in first]
+    assert taken == [[0, 1, 2, 3], []]  # the first to ask takes it; nobody takes one twice
+    # A resumed run is a new launch: the stopped one's claims do not hold it back.
+    assert claim(tmp_path, Workers(rank=1, world=2, session="b"), 2)
+    assert claim(tmp_path, Workers(), 0)  # one process claims nothing

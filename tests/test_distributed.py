@@ -134,12 +134,17 @@ def test_a_lost_process_is_named_in_one_sentence() -> None:
 
 
 @pytest.mark.slow
-def test_two_processes_over_chunks_give_the_same_images_as_one(tmp_path: Path, photos: Path) -> None:
-    steps = ["--data.chunk_size=2", "--trainer.max_steps=6"]
-    for devices in (1, 2):
-        done = fit(tmp_path / str(devices), photos, f"--trainer.devices={devices}", *steps)
+def test_two_processes_deal_the_chunks_and_give_the_same_results_as_one(tmp_path: Path, photos: Path) -> None:
+    steps = ["--data.chunk_size=1", "--trainer.max_steps=6"]
+    runs = {devices: fit(tmp_path / str(devices), photos, f"--trainer.devices={devices}", *steps) for devices in (1, 2)}
+    for done in runs.values():
         assert done.returncode == 0, done.stdout + done.stderr
-    one, two = (
-        (tmp_path / str(d) / "alexnet_conv2_chunks" / "version_0" / "results.jsonl").read_text() for d in (1, 2)
-    )
-    assert one == two and len(one.splitlines()) == 2  # 3 images in chunks of 2, identical to the digit
+    run_dirs = [tmp_path / str(d) / "alexnet_conv2_chunks" / "version_0" for d in (1, 2)]
+    one, two = ((run_dir / "results.jsonl").read_text() for run_dir in run_dirs)
+    assert one == two and len(one.splitlines()) == 3  # 3 chunks of 1 image, identical to the digit
+    # Whole chunks were dealt to both processes, each writing its chunk's run as its own.
+    dealt = runs[2].stdout + runs[2].stderr
+    assert "done on process 0" in dealt and "done on process 1" in dealt
+    for chunk in sorted(run_dirs[1].glob("chunk_*")):
+        assert list(chunk.glob("events.out.tfevents.*")) and (chunk / "results.json").exists()
+    assert not (run_dirs[1] / ".claims").exists()

@@ -35,6 +35,62 @@ from slp_lightning.inversion import FeatureInversion
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
 CLAIMS = ".claims"
+PLAN = "chunks.json"  # the chunk size a chunked run was started with: its resume needs the same
+# ``chunk_size: auto`` takes at most this share of the device's memory, and at most
+# ``MAX_AUTO_CHUNK`` targets: a chunk is also the unit of progress, resume and dealing to devices.
+MEMORY_SHARE = 0.5
+MAX_AUTO_CHUNK = 256
+
+
+def target_bytes(model: FeatureInversion) -> int:
+    """An estimate of the memory one target takes while it is inverted: the network's activations
+    for one image (kept for the backward pass, and about as much again for their gradients), the
+    image's own tensors (``I_pre``, its gradient, Adam's two moments, ``I_r``, ``I_in``, the
+    pyramid's levels, the target) and its features, in float32."""
+    network, size = model.network, model.image_size
+    activations: list[int] = []
+    leaves = [module for module in network.modules() if not list(module.children())]
+    hooks = [leaf.register_forward_hook(lambda _m, _i, out: activations.append(out.numel())) for leaf in leaves]
+    try:
+        with torch.no_grad():
+            features = network(torch.zeros(1, network.in_channels, size, size, device=network.device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    image = network.in_channels * size * size
+    return 4 * (2 * sum(activations) + (8 + 2 * model.pyramid.levels) * image + features.numel())
+
+
+def device_memory(device: torch.device) -> int:
+    """Bytes of memory ``device`` has (for the CPU, the machine's). The total, not what is free
+    now: every process of a run, and the run's resume, must arrive at the same chunk size."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def auto_chunk_size(model: FeatureInversion, device: torch.device) -> int:
+    """The chunk size ``auto`` means on ``device``: as many targets as fit in ``MEMORY_SHARE`` of
+    its memory (``target_bytes`` each), at least 1 and at most ``MAX_AUTO_CHUNK``."""
+    return max(1, min(MAX_AUTO_CHUNK, int(MEMORY_SHARE * device_memory(device) / target_bytes(model))))
+
+
+def planned_chunk_size(run_dir: Path, chunk_size: int | str | None) -> int:
+    """The chunk size of the chunked run in ``run_dir`` (being resumed): ``chunk_size`` must be
+    the same, or ``auto``."""
+    plan = run_dir / PLAN
+    if not plan.exists():
+        raise ValueError(
+            f"{run_dir} is not a chunked run's folder (it has no {PLAN}): resume a single run from "
+            f"its checkpoint file, e.g. {run_dir / 'checkpoints' / 'last.ckpt'}"
+        )
+    planned = json.loads(plan.read_text())["chunk_size"]
+    if chunk_size not in (planned, "auto"):
+        raise ValueError(
+            f"{run_dir} was chunked by {planned}, not {chunk_size}: give --data.chunk_size {planned} "
+            f"(or auto) to resume it"
+        )
+    return planned
 
 
 def chunk_name(index: int) -> str:
@@ -116,6 +172,9 @@ def run(
     done = finished_chunks(run_dir)
     if done:
         rank_zero_info(f"resuming {run_dir}: {len(done)} of {count} chunks finished, skipped")
+    if workers.rank == 0 and not (run_dir / PLAN).exists():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / PLAN).write_text(json.dumps({"chunk_size": size, "targets": len(names)}) + "\n")
     n_f = model.hparams.n_f or next((line["N_f"] for _, line in sorted(done.items())), None)
     if n_f is None:
         n_f = workers.broadcast(_first_chunk_n_f(model, data, workers.device) if workers.rank == 0 else None)

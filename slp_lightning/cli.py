@@ -14,6 +14,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from slp_lightning.callbacks import InversionCheckpoint, OutputWriter, PyramidSwitch
+from slp_lightning.chunks import auto_chunk_size, planned_chunk_size
 from slp_lightning.chunks import run as run_chunks
 from slp_lightning.config_files import with_shipped_configs
 from slp_lightning.data import TargetImages
@@ -132,6 +133,8 @@ class InversionCLI(LightningCLI):
         """``Trainer.fit``, or every job of the config's sweep; nothing (and no new run folder)
         when ``ckpt_path`` is a finished run."""
         sweep = self._get(self.config_init, "sweep")
+        if isinstance(datamodule, TargetImages):
+            datamodule.chunk_size = self._chunk_size(model, datamodule, ckpt_path, sweep)
         if isinstance(datamodule, TargetImages) and (datamodule.chunked() or _is_dir(ckpt_path)):
             if sweep:
                 raise ValueError("a sweep cannot run in chunks: give --data.chunk_size to single runs")
@@ -154,6 +157,21 @@ class InversionCLI(LightningCLI):
         if ckpt_path is not None:
             raise ValueError("a sweep cannot resume from one checkpoint: resume its jobs one by one")
         self._run_sweep(sweep, model, datamodule)
+
+    def _chunk_size(
+        self, model: FeatureInversion, data: TargetImages, ckpt_path: str | None, sweep: Sweep | None
+    ) -> int | None:
+        """``--data.chunk_size`` resolved: a resumed chunked run's own; ``auto``: sized for the
+        device (``chunks.auto_chunk_size``), and no chunks for a sweep."""
+        if _is_dir(ckpt_path):
+            return planned_chunk_size(Path(ckpt_path), data.chunk_size)
+        if data.chunk_size == "auto":
+            # A single run resumed from its checkpoint stays a single run.
+            return None if sweep or ckpt_path else auto_chunk_size(model, self.trainer.strategy.root_device)
+        if ckpt_path and data.chunked():
+            raise ValueError(f"{ckpt_path} is a checkpoint file: a chunked run resumes from its folder, "
+                             f"e.g. logs/<network>_<layer>_chunks/version_0")  # fmt: skip
+        return data.chunk_size
 
     def _job_trainer(self, logger: TensorBoardLogger, worker: Workers | None = None) -> Trainer:
         """A fresh Trainer with the command line's settings; for a ``worker`` of a dealt chunked
@@ -189,8 +207,6 @@ class InversionCLI(LightningCLI):
     def _run_chunks(self, model: FeatureInversion, datamodule: TargetImages, ckpt_path: str | None) -> None:
         network = model.network
         run_dir = Path(ckpt_path) if ckpt_path else self._new_run_dir(f"{network.name}_{network.layer}_chunks")
-        if ckpt_path and datamodule.chunk_size is None:
-            raise ValueError(f"{ckpt_path} is a folder: to resume a chunked run, give its --data.chunk_size too")
         workers = self._workers()
         trainer_for = self._job_trainer if workers.world == 1 else partial(self._job_trainer, worker=workers)
         summary = run_chunks(model, datamodule, trainer_for, run_dir, workers)

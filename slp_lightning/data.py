@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 from pathlib import Path
+from typing import Literal
 
 import lightning.pytorch as pl
 import numpy as np
@@ -150,7 +151,9 @@ class TargetImages(pl.LightningDataModule):
             ``.safetensors``) to invert instead of the features of ``images``; one tensor per
             target, of the shape the model's network gives at its layer for ``image_size``.
         chunk_size: invert at most this many targets at a time (``chunks.run``): memory is
-            bounded by the chunk, not the dataset. ``None``: all in one run.
+            bounded by the chunk, not the dataset. ``auto`` (the command line resolves it):
+            as many as fit the device (``chunks.auto_chunk_size``; a sweep is never chunked).
+            ``None``: all in one run.
 
     After ``setup``: ``names``, the N output stems; ``targets``, (N, 3, S, S) in [0, 1] (``None``
     for features without images); ``features``, (N, …) or ``None`` (computed from the images).
@@ -160,11 +163,11 @@ class TargetImages(pl.LightningDataModule):
 
     def __init__(
         self, images: str | None = None, image_size: int = 224, features: str | None = None,
-        chunk_size: int | None = None,
+        chunk_size: int | Literal["auto"] | None = "auto",
     ) -> None:  # fmt: skip
         super().__init__()
-        if chunk_size is not None and chunk_size < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        if chunk_size is not None and chunk_size != "auto" and not (isinstance(chunk_size, int) and chunk_size >= 1):
+            raise ValueError(f"chunk_size must be >= 1, auto or None; got {chunk_size!r}")
         self.images = images or (None if features else DEFAULT_IMAGES)
         self.image_size = image_size
         self.features_file = features
@@ -201,7 +204,7 @@ class TargetImages(pl.LightningDataModule):
 
     def chunked(self) -> bool:
         """Whether the targets are more than one chunk."""
-        return self.chunk_size is not None and len(self.target_names()) > self.chunk_size
+        return isinstance(self.chunk_size, int) and len(self.target_names()) > self.chunk_size
 
     def chunk(self, rows: range) -> TargetImages:
         """The targets ``rows`` as a datamodule of their own, read now."""

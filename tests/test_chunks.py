@@ -7,11 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
+from slp_lightning import chunks
 from slp_lightning.chunks import RESULTS, SUMMARY, claim
 from slp_lightning.cli import command, main
 from slp_lightning.data import TargetImages
 from slp_lightning.distributed import Workers
+from slp_lightning.inversion import FeatureInversion
 
 from helpers import tiny_args
 
@@ -48,7 +51,8 @@ def test_a_folder_in_chunks_then_resumed_after_a_lost_chunk(seven: Path, tmp_pat
     (run_dir / RESULTS).write_text("".join(json.dumps(c) + "\n" for c in chunks[:2]))
     shutil.rmtree(run_dir / "chunk_0002")
     first = (run_dir / "chunk_0000" / "results.json").stat().st_mtime_ns
-    main([*args, f"--ckpt_path={run_dir}"])
+    # The folder knows its chunk size: the resume need not repeat it (the default, auto, takes it).
+    main([*[a for a in args if not a.startswith("--data.chunk_size")], f"--ckpt_path={run_dir}"])
     assert (run_dir / "chunk_0000" / "results.json").stat().st_mtime_ns == first  # not redone
     assert lines(run_dir) == chunks  # the same results as the uninterrupted run
     assert json.loads((run_dir / SUMMARY).read_text()) == summary
@@ -67,14 +71,56 @@ def test_chunked_features_without_images(tmp_path: Path, photos: Path) -> None:
     assert json.loads((run_dir / SUMMARY).read_text())["mean_psnr"] is None
 
 
-def test_bad_chunk_settings_say_what_is_accepted(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    with pytest.raises(ValueError, match="chunk_size must be >= 1, got 0"):
-        TargetImages("skimage:astronaut", chunk_size=0)
-    (tmp_path / "old_run").mkdir()
+@pytest.mark.parametrize(
+    ("setup", "chunk_size", "message"),
+    [
+        (None, 2, "is not a chunked run's folder (it has no chunks.json): resume a single run from its"),
+        ({"chunk_size": 3}, 2, "was chunked by 3, not 2: give --data.chunk_size 3 (or auto) to resume it"),
+        ("file", 2, "is a checkpoint file: a chunked run resumes from its folder"),
+    ],
+)  # fmt: skip
+def test_bad_resumes_of_chunked_runs_say_what_to_give(
+    tmp_path: Path, photos: Path, setup: dict | str | None, chunk_size: int, message: str,
+    capsys: pytest.CaptureFixture,
+) -> None:  # fmt: skip
+    old = tmp_path / "old_run"
+    old.mkdir()
+    if isinstance(setup, dict):
+        (old / "chunks.json").write_text(json.dumps(setup))
+    if setup == "file":
+        (old := old / "last.ckpt").write_bytes(b"")
     with pytest.raises(SystemExit) as stop:
-        command(tiny_args(tmp_path / "logs", "skimage:astronaut", f"--ckpt_path={tmp_path / 'old_run'}"))
+        command(tiny_args(tmp_path / "logs", photos, f"--data.chunk_size={chunk_size}", f"--ckpt_path={old}"))
     assert stop.value.code == 2
-    assert "is a folder: to resume a chunked run, give its --data.chunk_size too" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [0, -3, "big"])
+def test_a_chunk_size_is_a_count_auto_or_none(bad: int | str) -> None:
+    with pytest.raises(ValueError, match=f"chunk_size must be >= 1, auto or None; got {bad!r}"):
+        TargetImages("skimage:astronaut", chunk_size=bad)
+
+
+def test_auto_chunks_are_sized_by_the_device_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    small, large = (
+        FeatureInversion(network="alexnet", layer="conv2", weights="random", image_size=size) for size in (64, 128)
+    )
+    per_target = chunks.target_bytes(small)
+    assert 3.5 < chunks.target_bytes(large) / per_target < 4.5  # activations and images grow with the area
+    for memory, expected in [(10 * per_target, 5), (per_target, 1), (10**15, chunks.MAX_AUTO_CHUNK)]:
+        monkeypatch.setattr(chunks, "device_memory", lambda _device, memory=memory: memory)
+        assert chunks.auto_chunk_size(small, torch.device("cpu")) == expected
+
+
+@pytest.mark.slow
+def test_the_default_chunk_size_chunks_what_does_not_fit(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(chunks, "MAX_AUTO_CHUNK", 2)  # as if two targets filled the device
+    main(tiny_args(tmp_path, photos, "--trainer.max_steps=3"))
+    run_dir = tmp_path / "alexnet_conv2_chunks" / "version_0"
+    assert [len(c["images"]) for c in lines(run_dir)] == [2, 1]
+    assert json.loads((run_dir / "chunks.json").read_text()) == {"chunk_size": 2, "targets": 3}
 
 
 def test_each_chunk_is_claimed_once_per_launch(tmp_path: Path) -> None:

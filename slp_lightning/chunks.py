@@ -15,6 +15,7 @@ once, on the first chunk, so that errors compare across the dataset.
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -198,6 +199,10 @@ def run(
                 error = results["mean_normalized_error"]
                 rank_zero_info(f"chunk {index + 1}/{count} done{where}: mean normalised error "
                                f"{100 * error:.2f} % over its {len(rows)} images")  # fmt: skip
+        # The chunk's Trainer, module and callbacks refer to each other: free them now, not at
+        # some later cycle collection, or several chunks' tensors pile up (1.41× the memory at 224 px).
+        del trainer, writer, chunk
+        gc.collect()
     workers.barrier()
     if workers.rank != 0:
         return {}

@@ -7,6 +7,7 @@ package). Names come from the dict's keys, else ``feature_0`` … in order.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,43 +18,83 @@ SUFFIXES = (".pt", ".pth", ".npy", ".safetensors")
 TARGET_FEATURES = "target_features.pt"  # what OutputWriter(save_target_features=True) writes
 
 
-def _stack(named: dict[str, Tensor], path: Path) -> tuple[list[str], Tensor]:
-    shapes = {tuple(t.shape) for t in named.values()}
-    if not named or len(shapes) != 1:
-        raise ValueError(
-            f"{path}: needs one feature tensor per target, all of one shape; found shapes {sorted(shapes)}"
-        )
-    return list(named), torch.stack([t.float() for t in named.values()])
+class FeatureRows:
+    """The features of a file, one row per target, read when a slice of them is asked for: a
+    chunked run holds its chunk's rows, not the file's (``.npy`` and ``.pt`` are memory-mapped,
+    ``.safetensors`` read tensor by tensor)."""
+
+    def __init__(self, count: int, shape: tuple[int, ...], read: Callable[[range], Tensor]) -> None:
+        self.shape = (count, *shape)
+        self._read = read
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows: slice) -> Tensor:
+        """Rows ``rows`` (a slice), as float32 (N, …) in memory."""
+        return self._read(range(*rows.indices(len(self)))).float()
 
 
-def read_features(path: str | Path) -> tuple[list[str], Tensor]:
-    """The names and features (N, …) float32 of a feature file."""
+def _named(
+    shapes: dict[str, tuple[int, ...]], get: Callable[[str], Tensor], path: Path
+) -> tuple[list[str], FeatureRows]:
+    """Names and rows of a file of one tensor per name."""
+    if not shapes or len(set(shapes.values())) != 1:
+        found = sorted(set(shapes.values()))
+        raise ValueError(f"{path}: needs one feature tensor per target, all of one shape; found shapes {found}")
+    names = list(shapes)
+    rows = FeatureRows(len(names), next(iter(shapes.values())), lambda r: torch.stack([get(names[i]) for i in r]))
+    return names, rows
+
+
+def _slice(rows: range) -> slice:
+    return slice(rows.start, rows.stop, rows.step)
+
+
+def _load_pt(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as error:
+        if "mmap" not in str(error):
+            raise
+        # Files saved in torch's legacy (non-zip) format cannot be mapped: read them whole.
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def read_features(path: str | Path) -> tuple[list[str], FeatureRows]:
+    """The names and rows (N, …) of a feature file (only its layout is read now)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"features file {str(path)!r}: no such file")
     if path.suffix not in SUFFIXES:
         raise ValueError(f"features file {path}: expected one of {', '.join(SUFFIXES)}")
     if path.suffix == ".npy":
-        values = torch.from_numpy(np.load(path, allow_pickle=False))
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        values = FeatureRows(len(array), array.shape[1:], lambda r: torch.from_numpy(np.array(array[_slice(r)])))
     elif path.suffix == ".safetensors":
         try:
-            from safetensors.torch import load_file
+            from safetensors import safe_open
         except ModuleNotFoundError:
             raise ModuleNotFoundError(
                 f"reading {path} needs the safetensors package: pip install safetensors"
             ) from None
-        return _stack(load_file(str(path)), path)
+        handle = safe_open(str(path), framework="pt")
+        shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
+        return _named(shapes, handle.get_tensor, path)
     else:
         try:
-            values = torch.load(path, map_location="cpu", weights_only=True)
+            values = _load_pt(path)
         except Exception as error:  # noqa: BLE001 - any unreadable file gets the same sentence
             raise ValueError(
                 f"features file {path} is not a tensor or a dict of tensors saved by torch.save ({error})"
             ) from None
     if isinstance(values, dict) and all(isinstance(v, Tensor) for v in values.values()):
-        return _stack({str(k): v for k, v in values.items()}, path)
+        named = {str(k): v for k, v in values.items()}
+        return _named({k: tuple(v.shape) for k, v in named.items()}, named.__getitem__, path)
     if isinstance(values, Tensor) and values.dim() >= 2:
-        return [f"feature_{i}" for i in range(len(values))], values.float()
+        values = FeatureRows(len(values), tuple(values.shape[1:]), lambda r, tensor=values: tensor[_slice(r)])
+    if isinstance(values, FeatureRows) and len(values.shape) >= 2:
+        return [f"feature_{i}" for i in range(len(values))], values
     raise ValueError(f"features file {path}: expected a tensor (N, …) or a dict name → tensor")
 
 

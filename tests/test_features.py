@@ -25,7 +25,7 @@ def test_round_trip_images_to_features_file_to_reconstruction(tmp_path: Path, ph
     from_images = results(tmp_path / "images")
     file = next((tmp_path / "images").glob(f"*/version_0/{TARGET_FEATURES}"))
     names, features = read_features(file)
-    assert names == ["astronaut", "chelsea", "coffee"] and features.shape == (3, 192, 7, 7)  # conv2 at 64 px
+    assert names == ["astronaut", "chelsea", "coffee"] and features[:].shape == (3, 192, 7, 7)  # conv2 at 64 px
 
     main(tiny_args(tmp_path / "features", "", f"--data.features={file}", "--trainer.max_steps=30"))
     from_features = results(tmp_path / "features")
@@ -42,12 +42,17 @@ def test_round_trip_images_to_features_file_to_reconstruction(tmp_path: Path, ph
 
 
 def test_feature_files_of_every_format_and_their_errors(tmp_path: Path) -> None:
-    features = torch.rand(2, 4, 3, 3)
-    write_features(tmp_path / "f.pt", ["a", "b"], features)
-    assert read_features(tmp_path / "f.pt") == (["a", "b"], pytest.approx(features))
+    features = torch.rand(3, 4, 3, 3)
+    write_features(tmp_path / "f.pt", ["a", "b", "c"], features)
+    names, rows = read_features(tmp_path / "f.pt")
+    assert names == ["a", "b", "c"] and rows.shape == (3, 4, 3, 3) and torch.equal(rows[1:3], features[1:3])
     np.save(tmp_path / "f.npy", features.numpy())
-    names, values = read_features(tmp_path / "f.npy")
-    assert names == ["feature_0", "feature_1"] and torch.equal(values, features)
+    torch.save(features.double(), tmp_path / "tensor.pt")
+    torch.save(features, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)  # cannot be mapped
+    for file in ("f.npy", "tensor.pt", "legacy.pt"):
+        names, rows = read_features(tmp_path / file)
+        assert names == ["feature_0", "feature_1", "feature_2"] and len(rows) == 3
+        assert rows[1:].dtype == torch.float32 and torch.allclose(rows[1:], features[1:])
     (tmp_path / "bad.pt").write_text("not a tensor")
     with pytest.raises(ValueError, match="not a tensor or a dict of tensors"):
         read_features(tmp_path / "bad.pt")

@@ -1,4 +1,5 @@
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -83,6 +84,46 @@ def test_a_short_run_spends_its_budget_at_full_detail(tmp_path: Path, photos: Pa
     assert model.switch_steps.tolist() == [[12, 6]] * 3  # column j-1: the step level j came on
     # recorder.levels[i] is the state after step i + 1: the last 48 steps run at full detail.
     assert (recorder.levels[10] == 2).all() and all((levels == 1).all() for levels in recorder.levels[11:])
+
+
+class StepScales(Callback):
+    """Each step's per-image rate as a share of the optimiser's, from plain SGD's update."""
+
+    def __init__(self, lr: float) -> None:
+        self.lr, self.scales = lr, []
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: FeatureInversion, optimizer: object) -> None:
+        self.before, self.grad = pl_module.I_pre.detach().clone(), pl_module.I_pre.grad.clone()
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: FeatureInversion, outputs: dict, batch: int, batch_idx: int
+    ) -> None:
+        step = (self.before - pl_module.I_pre.detach()).flatten(1)
+        grad = self.lr * self.grad.flatten(1)
+        self.scales.append((step * grad).sum(1) / (grad * grad).sum(1))
+
+
+def cosine(progress: float) -> float:
+    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@pytest.mark.parametrize("method", ["slp", "pixel"])
+def test_the_cosine_runs_over_each_images_final_phase(tmp_path: Path, photos: Path, method: str) -> None:
+    """sLP's full-detail phase gets the whole cosine, as plain descent does: a cosine over the run
+    gave it only the run's tail, and it lost to plain descent at CRAFT relu1_2."""
+    scales = StepScales(lr=0.1)
+    model, data, trainer = make_run(
+        tmp_path, str(photos), steps=60, callbacks=[scales], max_steps_per_level=None,
+        phase_share=0.1, patience=1000,
+    )  # fmt: skip
+    model = model.with_settings(method=method)
+    model.optimizer = lambda params: torch.optim.SGD(params, lr=0.1)
+    trainer.fit(model, data)
+    start = 12 if method == "slp" else 0  # coarse phases of 6 steps each (K = 3)
+    expected = [1.0] * start + [cosine((t - start) / (60 - start)) for t in range(start, 60)]
+    measured = torch.stack(scales.scales)  # (steps, images)
+    assert measured.shape == (60, 3)
+    assert torch.allclose(measured, torch.tensor(expected)[:, None].expand(60, 3), atol=1e-4)
 
 
 def test_shallow_layer_reconstruction_is_close(tmp_path: Path, photos: Path) -> None:

@@ -44,7 +44,9 @@ def fit(root: Path, images: Path, *extra: str) -> subprocess.CompletedProcess:
     """A tiny CPU run in a subprocess (multi-process runs must not re-run pytest)."""
     root.mkdir(parents=True, exist_ok=True)
     args = [*tiny_args(root, images), "--trainer.accelerator=cpu", *extra]
-    env = {**os.environ, "SLP_LIGHTNING_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    # One thread each: a sum over 2 threads rounds differently from one over 1, and the tests
+    # compare 1 process with 2 to the digit.
+    env = {**os.environ, "SLP_LIGHTNING_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, "-m", "slp_lightning", *args],
         capture_output=True, text=True, cwd=root, env=env, timeout=300,

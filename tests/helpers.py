@@ -5,6 +5,7 @@ for families of cases. Fixtures live in ``conftest.py``."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -46,7 +47,15 @@ def launch(root: Path, args: list[str]) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "slp_lightning", *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root, env=env,
+        preexec_fn=_default_sigint,
     )  # fmt: skip
+
+
+def _default_sigint() -> None:
+    """SIGINT as a terminal's Ctrl-C gives it. A shell without job control starts background
+    commands (``ci &``) with SIGINT ignored, every child inherits that, and Python then never
+    raises KeyboardInterrupt: the signal tests would wait for a run that cannot hear them."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def slow_but(values: Iterable[object], *fast: object) -> list[object]:

@@ -146,8 +146,8 @@ def claim(run_dir: Path, workers: Workers, index: int) -> bool:
     return True
 
 
-def _first_chunk_n_f(model: FeatureInversion, data: TargetImages, device: torch.device) -> float:
-    first = data.chunk(range(min(data.chunk_size, len(data.target_names()))))
+def _first_chunk_n_f(model: FeatureInversion, data: TargetImages, size: int, device: torch.device) -> float:
+    first = data.chunk(range(min(size, len(data.target_names()))))
     model.network.to(device)
     try:
         return model.normaliser(first.targets, first.features)
@@ -168,7 +168,8 @@ def run(
     skips the chunks ``run_dir/results.jsonl`` already holds. Returns the summary (on rank 0;
     ``{}`` on the others, which write only their chunks' folders and lines)."""
     names = data.target_names()
-    size = data.chunk_size
+    # ``auto`` (TargetImages' default) when called from Python; the command line resolved it.
+    size = data.chunk_size if isinstance(data.chunk_size, int) else auto_chunk_size(model, workers.device)
     count = math.ceil(len(names) / size)
     done = finished_chunks(run_dir)
     if done:
@@ -178,7 +179,7 @@ def run(
         (run_dir / PLAN).write_text(json.dumps({"chunk_size": size, "targets": len(names)}) + "\n")
     n_f = model.hparams.n_f or next((line["N_f"] for _, line in sorted(done.items())), None)
     if n_f is None:
-        n_f = workers.broadcast(_first_chunk_n_f(model, data, workers.device) if workers.rank == 0 else None)
+        n_f = workers.broadcast(_first_chunk_n_f(model, data, size, workers.device) if workers.rank == 0 else None)
     where = f" on process {workers.rank}" if workers.world > 1 else ""
     for index in range(count):
         if index in done or not claim(run_dir, workers, index):

@@ -386,12 +386,16 @@ class FeatureInversion(pl.LightningModule):
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
         """The optimiser's step, each image's update then scaled by ``step_scales``: exactly a
         learning rate per image for optimisers whose step is proportional to it (Adam, SGD)."""
+        # The scales depend on the step and the switches only, which the optimiser's step does not
+        # change: known before it, so a step at the full rate copies nothing.
+        scales = self.step_scales(self.global_step, self.trainer.max_steps)
+        if bool((scales == 1).all()):
+            optimizer.step(closure=optimizer_closure)
+            return
         before = self.I_pre.detach().clone()
         optimizer.step(closure=optimizer_closure)
-        scales = self.step_scales(self.global_step, self.trainer.max_steps)
-        if not bool((scales == 1).all()):
-            with torch.no_grad():
-                self.I_pre.copy_(before + _per_row(scales, before) * (self.I_pre - before))
+        with torch.no_grad():
+            self.I_pre.copy_(before + _per_row(scales, before) * (self.I_pre - before))
 
     # ----------------------------------------------------------------- evaluation
     @torch.no_grad()

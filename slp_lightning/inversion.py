@@ -74,7 +74,11 @@ class FeatureInversion(pl.LightningModule):
         lr_schedule: ``constant``, or ``cosine``: each image's learning rate falls to 1 % of
             its start along a cosine over its final phase, from the step its finest level came on
             (step 0 for the baselines, whose one phase is the run) to the Trainer's ``max_steps``;
-            coarse phases run at the full rate (``step_scales``).
+            coarse phases run at ``coarse_lr`` (``step_scales``).
+        coarse_lr: the learning rate of the coarse phases, as a share of the optimiser's (1: the
+            same). Below 1 for dense SIFT: Adam moves every pixel about one rate a step, and the
+            coarsest phase's smooth, consistent gradients add up to contrast a nearly flat colour
+            channel never had (benchmarks/RESULTS.md, "Why blinds stalls").
         n_f: ``N_f`` itself, instead of measuring it (a chunked run gives every chunk the one of
             its first chunk, so that errors compare across the dataset).
 
@@ -101,8 +105,11 @@ class FeatureInversion(pl.LightningModule):
         lr_schedule: str = "cosine",
         weights_map: dict[str, str] | None = None,
         n_f: float | None = None,
+        coarse_lr: float = 1.0,
     ) -> None:
         super().__init__()
+        if not 0 < coarse_lr <= 1:
+            raise ValueError(f"coarse_lr is a share of the optimiser's learning rate, in (0, 1]; got {coarse_lr}")
         if lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown lr_schedule {lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
         if (compactness is not None and compactness < 0) or init_noise < 0:
@@ -123,6 +130,7 @@ class FeatureInversion(pl.LightningModule):
         self.optimizer = optimizer
         self.reference_images = reference_images
         self.lr_schedule = lr_schedule
+        self.coarse_lr = coarse_lr
         self.names: list[str] = []
         self.I_pre: nn.Parameter | None = None
 
@@ -362,8 +370,9 @@ class FeatureInversion(pl.LightningModule):
 
     def step_scales(self, step: int, max_steps: int) -> Tensor:
         """Each image's learning rate at optimiser step ``step`` as a share of the optimiser's
-        (N,): 1 in coarse phases; with ``lr_schedule: cosine``, a cosine from 1 down to 1 % over
-        the image's final phase, from the step its finest level came on to ``max_steps``.
+        (N,): ``coarse_lr`` in coarse phases; in the final phase 1 or, with ``lr_schedule:
+        cosine``, a cosine from 1 down to 1 % from the step the image's finest level came on to
+        ``max_steps``.
 
         Why per phase, not over the run: at a shallow layer of a trained network (CRAFT relu1_2)
         what is left after a short run is the image's mean brightness, which the features barely
@@ -373,15 +382,16 @@ class FeatureInversion(pl.LightningModule):
         at the final phase, 4.1 % (benchmarks/RESULTS.md, "Why relu1_2 loses").
         """
         ones = torch.ones(len(self.finest_on), device=self.device)
-        if self.lr_schedule == "constant" or max_steps <= 0:
-            return ones
         final = self.finest_on == 1
+        coarse = torch.full_like(ones, self.coarse_lr)
+        if self.lr_schedule == "constant" or max_steps <= 0:
+            return torch.where(final, ones, coarse)
         # Level 1 came on at switch_steps[:, 0]; -1 there (or no column, K = 1): final from the start.
         start = self.switch_steps[:, 0].clamp(min=0) if self.switch_steps.shape[1] else torch.zeros_like(ones)
         length = (max_steps - start).clamp(min=1).float()
         progress = ((step - start).float() / length).clamp(0, 1)
         cosine = 0.01 + 0.99 * 0.5 * (1 + torch.cos(torch.pi * progress))
-        return torch.where(final, cosine, ones)
+        return torch.where(final, cosine, coarse)
 
     def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
         """The optimiser's step, each image's update then scaled by ``step_scales``: exactly a

@@ -107,23 +107,32 @@ def cosine(progress: float) -> float:
     return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-@pytest.mark.parametrize("method", ["slp", "pixel"])
-def test_the_cosine_runs_over_each_images_final_phase(tmp_path: Path, photos: Path, method: str) -> None:
+@pytest.mark.parametrize(("method", "coarse_lr"), [("slp", 1.0), ("slp", 0.25), ("pixel", 0.25)])
+def test_the_cosine_runs_over_each_images_final_phase(
+    tmp_path: Path, photos: Path, method: str, coarse_lr: float
+) -> None:
     """sLP's full-detail phase gets the whole cosine, as plain descent does: a cosine over the run
-    gave it only the run's tail, and it lost to plain descent at CRAFT relu1_2."""
+    gave it only the run's tail, and it lost to plain descent at CRAFT relu1_2. Coarse phases run
+    at ``coarse_lr``; the baselines have none, so it changes nothing for them."""
     scales = StepScales(lr=0.1)
     model, data, trainer = make_run(
         tmp_path, str(photos), steps=60, callbacks=[scales], max_steps_per_level=None,
         phase_share=0.1, patience=1000,
     )  # fmt: skip
-    model = model.with_settings(method=method)
+    model = model.with_settings(method=method, coarse_lr=coarse_lr)
     model.optimizer = lambda params: torch.optim.SGD(params, lr=0.1)
     trainer.fit(model, data)
     start = 12 if method == "slp" else 0  # coarse phases of 6 steps each (K = 3)
-    expected = [1.0] * start + [cosine((t - start) / (60 - start)) for t in range(start, 60)]
+    expected = [coarse_lr] * start + [cosine((t - start) / (60 - start)) for t in range(start, 60)]
     measured = torch.stack(scales.scales)  # (steps, images)
     assert measured.shape == (60, 3)
     assert torch.allclose(measured, torch.tensor(expected)[:, None].expand(60, 3), atol=1e-4)
+
+
+@pytest.mark.parametrize("coarse_lr", [0.0, 1.5])
+def test_coarse_lr_outside_0_1_is_refused(coarse_lr: float) -> None:
+    with pytest.raises(ValueError, match="coarse_lr is a share"):
+        FeatureInversion(weights="random", coarse_lr=coarse_lr)
 
 
 def test_shallow_layer_reconstruction_is_close(tmp_path: Path, photos: Path) -> None:

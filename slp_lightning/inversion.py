@@ -78,7 +78,7 @@ class FeatureInversion(pl.LightningModule):
         coarse_lr: the learning rate of the coarse phases, as a share of the optimiser's (1: the
             same). Below 1 for dense SIFT: Adam moves every pixel about one rate a step, and the
             coarsest phase's smooth, consistent gradients add up to contrast a nearly flat colour
-            channel never had (benchmarks/RESULTS.md, "Why blinds stalls").
+            channel never had (benchmarks/RESULTS.md, "Why blinds stalled").
         n_f: ``N_f`` itself, instead of measuring it (a chunked run gives every chunk the one of
             its first chunk, so that errors compare across the dataset).
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import sys
 from functools import partial
 from pathlib import Path
@@ -26,7 +27,7 @@ from slp_lightning.distributed import (
 )
 from slp_lightning.exits import errors_as_one_line, signal_exit_codes
 from slp_lightning.inversion import FeatureInversion
-from slp_lightning.networks import default_input_size, layer_names
+from slp_lightning.networks import LAYER_OPTIONS, layer_listing
 from slp_lightning.outputs import remove_unstarted_run, write_summary
 from slp_lightning.resume import finished
 from slp_lightning.sweep import Sweep
@@ -39,12 +40,13 @@ CONSOLE_SCRIPT = "slp-lightning"  # pyproject.toml's [project.scripts]
 RUN_VERSION_ENV = "SLP_LIGHTNING_RUN_VERSION"
 
 
+def folder_name(name: str) -> str:
+    """``name`` as one folder name: a model's spec (``pkg/file.py:Net``) has separators."""
+    return re.sub(r"[^\w.-]+", "_", name).strip("._") or "model"
+
+
 def _is_dir(path: str | None) -> bool:
     return path is not None and Path(path).is_dir()
-
-
-def _image_size(network: str, image_size: int | None) -> int:
-    return image_size or default_input_size(network)
 
 
 class InversionCLI(LightningCLI):
@@ -70,9 +72,8 @@ class InversionCLI(LightningCLI):
                 "trainer.log_every_n_steps": 10,
             }
         )
-        parser.link_arguments(
-            ("model.network", "model.image_size"), "data.image_size", compute_fn=_image_size
-        )
+        # The model knows its network's input size once built (a user's model included).
+        parser.link_arguments("model.image_size", "data.image_size", apply_on="instantiate")
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -95,7 +96,7 @@ class InversionCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand] if self.subcommand else self.config
         if config.model.layer == "list":
-            print("\n".join(layer_names(config.model.network, config.model.arch)))
+            print_layers(config.model)
             sys.exit(0)
         max_steps = config.trainer.max_steps
         if max_steps == 0 or max_steps < -1:
@@ -120,7 +121,7 @@ class InversionCLI(LightningCLI):
             network = self.model.network
             kwargs["logger"] = TensorBoardLogger(
                 save_dir=config.get("default_root_dir") or "logs",
-                name=f"{network.name}_{network.layer}".replace("/", "_"),
+                name=folder_name(f"{network.name}_{network.layer}"),
             )
         # Pristine copies of the callbacks, for the fresh Trainer of every job of a sweep.
         self._callbacks = [copy.deepcopy(self._get(self.config_init, key)) for key in CALLBACK_KEYS]
@@ -200,7 +201,7 @@ class InversionCLI(LightningCLI):
 
     def _new_run_dir(self, name: str) -> Path:
         """``<default_root_dir>/<name>/version_<n>``, the same folder on every process."""
-        root = Path(self.trainer.default_root_dir) / name.replace("/", "_")
+        root = Path(self.trainer.default_root_dir) / folder_name(name)
         versions = [int(p.name.split("_")[1]) for p in root.glob("version_*") if p.name.split("_")[1].isdigit()]
         return root / f"version_{os.environ.setdefault(RUN_VERSION_ENV, str(max(versions, default=-1) + 1))}"
 
@@ -228,6 +229,15 @@ class InversionCLI(LightningCLI):
                 skip_none=False, overwrite=True, multifile=False,
             )  # fmt: skip
             write_summary(rows, run_dir)
+
+
+def print_layers(model: Any) -> None:
+    """``--model.layer list``: every layer of the network with its output shape at the run's
+    image size, in execution order."""
+    options = {k: model.get(k) for k in LAYER_OPTIONS if model.get(k) is not None}
+    rows = layer_listing(model.network, model.image_size, model.arch, **options)
+    width = max(len(name) for name, _ in rows)
+    print("\n".join(f"{name:<{width}}  {shape}" for name, shape in rows))
 
 
 def main(args: list[str] | None = None) -> InversionCLI:

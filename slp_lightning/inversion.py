@@ -24,13 +24,17 @@ from slp_lightning.distributed import (
     shard,
 )
 from slp_lightning.pyramid import LaplacianPyramid, check_pyramid_size, range_constraint
-from slp_lightning.networks import build_feature_network, default_input_size
+from slp_lightning.networks import ModuleNetwork, Network, build_feature_network
 from slp_lightning.metrics import NormalizedError, image_quality, mean_pairwise_distance
 from slp_lightning.methods import MethodSettings, build_method
 from slp_lightning.objective import compactness_for_layer, feature_distance, inversion_loss
 from slp_lightning.resume import differences, fingerprint
 
 LR_SCHEDULES = ("constant", "cosine")
+# What builds the network: a job that changes none of them reuses the model (``with_settings``).
+_NETWORK_SETTINGS = {
+    "network", "weights", "arch", "weights_map", "network_args", "in_channels", "input_mean", "input_std",
+}
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -50,11 +54,16 @@ class FeatureInversion(pl.LightningModule):
             pyramid), or a baseline with the same range constraint and no pyramid: ``pixel``
             (plain descent on ``E``) or ``tv`` (Mahendran & Vedaldi's normalised data term with
             α-norm and TV^β regularisers).
-        network: feature network: ``alexnet``, ``alexnet_caffe``, ``dsift``, ``dsift_color``,
-            ``torchvision`` (with ``arch``) or ``craft_vgg16_bn``.
-        layer: layer whose features are inverted (``conv5``, ``fc6``, ``features.16``, …;
-            ``None``: conv5 for AlexNets, the descriptors for SIFT; ``list`` on the command line
-            prints the valid names).
+        network: feature network: a name (``alexnet``, ``alexnet_caffe``, ``dsift``,
+            ``dsift_color``, ``torchvision`` with ``arch``, ``craft_vgg16_bn``), any ``nn.Module``
+            or ``FeatureNetwork``, or a model's spec: ``PKG.MODULE:CALLABLE`` (a class or
+            factory, called with ``network_args``), a TorchScript or ``.pt2`` file,
+            ``timm:NAME``, ``hf:FOLDER`` (``networks.sources``).
+        layer: layer whose features are inverted: a name of a named network (``conv5``,
+            ``relu3_3``) or a module path of a model (``features.6``, ``layer3.1``,
+            ``blocks.5``), read by a forward hook; ``None``: conv5 for AlexNets, the descriptors
+            for SIFT, a model's output; ``list`` on the command line prints every layer with its
+            output shape.
         weights: ``auto``, ``random``, a torchvision weights name or a state-dict path.
         weights_map: regex -> replacement, applied in order to every key of a weights file
             (``{"^module\\.": ""}`` drops DataParallel's prefix); ``None``: the network's own.
@@ -81,6 +90,16 @@ class FeatureInversion(pl.LightningModule):
             channel never had (benchmarks/RESULTS.md, "Why blinds stalled").
         n_f: ``N_f`` itself, instead of measuring it (a chunked run gives every chunk the one of
             its first chunk, so that errors compare across the dataset).
+        network_args: keyword arguments of a model's class or factory (or of a torchvision
+            ``arch``: ``{"image_size": 64}``).
+        in_channels: the channels a model takes (3; 1 inverts grey images).
+        input_mean: a model's input convention: numbers per channel subtracted from [0, 1]
+            images before ``input_std`` divides them; ``'none'`` for a model that takes [0, 1];
+            ``None``: its source's (timm's, a Hugging Face processor's), else ImageNet's.
+        input_std: see ``input_mean``.
+        output: the entry (key or index) of a layer that gives a tuple, list, dict or ModelOutput.
+        tokens: token features (N, T, D) of a Vision Transformer: ``all``, ``cls`` (the class
+            token) or ``patch`` (the patch tokens as a (D, h, w) grid).
 
     ``setup`` takes the targets from the datamodule (``set_targets`` does the same without a
     Trainer). Per image it keeps ``finest_on`` (the finest pyramid level switched on, K down to
@@ -91,7 +110,7 @@ class FeatureInversion(pl.LightningModule):
     def __init__(
         self,
         method: str = "slp",
-        network: str = "alexnet",
+        network: Network = "alexnet",
         layer: str | None = None,
         weights: str = "auto",
         arch: str | None = None,
@@ -106,6 +125,12 @@ class FeatureInversion(pl.LightningModule):
         weights_map: dict[str, str] | None = None,
         n_f: float | None = None,
         coarse_lr: float = 1.0,
+        network_args: dict[str, Any] | None = None,
+        in_channels: int | None = None,
+        input_mean: tuple[float, ...] | str | None = None,
+        input_std: tuple[float, ...] | str | None = None,
+        output: str | int | None = None,
+        tokens: str | None = None,
     ) -> None:
         super().__init__()
         if not 0 < coarse_lr <= 1:
@@ -116,14 +141,22 @@ class FeatureInversion(pl.LightningModule):
             raise ValueError(
                 f"compactness and init_noise must be >= 0; got {compactness} and {init_noise}"
             )
-        self.save_hyperparameters(ignore=["optimizer"])
-        self.network = build_feature_network(network, layer, weights, arch, weights_map)
-        self.image_size = image_size or default_input_size(network)
+        # A model object is not a setting: hparams name it; with_settings reuses the object.
+        self.save_hyperparameters(ignore=["optimizer"] if isinstance(network, str) else ["optimizer", "network"])
+        self.network = build_feature_network(
+            network, layer, weights, arch, weights_map, network_args=network_args, in_channels=in_channels,
+            input_mean=input_mean, input_std=input_std, output=output, tokens=tokens,
+        )  # fmt: skip
+        # A model given as an object is reused as it is by with_settings.
+        self.given_network = None if isinstance(network, str) else self.network
+        if self.given_network is not None:
+            self.hparams["network"] = self.network.name
+        self.image_size = image_size or self.network.input_size
         check_pyramid_size(self.image_size, self.image_size, pyramid_levels)
         self._check_input_size()
         self.pyramid = LaplacianPyramid(pyramid_levels)
         self.compactness = (
-            compactness_for_layer(network, self.network.layer) if compactness is None else compactness
+            compactness_for_layer(self.network.name, self.network.layer) if compactness is None else compactness
         )
         self.method = build_method(method, MethodSettings(self.network.layer, self.compactness, tv_weights))
         self.init_noise = init_noise
@@ -141,12 +174,13 @@ class FeatureInversion(pl.LightningModule):
         of one image's features in ``feature_shape``."""
         size = self.image_size
         try:
-            self.feature_shape = tuple(self.network(torch.zeros(1, self.network.in_channels, size, size)).shape[1:])
-        except RuntimeError as error:
+            images = torch.zeros(1, self.network.in_channels, size, size, device=self.network.device)
+            self.feature_shape = tuple(self.network(images).shape[1:])
+        except (RuntimeError, AssertionError) as error:
             raise ValueError(
                 f"{self.network.name} {self.network.layer} cannot take {size}x{size} px images "
-                f"({error}); use a larger --model.image_size (the network's own is "
-                f"{default_input_size(self.hparams.network)})"
+                f"({str(error).splitlines()[0]}); use another --model.image_size (the network's "
+                f"own is {self.network.input_size})"
             ) from None
 
     def with_settings(self, **changes: Any) -> FeatureInversion:
@@ -154,6 +188,9 @@ class FeatureInversion(pl.LightningModule):
         sweep, a chunk of a dataset)."""
         accepted = inspect.signature(FeatureInversion).parameters
         settings = {k: v for k, v in self.hparams.items() if k in accepted}
+        reusable = isinstance(self.network, ModuleNetwork) or self.given_network is not None
+        if reusable and not _NETWORK_SETTINGS & changes.keys():
+            settings["network"] = self.network  # the same model, read at the job's layer
         return FeatureInversion(**{**settings, **changes}, optimizer=self.optimizer)
 
     # ----------------------------------------------------------------- targets and state
@@ -208,6 +245,7 @@ class FeatureInversion(pl.LightningModule):
             {
                 "method": self.method.name, "network": self.network.name, "arch": self.hparams.arch,
                 "layer": self.network.layer, "weights": self.network.weights,
+                "output": self.hparams.output, "tokens": self.hparams.tokens,
                 "image_size": self.image_size, "pyramid_levels": self.pyramid.levels,
                 "compactness": self.compactness,
             },

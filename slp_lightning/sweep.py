@@ -1,9 +1,11 @@
 """Sweeps: one command inverts the same images for many layers, methods, λ_D or K values.
 
 Each combination is a *job*: a run of its own (results, PNGs, TensorBoard) in a folder of the
-sweep's run directory, and one row of ``summary.csv``. The images are read once and each network's
-weights are loaded once for the whole sweep; every job runs on all devices (each process inverts
-its share of the images), so a sweep scales like a single run. ``run`` runs one from Python and
+sweep's run directory, and one row of ``summary.csv``. The images are read once. A model read by
+hooks (any ``nn.Module`` or model spec, a torchvision module path) is built and loaded once for the
+whole sweep and read at each job's layer; a named network is rebuilt for each job. Every job runs
+on all devices (each process inverts its share of the images), so a sweep scales like a single
+run. ``run`` runs one from Python and
 returns its rows; the command line calls it for a config's ``sweep`` section.
 """
 
@@ -21,7 +23,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from slp_lightning.callbacks import output_writer
 from slp_lightning.inversion import FeatureInversion
 from slp_lightning.methods import METHODS
-from slp_lightning.networks import NETWORKS, layer_names
+from slp_lightning.networks import NETWORKS, ModuleNetwork, layer_names
+from slp_lightning.networks.hooks import unknown_layer_error
 from slp_lightning.outputs import summary_row
 
 
@@ -123,13 +126,16 @@ def run(
     settings = model.hparams
     jobs = sweep.jobs(settings["method"], settings["network"], settings["layer"])
     for job in jobs:  # fail before the first job runs, not in the middle of the sweep
-        valid = layer_names(job.network, settings["arch"])
+        own = job.network == settings["network"] and isinstance(model.network, ModuleNetwork)
+        valid = model.network.layer_names() if own else layer_names(job.network, settings["arch"])
         if job.layer is not None and job.layer not in valid:
-            raise ValueError(f"sweep: {job.network} has no layer {job.layer!r}; valid: {', '.join(valid)}")
+            raise unknown_layer_error(f"sweep: {job.network}", job.layer, valid)
     rows = []
     for job in jobs:
         name = job.name(sweep)
         overrides = {k: v for k, v in vars(job).items() if v is not None or k == "layer"}
+        if job.network == settings["network"]:
+            del overrides["network"]  # the model's own network, reused where it can be
         job_model = model.with_settings(**overrides)
         trainer = trainer_for(TensorBoardLogger(run_dir.parent, name=run_dir.name, version=name))
         writer = output_writer(trainer, "a sweep's Trainers")

@@ -10,22 +10,39 @@ network         what                                         input     layers
 ``torchvision`` any classification model (``arch``)          224       module paths
 ``craft_vgg16_bn`` CRAFT's VGG16-BN, fine-tuned for text     224       conv1_1 … relu5_2
 =============== ============================================ ========= ===================
+
+Any other network is an object or a spec (``sources``): an ``nn.Module``, ``PKG.MODULE:CALLABLE``,
+a TorchScript or ``torch.export`` file, ``timm:NAME``, ``hf:FOLDER``; its layers are module paths
+read by a forward hook (``hooks``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from slp_lightning.networks import alexnet, caffenet, craft, dsift
+import torch
+from torch import nn
+
+from slp_lightning.networks import alexnet, caffenet, craft, dsift, sources
 from slp_lightning.networks.base import FeatureNetwork
+from slp_lightning.networks.hooks import unknown_layer_error
+from slp_lightning.networks.module_network import (
+    Convention,
+    ModuleNetwork,
+    from_loaded,
+    from_object,
+)
 from slp_lightning.networks.torchvision_models import build_torchvision, torchvision_layers
+
+Network = str | nn.Module  # a name, a spec, or the model itself
 
 
 @dataclass(frozen=True)
 class _Network:
     # (layer, weights, arch, weights_map)
-    build: Callable[[str, str, str | None, dict[str, str] | None], FeatureNetwork]
+    build: Callable[..., FeatureNetwork]
     input_size: int
     layers: Callable[[str | None], tuple[str, ...]]  # arch -> valid layer names
     default_layer: str | None = None
@@ -53,7 +70,9 @@ NETWORKS: dict[str, _Network] = {
         dsift.INPUT_SIZE, _fixed(dsift.LAYERS), "descriptors",
     ),
     "torchvision": _Network(
-        lambda layer, weights, arch, weights_map: build_torchvision(arch, layer, weights, weights_map),
+        lambda layer, weights, arch, weights_map, **options: build_torchvision(
+            arch, layer, weights, weights_map, **options
+        ),
         224, torchvision_layers,
     ),
     craft.NETWORK: _Network(
@@ -65,7 +84,10 @@ NETWORKS: dict[str, _Network] = {
 
 def _entry(network: str) -> _Network:
     if network not in NETWORKS:
-        raise ValueError(f"unknown network {network!r}; valid networks: {', '.join(NETWORKS)}")
+        raise ValueError(
+            f"unknown network {network!r}; valid networks: {', '.join(NETWORKS)}, or a model: "
+            f"PKG.MODULE:CALLABLE, a TorchScript/.pt2 file, timm:NAME, hf:FOLDER"
+        )
     return NETWORKS[network]
 
 
@@ -74,17 +96,52 @@ def layer_names(network: str, arch: str | None = None) -> tuple[str, ...]:
     return _entry(network).layers(arch)
 
 
+# Options of a model read by hooks; a named network has its own input convention.
+LAYER_OPTIONS = ("weights", "weights_map", "network_args", "in_channels", "input_mean", "input_std", "output", "tokens")
+_TORCHVISION_OPTIONS = ("network_args", "output", "tokens")
+
+
 def build_feature_network(
-    network: str,
+    network: Network,
     layer: str | None,
     weights: str = "auto",
     arch: str | None = None,
     weights_map: dict[str, str] | None = None,
+    *,
+    network_args: dict[str, Any] | None = None,
+    in_channels: int | None = None,
+    input_mean: Convention = None,
+    input_std: Convention = None,
+    output: str | int | None = None,
+    tokens: str | None = None,
 ) -> FeatureNetwork:
-    """The frozen ``network`` truncated after ``layer`` (``None``: the network's default layer,
-    conv5 for AlexNets), with weights as ``weights`` says; ``weights_map`` renames the keys of a
-    weights file (regex -> replacement, in order)."""
+    """The frozen ``network`` read at ``layer`` (``None``: the network's default layer, conv5 for
+    AlexNets; a model's own output), with weights as ``weights`` says; ``weights_map`` renames the
+    keys of a weights file (regex -> replacement, in order).
+
+    ``network`` is a name of ``NETWORKS``, a ``FeatureNetwork`` (used as it is, or read at another
+    layer), any ``nn.Module``, or a spec of ``sources``. For models: ``network_args`` are the
+    keyword arguments of a class or factory (or of a torchvision ``arch``), ``in_channels`` (3)
+    and ``input_mean`` / ``input_std`` their input convention (numbers per channel, ``'none'``
+    for [0, 1]; ``None``: the source's, ImageNet's for a plain module), ``output`` the entry of a
+    tuple/dict output and ``tokens`` (``all``/``cls``/``patch``) how token features are read.
+    """
+    options = {"network_args": network_args, "in_channels": in_channels, "input_mean": input_mean,
+               "input_std": input_std, "output": output, "tokens": tokens}  # fmt: skip
+    module_settings = {k: v for k, v in options.items() if k != "network_args"}
+    module_settings.update(weights=weights, weights_map=weights_map)
+    if isinstance(network, FeatureNetwork):
+        return _at_layer(network, layer, output, tokens)
+    if isinstance(network, nn.Module):
+        return from_object(network, layer, **module_settings)
+    if network not in NETWORKS:
+        loaded = _load_source(network, weights, network_args)
+        return from_loaded(loaded, layer, **module_settings)
     entry = _entry(network)
+    allowed = _TORCHVISION_OPTIONS if network == "torchvision" else ()
+    given = [k for k, v in options.items() if v is not None and k not in allowed]
+    if given:
+        raise ValueError(f"{', '.join(given)}: for a model of your own, not network {network!r}, which has its own")
     layer = layer or entry.default_layer
     if arch is not None and network != "torchvision":
         raise ValueError(f"--model.arch is for network 'torchvision' only; network is {network!r}")
@@ -92,12 +149,41 @@ def build_feature_network(
     if layer is None:
         raise ValueError(f"network {network!r} needs --model.layer; valid layers: {', '.join(valid)}")
     if layer not in valid:
+        if network == "torchvision":
+            raise unknown_layer_error(f"torchvision {arch}", layer, valid)
         owners = [n for n in NETWORKS if n not in (network, "torchvision") and layer in layer_names(n)]
         hint = f" ({layer!r} is a layer of {' and '.join(owners)})" if owners else ""
         raise ValueError(
             f"unknown {network} layer {layer!r}{hint}; valid layers: {', '.join(valid)}"
         )
-    return entry.build(layer, weights, arch, weights_map)
+    extra = {k: options[k] for k in allowed}
+    built = entry.build(layer, weights, arch, weights_map, **extra)
+    built.input_size = entry.input_size
+    return built
+
+
+def _load_source(spec: str, weights: str, network_args: dict[str, Any] | None) -> sources.Loaded:
+    if spec.startswith("timm:"):
+        return sources.from_timm(spec, weights, network_args)
+    if spec.startswith("hf:"):
+        return sources.from_huggingface(spec, weights)
+    if sources.is_model_file(spec):
+        return sources.from_file(spec)
+    if sources.is_import_path(spec):
+        return sources.from_import_path(spec, network_args)
+    _entry(spec)  # the unknown-network error
+    raise AssertionError("unreachable")
+
+
+def _at_layer(
+    network: FeatureNetwork, layer: str | None, output: str | int | None, tokens: str | None
+) -> FeatureNetwork:
+    """``network`` itself, or the same model read at ``layer`` when it can be."""
+    if layer is None or layer == network.layer:
+        return network
+    if isinstance(network, ModuleNetwork):
+        return network.at_layer(layer, output, tokens)
+    raise ValueError(f"{network.name} is built for layer {network.layer!r}; build it for {layer!r}")
 
 
 def default_input_size(network: str) -> int:
@@ -105,4 +191,36 @@ def default_input_size(network: str) -> int:
     return _entry(network).input_size
 
 
-__all__ = ["NETWORKS", "FeatureNetwork", "build_feature_network", "default_input_size", "layer_names"]
+@torch.no_grad()
+def layer_listing(
+    network: Network, image_size: int | None = None, arch: str | None = None, **options: Any
+) -> list[tuple[str, str]]:
+    """``(layer, output shape)`` for every layer of ``network`` at ``image_size`` (``None``: the
+    network's input size): every module path in execution order for a model (one forward with
+    hooks), or the names of a named network (each built on the meta device: shapes without
+    weights or compute). ``options`` are ``build_feature_network``'s."""
+    if network == "torchvision":
+        tv_options = {k: v for k, v in options.items() if k in _TORCHVISION_OPTIONS}
+        return build_torchvision(arch, None, "random", **tv_options).layer_shapes(image_size or 224)
+    if isinstance(network, str) and network in NETWORKS:
+        size = image_size or default_input_size(network)
+        return [(name, _meta_shape(network, name, size)) for name in layer_names(network)]
+    built = build_feature_network(network, None, **options)
+    if not isinstance(built, ModuleNetwork):
+        raise ValueError(f"{built.name} is built for one layer, {built.layer!r}")
+    return built.layer_shapes(image_size or built.input_size)
+
+
+def _meta_shape(network: str, layer: str, image_size: int) -> str:
+    with torch.device("meta"):
+        built = _entry(network).build(layer, "random", None, None)
+        try:
+            return str(tuple(built(torch.zeros(1, built.in_channels, image_size, image_size)).shape))
+        except RuntimeError as error:
+            return f"none at {image_size} px ({str(error).splitlines()[0]})"
+
+
+__all__ = [
+    "LAYER_OPTIONS", "NETWORKS", "FeatureNetwork", "ModuleNetwork", "Network", "build_feature_network",
+    "default_input_size", "layer_listing", "layer_names",
+]  # fmt: skip

@@ -22,7 +22,8 @@ class FeatureNetwork(nn.Module):
     updates on. In-place activations are turned off: they would overwrite the output of the layer
     before them, which may be the features that are read. ``in_channels`` is 1 for networks of
     grey images (the images are then inverted in grey), else 3. ``weights`` describes where the
-    weights came from and is recorded in every output.
+    weights came from and is recorded in every output. ``input_size`` is the side of the square
+    images it was made for, the default image size of an inversion.
     """
 
     def __init__(
@@ -33,6 +34,7 @@ class FeatureNetwork(nn.Module):
         layer: str,
         weights: str,
         in_channels: int = 3,
+        input_size: int = 224,
     ) -> None:
         super().__init__()
         for module in body.modules():
@@ -43,6 +45,7 @@ class FeatureNetwork(nn.Module):
         self.layer = layer
         self.weights = weights
         self.in_channels = in_channels
+        self.input_size = input_size
         self.requires_grad_(False)
         self.train(False)
 

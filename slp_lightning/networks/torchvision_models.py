@@ -1,14 +1,18 @@
-"""Any torchvision classification model, read at any node by its module path (``features.16``)."""
+"""Any torchvision classification model, read at any layer: a module path (``features.6``) by a
+forward hook, or a node of its FX graph (``features.6.add``) by a cut graph."""
 
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import torchvision
 from torch import Tensor, nn
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
 from slp_lightning.networks.base import FeatureNetwork, imagenet_normalize
+from slp_lightning.networks.hooks import module_paths
+from slp_lightning.networks.module_network import ModuleNetwork
 from slp_lightning.networks.weights import load_weights
 
 INPUT_SIZE = 224
@@ -30,9 +34,16 @@ def _check_arch(arch: str | None) -> str:
 
 @cache
 def torchvision_layers(arch: str | None) -> tuple[str, ...]:
-    """Every node of ``arch`` whose output can be inverted, in execution order."""
-    model = torchvision.models.get_model(_check_arch(arch))
-    return tuple(get_graph_node_names(model.eval())[1][1:])  # [0] is the input itself
+    """Every FX node of ``arch`` whose output can be inverted, in execution order, then every
+    module path that is not also a node."""
+    nodes = _graph_nodes(_check_arch(arch))
+    return (*nodes, *(path for path in module_paths(torchvision.models.get_model(arch)) if path not in nodes))
+
+
+@cache
+def _graph_nodes(arch: str) -> dict[str, None]:
+    """The FX nodes of ``arch`` (an ordered set), its input left out."""
+    return dict.fromkeys(get_graph_node_names(torchvision.models.get_model(arch).eval())[1][1:])
 
 
 class _Node(nn.Module):
@@ -48,21 +59,33 @@ class _Node(nn.Module):
 
 
 def build_torchvision(
-    arch: str | None, layer: str, weights: str = "auto", weights_map: dict[str, str] | None = None
+    arch: str | None,
+    layer: str | None,
+    weights: str = "auto",
+    weights_map: dict[str, str] | None = None,
+    *,
+    network_args: dict[str, Any] | None = None,
+    output: str | int | None = None,
+    tokens: str | None = None,
 ) -> FeatureNetwork:
-    """``arch`` truncated after node ``layer`` (only what the node needs is kept and computed)."""
+    """``arch`` (built with ``network_args``) read at ``layer``: an FX node of the default
+    architecture keeps only what the node needs; a module path (or any layer with ``network_args``,
+    ``output`` or ``tokens``) is read by a hook that stops the forward there; ``None`` reads the
+    model's output."""
     arch = _check_arch(arch)
+    args = dict(network_args or {})
+    graph = layer is not None and not (args or output is not None or tokens) and layer in _graph_nodes(arch)
     body, description = load_weights(
-        lambda: torchvision.models.get_model(arch), weights,
+        lambda: torchvision.models.get_model(arch, **args), weights,
         torchvision.models.get_model_weights(arch), name=arch,
-        truncate=lambda net: nn.Sequential(
+        truncate=(lambda net: nn.Sequential(
             imagenet_normalize(), _Node(create_feature_extractor(net.eval(), [layer]), layer)
-        ),
+        )) if graph else (lambda net: net),
         weights_map=weights_map,
     )  # fmt: skip
-    return FeatureNetwork(
-        body,
-        name=f"torchvision/{arch}",
-        layer=layer,
-        weights=description,
+    name = f"torchvision/{arch}"
+    if graph:
+        return FeatureNetwork(body, name=name, layer=layer, weights=description)
+    return ModuleNetwork(
+        body, layer, name=name, weights=description, normalize=imagenet_normalize(), output=output, tokens=tokens
     )

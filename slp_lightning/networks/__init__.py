@@ -178,11 +178,18 @@ def _load_source(spec: str, weights: str, network_args: dict[str, Any] | None) -
 def _at_layer(
     network: FeatureNetwork, layer: str | None, output: str | int | None, tokens: str | None
 ) -> FeatureNetwork:
-    """``network`` itself, or the same model read at ``layer`` when it can be."""
+    """``network`` itself, or the same model read at ``layer`` (and ``output``, ``tokens``; ``None``
+    keeps the network's) when it can be."""
+    if isinstance(network, ModuleNetwork):
+        reader = network.reader
+        wanted = (
+            reader.layer if layer is None else network.layer_aliases.get(layer, layer),
+            reader.output if output is None else output,
+            reader.tokens if tokens is None else tokens,
+        )
+        return network if wanted == (reader.layer, reader.output, reader.tokens) else network.at_layer(*wanted)
     if layer is None or layer == network.layer:
         return network
-    if isinstance(network, ModuleNetwork):
-        return network.at_layer(layer, output, tokens)
     raise ValueError(f"{network.name} is built for layer {network.layer!r}; build it for {layer!r}")
 
 

@@ -39,7 +39,10 @@ class ModuleNetwork(FeatureNetwork):
         output: str | int | None = None,
         tokens: str | None = None,
         layer_hint: str = "",
+        layer_aliases: dict[str, str] | None = None,
     ) -> None:
+        self.layer_aliases = dict(layer_aliases or {})
+        layer = self.layer_aliases.get(layer, layer)
         if layer is not None and layer_hint:
             raise ValueError(f"{name}: layer {layer!r} cannot be read: {layer_hint}; leave layer unset")
         reader = LayerReader(model, layer, output=output, tokens=tokens, name=name)
@@ -47,24 +50,29 @@ class ModuleNetwork(FeatureNetwork):
             nn.Sequential(normalize, reader), name=name, layer=layer or "output", weights=weights,
             in_channels=in_channels, input_size=input_size,
         )  # fmt: skip
-        self.settings = {"output": output, "tokens": tokens}
         self.layer_hint = layer_hint
+
+    @property
+    def reader(self) -> LayerReader:
+        """What reads the layer (its ``layer``, ``output`` and ``tokens``)."""
+        return self.body[1]
 
     @property
     def model(self) -> nn.Module:
         """The whole model (every layer), shared by ``at_layer``'s networks."""
-        return self.body[1].model
+        return self.reader.model
 
     def at_layer(self, layer: str | None, output: str | int | None = None, tokens: str | None = None) -> ModuleNetwork:
         """The same model (not a copy) read at another ``layer``."""
         return ModuleNetwork(
             self.model, layer, name=self.name, weights=self.weights, normalize=self.body[0],
             in_channels=self.in_channels, input_size=self.input_size, output=output, tokens=tokens,
-            layer_hint=self.layer_hint,
+            layer_hint=self.layer_hint, layer_aliases=self.layer_aliases,
         )  # fmt: skip
 
     def layer_names(self) -> tuple[str, ...]:
-        return module_paths(self.model)
+        """The layers it can read: every module path, and the aliases of some."""
+        return (*module_paths(self.model), *self.layer_aliases)
 
     def layer_shapes(self, image_size: int) -> list[tuple[str, str]]:
         images = torch.zeros(1, self.in_channels, image_size, image_size, device=self.device)
@@ -97,7 +105,7 @@ def from_loaded(
     return ModuleNetwork(
         model, layer, name=loaded.name, weights=description, normalize=normalize, in_channels=channels,
         input_size=loaded.input_size, output=output, tokens=tokens,
-        layer_hint="" if loaded.hookable else loaded.layer_hint,
+        layer_hint="" if loaded.hookable else loaded.layer_hint, layer_aliases=loaded.layer_aliases,
     )  # fmt: skip
 
 

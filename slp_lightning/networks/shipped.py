@@ -7,6 +7,7 @@ makes that network trained offline. The digits are checked before the file is us
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import re
@@ -29,6 +30,7 @@ def sha256_of(path: Path) -> str:
     return hasher.hexdigest()
 
 
+@functools.cache
 def shipped_file(filename: str) -> Path | None:
     """An installed file called ``filename`` whose sha256 starts as its name says, if any wheel
     ships one (a file whose digits do not match is skipped: it is not torchvision's file)."""

@@ -20,7 +20,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,8 @@ class Loaded:
 
     ``mean``/``std`` standardise [0, 1] images (``None``: the model takes [0, 1]); ``weights``
     describes where the weights came from; ``hookable``: whether forward hooks see its
-    submodules (not in TorchScript), ``layer_hint`` why not.
+    submodules (not in TorchScript), ``layer_hint`` why not; ``layer_aliases`` other names of
+    layers (a transformer's ``3``: the module path of its ``hidden_states[3]``).
     """
 
     model: nn.Module
@@ -53,6 +54,7 @@ class Loaded:
     input_size: int = 224
     hookable: bool = True
     layer_hint: str = ""
+    layer_aliases: dict[str, str] = field(default_factory=dict)
 
 
 def seeded(build: Callable[[], nn.Module]) -> nn.Module:
@@ -251,4 +253,21 @@ def from_huggingface(spec: str, weights: str) -> Loaded:
         mean, std = settings.get("image_mean", mean), settings.get("image_std", std)
     size = getattr(model.config, "image_size", 224)
     return Loaded(model, f"hf/{Path(source).name}", description, mean=tuple(mean), std=tuple(std),
-                  input_size=int(size if isinstance(size, int) else size[-1]))  # fmt: skip
+                  input_size=int(size if isinstance(size, int) else size[-1]),
+                  layer_aliases=hidden_state_paths(model))  # fmt: skip
+
+
+def hidden_state_paths(model: nn.Module) -> dict[str, str]:
+    """``{"0": embeddings, "1": first block, …}``: the module whose output is each entry of a
+    transformers model's ``hidden_states``, found as its list of ``num_hidden_layers`` blocks."""
+    count = getattr(model.config, "num_hidden_layers", None)
+    blocks = next(
+        (path for path, module in model.named_modules() if isinstance(module, nn.ModuleList) and len(module) == count),
+        None,
+    )
+    if blocks is None:
+        return {}
+    paths = {str(i + 1): f"{blocks}.{i}" for i in range(count)}
+    if hasattr(model, "embeddings"):
+        paths["0"] = "embeddings"
+    return paths

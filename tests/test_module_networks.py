@@ -253,7 +253,8 @@ def test_the_command_line_lists_runs_and_refuses_a_model_from_an_import_path(
     with pytest.raises(SystemExit) as exit:
         command(["fit", f"--model.network={spec}", "--model.layer=list", "--model.image_size=16"])
     listed = capsys.readouterr().out.splitlines()
-    assert exit.value.code == 0 and [line.split()[0] for line in listed[-5:]] == ["stem.0", "stem.1", "stem", "block", "head"]
+    assert exit.value.code == 0
+    assert [line.split()[0] for line in listed[-5:]] == ["stem.0", "stem.1", "stem", "block", "head"]
     assert listed[-2].split(maxsplit=1) == ["block", "(1, 8, 8, 8)"]
     args = tiny_args(tmp_path, "skimage:coffee", f"--model.network={spec}", "--model.layer=block",
                      "--model.network_args={width: 6}", "--model.input_mean=none", "--model.input_std=none",

@@ -195,8 +195,9 @@ class OutputWriter(SwitchListener):
     """Write what a run produces, under the logger's run directory (by the first process).
 
     TensorBoard: the targets once; ``I_r`` and ``I_in`` at every level switch and every
-    ``image_every_n_steps``. Files: ``reconstructions/<name>_level<k>.png`` when an image's phase
-    k ends, ``reconstructions/<name>.png`` and ``sheet.png`` at the end, and ``results.json``.
+    ``image_every_n_steps``. Files: ``reconstructions/<stem>_level<k>.png`` when an image's phase
+    k ends, ``reconstructions/<stem>.png`` and ``sheet.png`` at the end, and ``results.json``
+    (``outputs.file_stem``: the name, made a safe and unique file name when it is not one).
     The files are also written when the run stops on an error or Ctrl-C, with what was reached
     (with several processes, each then writes its own images and ``results_rank<r>.json``).
 
@@ -248,7 +249,7 @@ class OutputWriter(SwitchListener):
         if trainer.is_global_zero:
             for row in torch.nonzero(ended_levels).flatten().tolist():
                 name = pl_module.all_names[row]
-                write_png(I_r[row], self.run_dir, f"{name}_level{int(ended_levels[row])}")
+                write_png(I_r[row], self.run_dir, name, int(ended_levels[row]))
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
@@ -271,7 +272,7 @@ class OutputWriter(SwitchListener):
         """The final image of each target, also as the end of the phase it was in."""
         for image, name, level in zip(I_r, names, levels.tolist()):
             write_png(image, self.run_dir, name)
-            write_png(image, self.run_dir, f"{name}_level{level}")
+            write_png(image, self.run_dir, name, level)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         I_r = pl_module.gather(pl_module.image_model()[0].detach())

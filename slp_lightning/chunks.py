@@ -32,6 +32,7 @@ from slp_lightning.callbacks import output_writer
 from slp_lightning.data import TargetImages
 from slp_lightning.distributed import Workers, sole_writer
 from slp_lightning.inversion import FeatureInversion
+from slp_lightning.resume import read_checkpoint
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
@@ -190,7 +191,10 @@ def run(
         writer = output_writer(trainer, "a chunked run's Trainers")
         last = run_dir / chunk_name(index) / "checkpoints" / "last.ckpt"
         with sole_writer():
-            trainer.fit(model.with_settings(n_f=n_f), datamodule=chunk, ckpt_path=last if last.exists() else None)
+            if last.exists():
+                read_checkpoint(last)  # refuse a file that needs pickle in a sentence, not a traceback
+            trainer.fit(model.with_settings(n_f=n_f), datamodule=chunk, ckpt_path=last if last.exists() else None,
+                        weights_only=True)  # fmt: skip
             if trainer.is_global_zero:
                 results = writer.results
                 _append(run_dir, {"chunk": index, "steps": results["steps"], "N_f": results["N_f"],

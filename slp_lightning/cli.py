@@ -77,8 +77,9 @@ class InversionCLI(LightningCLI):
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
-        """Only ``fit``: an inversion has no validation, test or predict step to run."""
-        return {"fit": LightningCLI.subcommands()["fit"]}
+        """Only ``fit``: an inversion has no validation, test or predict step to run. Without
+        ``--weights_only``: checkpoints are always read as tensors only (``fit``)."""
+        return {"fit": LightningCLI.subcommands()["fit"] | {"weights_only"}}
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """LightningCLI's parsing, with ``--config NAME`` finding a shipped config by name."""
@@ -148,7 +149,9 @@ class InversionCLI(LightningCLI):
                     print(message)
                 return
             try:
-                self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, **kwargs)
+                # Explicit: torch's default yields to TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD, and
+                # Lightning reads a URL with weights_only=False unless told.
+                self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, **kwargs)
             except BaseException:
                 logger = self.trainer.logger
                 if self.trainer.is_global_zero and isinstance(logger, TensorBoardLogger):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,11 +18,41 @@ if TYPE_CHECKING:
     from slp_lightning.inversion import FeatureInversion
 
 RECONSTRUCTIONS = "reconstructions"
+NAME_MAX = 255  # bytes in one file name on ext4, XFS, APFS and NTFS
+_LONGEST_END = "_level999.png"  # the longest ending a stem is given (K never reaches 1000)
+_MARK = "~"  # starts the hash of a changed name; a kept name never has one, so the two never meet
+_HASH_CHARS = 12
+# Path separators, control characters, lone surrogates, runs of dots, and the mark itself.
+_UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f\ud800-\udfff" + _MARK + r"]|\.{2,}")
+_LEVEL_END = re.compile(r"_level\d+$")  # would share a file with another target's phase PNG
 
 
-def write_png(image: Tensor, run_dir: str | Path, stem: str) -> Path:
-    """Save one image (3, H, W) in [0, 1] as ``run_dir/reconstructions/<stem>.png``."""
-    path = Path(run_dir) / RECONSTRUCTIONS / f"{stem}.png"
+def file_stem(name: str) -> str:
+    """The stem of target ``name``'s files (``<stem>.png``, ``<stem>_level<k>.png``): ``name``
+    itself when it is a safe file name (``astronaut``); else ``name`` with path separators,
+    control characters and ``..`` replaced by ``_``, leading dots dropped, cut to fit
+    ``NAME_MAX`` bytes with its longest ending, and ``~`` and a hash of ``name`` added, so that
+    no two names share a file (``a/b`` -> ``a_b~<hash>``, apart from ``a_b``)."""
+    stem = _UNSAFE.sub("_", name).lstrip(".")
+    budget = NAME_MAX - len(_LONGEST_END)
+    if stem == name and stem and len(stem.encode()) <= budget and not _LEVEL_END.search(stem):
+        return name
+    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
+    # Cut in bytes, not characters, and never inside a character.
+    kept = stem.encode()[: budget - len(_MARK) - _HASH_CHARS].decode("utf-8", "ignore")
+    return f"{kept or '_'}{_MARK}{digest}"
+
+
+def png_path(run_dir: str | Path, name: str, level: int | None = None) -> Path:
+    """Where target ``name``'s final PNG goes, or, with ``level``, the one of the end of its
+    phase ``level``."""
+    ending = ".png" if level is None else f"_level{level}.png"
+    return Path(run_dir) / RECONSTRUCTIONS / f"{file_stem(name)}{ending}"
+
+
+def write_png(image: Tensor, run_dir: str | Path, name: str, level: int | None = None) -> Path:
+    """Save one image (3, H, W) in [0, 1] as target ``name``'s PNG (``png_path``)."""
+    path = png_path(run_dir, name, level)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_image(image.float().cpu(), path)
     return path
@@ -40,9 +72,7 @@ def write_sheet(targets: Tensor | None, names: list[str], levels: int, run_dir: 
     ended the run first) are left blank.
     """
     folder = Path(run_dir) / RECONSTRUCTIONS
-    coarsest = next(
-        (k for k in range(levels, 1, -1) for n in names if (folder / f"{n}_level{k}.png").exists()), 1
-    )
+    coarsest = next((k for k in range(levels, 1, -1) for n in names if png_path(run_dir, n, k).exists()), 1)
     # Without targets, the tiles' size is that of the PNGs the run wrote.
     size = targets.shape[-2:] if targets is not None else _read_png(next(folder.glob("*.png"))).shape[-2:]
     blank = torch.ones(3, *size)
@@ -50,7 +80,7 @@ def write_sheet(targets: Tensor | None, names: list[str], levels: int, run_dir: 
     for row, name in enumerate(names):
         tiles.append(blank if targets is None else targets[row].float().cpu().expand(3, -1, -1))
         for level in range(coarsest, 0, -1):
-            png = folder / f"{name}_level{level}.png"
+            png = png_path(run_dir, name, level)
             tiles.append(_read_png(png) if png.exists() else blank)
     path = Path(run_dir) / "sheet.png"
     save_image(make_grid(tiles, nrow=coarsest + 1, padding=4, pad_value=1.0), path)
@@ -76,6 +106,7 @@ def write_results(
     images = [
         {
             "name": name,
+            "file": file_stem(name),  # the stem of its PNGs: the name, unless that is no safe file name
             # No target images (features were given): no PSNR, SSIM or high-frequency ratio.
             **{m: float(errors[m][row]) if m in errors else None for m in measures},
             "final_level": int(levels[row]),

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +13,8 @@ import torch
 from torch import Tensor
 
 RESULTS = "results.json"
+# How torch.load(weights_only=True) says that a file needs more than tensors and plain values.
+_NEEDS_PICKLE = "Weights only load failed"
 
 
 def fingerprint(
@@ -51,8 +56,8 @@ def finished(ckpt_path: str | Path, max_steps: int) -> str | None:
     path = Path(ckpt_path)
     if not path.is_file():
         return None  # Lightning's own names ("last", "hpc") and missing files are Lightning's
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    step, done = checkpoint.get("global_step", 0), checkpoint.get("state_dict", {}).get("done")
+    checkpoint = read_checkpoint(path)
+    step, done = checkpoint.get("global_step", 0), checkpoint["state_dict"].get("done")
     if 0 < max_steps <= step:
         why = f"it reached step {step}, and --trainer.max_steps is {max_steps}; raise it to go on"
     elif isinstance(done, Tensor) and len(done) and bool(done.all()) and not checkpoint.get("partial"):
@@ -62,3 +67,36 @@ def finished(ckpt_path: str | Path, max_steps: int) -> str | None:
     results = path.parent.parent / RESULTS
     where = f"its results are in {results}" if results.exists() else f"no {RESULTS} is beside it"
     return f"nothing to resume: {path} is a finished run ({why}); {where}"
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The Lightning checkpoint in ``path``, read as tensors and plain values only
+    (``weights_only``): a file whose unpickling would call code is refused, never run."""
+    try:
+        with warnings.catch_warnings():  # a plain pickle file's protocol: noise before the refusal
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if _NEEDS_PICKLE in str(error):
+            found = re.search(r"GLOBAL (\S+)", str(error))
+            what = f" (it needs {found.group(1)})" if found else ""
+            raise ValueError(
+                f"checkpoint {path} is refused: reading it would call code or build objects other "
+                f"than tensors and plain values{what}, and checkpoints are only read with "
+                f"torch.load(weights_only=True); give a .ckpt file this tool wrote"
+            ) from None
+        raise ValueError(_unreadable(path, error)) from None
+    except Exception as error:  # noqa: BLE001 - a foreign file fails in many ways (EOFError, KeyError, …)
+        raise ValueError(_unreadable(path, error)) from None
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("state_dict"), dict):
+        raise ValueError(
+            f"checkpoint {path} holds a {type(checkpoint).__name__} without a state_dict, not a "
+            f"Lightning checkpoint; give a .ckpt file this tool wrote"
+        )
+    return checkpoint
+
+
+def _unreadable(path: Path, error: Exception) -> str:
+    """The sentence for a file torch.load cannot read at all: empty, text, corrupt or cut short."""
+    why = "it is empty" if path.stat().st_size == 0 else f"a text file, or corrupt or cut short: {type(error).__name__}"
+    return f"cannot read checkpoint {path} ({why}); give a .ckpt file this tool wrote"

@@ -1,6 +1,6 @@
 """Helpers the tests (and ``benchmarks/faults.py``) import: the tiny run's CLI arguments, the
-launcher of a run in a subprocess, the photographs the ``photos`` fixture writes, and slow marks
-for families of cases. Fixtures live in ``conftest.py``."""
+launcher of a run in a subprocess, the photographs the ``photos`` fixture writes, a few steps of an
+inversion without a Trainer, and slow marks for families of cases. Fixtures live in ``conftest.py``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 import skimage.data
+import torch
+
+from slp_lightning import FeatureInversion
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = {"astronaut": skimage.data.astronaut, "chelsea": skimage.data.chelsea, "coffee": skimage.data.coffee}
@@ -56,6 +59,20 @@ def _default_sigint() -> None:
     commands (``ci &``) with SIGINT ignored, every child inherits that, and Python then never
     raises KeyboardInterrupt: the signal tests would wait for a run that cannot hear them."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def short_inversion(model: FeatureInversion, images: torch.Tensor, steps: int = 4) -> list[float]:
+    """A few optimiser steps on ``images`` without a Trainer; the mean loss Z of each step."""
+    model.set_targets(images, [f"x{i}" for i in range(len(images))])
+    optimizer = model.configure_optimizers()
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        Z = model.losses()[2]
+        Z.sum().backward()
+        optimizer.step()
+        losses.append(Z.mean().item())
+    return losses
 
 
 def slow_but(values: Iterable[object], *fast: object) -> list[object]:

@@ -12,6 +12,8 @@ from slp_lightning import FeatureInversion
 from slp_lightning.networks import build_feature_network, layer_listing
 from slp_lightning.networks.hooks import select_tokens
 
+from helpers import short_inversion
+
 
 def test_tokens_all_cls_and_patch_grid() -> None:
     tokens = torch.arange(2 * 5 * 3, dtype=torch.float).view(2, 5, 3)  # a class token + 2x2 patches
@@ -34,15 +36,7 @@ def test_torchvision_vit_b_16_patch_tokens_invert() -> None:
         layer="encoder.layers.encoder_layer_1", tokens="patch", image_size=32, pyramid_levels=2,
     )  # fmt: skip
     assert model.feature_shape == (768, 2, 2)
-    model.set_targets(torch.rand(1, 3, 32, 32), ["x"])
-    optimizer = model.configure_optimizers()
-    losses = []
-    for _ in range(5):
-        optimizer.zero_grad()
-        Z = model.losses()[2]
-        Z.sum().backward()
-        optimizer.step()
-        losses.append(Z.item())
+    losses = short_inversion(model, torch.rand(1, 3, 32, 32), steps=5)
     assert losses[-1] < losses[0]
     cls = model.with_settings(tokens="cls")
     assert cls.feature_shape == (768,) and cls.network.model is model.network.model

@@ -21,7 +21,7 @@ from slp_lightning.networks import build_feature_network, layer_listing
 from slp_lightning.networks.module_network import digest
 from slp_lightning.networks.shipped import shipped_file
 
-from helpers import tiny_args
+from helpers import short_inversion, tiny_args
 
 # A module the tests write into a temporary folder and import by path: a model whose forward has
 # a data-dependent branch (FX cannot trace it) and returns a dict; it counts its constructions.
@@ -94,19 +94,6 @@ class Pair(Tower):
         return first, self.conv2(self.relu(first))
 
 
-def short_run(model: FeatureInversion, image: torch.Tensor, steps: int = 6) -> list[float]:
-    model.set_targets(image, [f"x{i}" for i in range(len(image))])
-    optimizer = model.configure_optimizers()
-    losses = []
-    for _ in range(steps):
-        optimizer.zero_grad()
-        Z = model.losses()[2]
-        Z.sum().backward()
-        optimizer.step()
-        losses.append(Z.mean().item())
-    return losses
-
-
 def test_an_nn_module_is_read_at_a_module_path_and_the_forward_stops_there() -> None:
     tower = Tower()
 
@@ -118,7 +105,7 @@ def test_an_nn_module_is_read_at_a_module_path_and_the_forward_stops_there() -> 
     with pytest.warns(UserWarning, match="was in training mode"):
         model = FeatureInversion(network=tower, layer="relu", image_size=16, pyramid_levels=2)
     assert not tower.training and not any(p.requires_grad for p in tower.parameters())
-    losses = short_run(model, torch.rand(2, 3, 16, 16))
+    losses = short_inversion(model, torch.rand(2, 3, 16, 16), steps=6)
     assert losses[-1] < losses[0]
     # The features are ImageNet-standardised images through conv1 and relu, exactly.
     images = torch.rand(1, 3, 16, 16)
@@ -218,7 +205,8 @@ def test_torchscript_and_export_files(tmp_path: Path) -> None:
     torch.jit.save(torch.jit.trace(tower, torch.zeros(1, 3, 16, 16)), traced)
     model = FeatureInversion(network=str(traced), image_size=16, pyramid_levels=2)
     assert model.network.weights == "client.pt (its own)" and model.feature_shape == (4, 16, 16)
-    assert short_run(model, torch.rand(1, 3, 16, 16))[-1] < short_run(model, torch.rand(1, 3, 16, 16), 1)[0]
+    losses = short_inversion(model, torch.rand(1, 3, 16, 16), steps=6)
+    assert losses[-1] < losses[0]
     with pytest.raises(ValueError, match="TorchScript file is read at its output"):
         FeatureInversion(network=str(traced), layer="conv1", image_size=16, pyramid_levels=2)
     corrupt = tmp_path / "corrupt.pt"

@@ -8,21 +8,7 @@ from slp_lightning.data import load_image
 from slp_lightning.networks import build_feature_network, default_input_size, layer_names
 from slp_lightning.networks.caffenet import LAYERS as CAFFE_LAYERS
 
-from helpers import slow_but
-
-
-def short_inversion(model: FeatureInversion, image: torch.Tensor, steps: int = 4) -> list[float]:
-    """A few Adam steps without a Trainer; returns the mean loss Z per step."""
-    model.set_targets(image, ["x"] * len(image))
-    optimizer = model.configure_optimizers()
-    losses = []
-    for _ in range(steps):
-        optimizer.zero_grad()
-        Z = model.losses()[2]
-        Z.sum().backward()
-        optimizer.step()
-        losses.append(Z.mean().item())
-    return losses
+from helpers import short_inversion, slow_but
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from torch import nn
@@ -14,7 +13,7 @@ from torchvision.transforms import v2
 from slp_lightning.networks.base import FeatureNetwork
 from slp_lightning.networks.hooks import LayerReader, layer_shapes, module_paths
 from slp_lightning.networks.sources import IMAGENET_MEAN, IMAGENET_STD, Loaded, seeded
-from slp_lightning.networks.weights import RANDOM, load_needed, read_state_dict
+from slp_lightning.networks.weights import RANDOM, load_file
 
 NO_NORMALIZATION = "none"  # input_mean / input_std: the model takes [0, 1] as it is
 IMAGENET = "imagenet"
@@ -146,15 +145,7 @@ def _load(model: nn.Module, weights: str, weights_map: dict[str, str] | None, lo
 
         seeded(reset)
         return RANDOM
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise ValueError(
-            f"weights {weights!r} for {loaded.name}: expected 'auto', 'random' or the path of an "
-            f"existing state-dict file"
-        )
-    state = read_state_dict(path, weights_map)
-    used = load_needed(model, model, state, f"{loaded.name} weights {path}")
-    return f"{path} ({used} tensors used, {len(state) - used} unused keys)"
+    return load_file(model, model, weights, weights_map, loaded.name)
 
 
 def _convention(

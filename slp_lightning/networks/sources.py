@@ -170,15 +170,18 @@ def _export_input_size(program: torch.export.ExportedProgram) -> int | None:
     return None
 
 
+def optional_import(module: str, extra: str, spec: str) -> Any:
+    """The package ``module`` of the extra ``extra``, or an error saying how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError:
+        raise ValueError(f'network {spec!r} needs {module}: pip install "slp_lightning[{extra}]"') from None
+
+
 def from_timm(spec: str, weights: str, network_args: dict[str, Any] | None) -> Loaded:
     """``timm:NAME``: ``timm.create_model(NAME, **network_args)``; weights ``auto`` are timm's
     pretrained ones from its cache (never downloaded with ``SLP_LIGHTNING_OFFLINE=1``)."""
-    try:
-        import timm
-    except ModuleNotFoundError:
-        raise ModuleNotFoundError(
-            f"network {spec!r} needs timm: pip install \"slp_lightning[timm]\"", name="timm"
-        ) from None
+    timm = optional_import("timm", "timm", spec)
     name = spec.removeprefix("timm:")
     if name not in timm.list_models():
         closest = ", ".join(closest_names(name, timm.list_models()))
@@ -229,12 +232,7 @@ class _hub_offline:  # noqa: N801 - used as a context manager, like contextlib's
 def from_huggingface(spec: str, weights: str) -> Loaded:
     """``hf:FOLDER_OR_NAME``: a transformers vision model (``AutoModel``) from a local folder or
     the cache, never downloaded; mean and std from its ``preprocessor_config.json`` when present."""
-    try:
-        import transformers
-    except ModuleNotFoundError:
-        raise ModuleNotFoundError(
-            f"network {spec!r} needs transformers: pip install \"slp_lightning[hf]\"", name="transformers"
-        ) from None
+    transformers = optional_import("transformers", "hf", spec)
     source = spec.removeprefix("hf:")
     try:
         if weights == "random":

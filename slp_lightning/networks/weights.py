@@ -223,6 +223,15 @@ def load_weights(
             return body, RANDOM
         load_needed(model, body, state, f"{name} {member.name}")
         return body, f"{name} {member.name}"
+    return body, load_file(model, body, spec, weights_map, name, members)
+
+
+def load_file(
+    model: nn.Module, body: nn.Module, spec: str, weights_map: Mapping[str, str] | None, name: str,
+    members: list[str] = (),
+) -> str:  # fmt: skip
+    """Load the state-dict file ``spec`` into ``body`` (a part of ``model``, see
+    :func:`load_needed`); the description of the weights for the run's outputs."""
     path = Path(spec).expanduser()
     if not path.is_file():
         raise ValueError(
@@ -231,4 +240,4 @@ def load_weights(
         )
     state = read_state_dict(path, weights_map)
     used = load_needed(model, body, state, f"{name} weights {path}")
-    return body, f"{path} ({used} tensors used, {len(state) - used} unused keys)"
+    return f"{path} ({used} tensors used, {len(state) - used} unused keys)"

@@ -30,10 +30,10 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.photos import photo_set  # noqa: E402
 
-# name -> (config, validation photographs, output)
+# name -> (config, its K, validation photographs, output)
 FIGURES = {
-    "mobilenet": ("configs/mobilenet_v2.yaml", ["coffee", "motorcycle", "ladybird"], "mobilenet_v2_features6.png"),
-    "craft": ("configs/vgg16_bn_trained.yaml", ["astronaut", "china"], "craft_relu3_3.png"),
+    "mobilenet": ("configs/mobilenet_v2.yaml", 6, ["coffee", "motorcycle", "ladybird"], "mobilenet_v2_features6.png"),
+    "craft": ("configs/vgg16_bn_trained.yaml", 4, ["astronaut", "china"], "craft_relu3_3.png"),
 }
 METHODS = ["slp", "pixel"]
 
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--figure", choices=sorted(FIGURES), default="mobilenet")
     parser.add_argument("--runs", type=Path, help="a folder with slp/ and pixel/ runs already made (kept)")
     args = parser.parse_args()
-    config, photos, out = FIGURES[args.figure]
+    config, levels, photos, out = FIGURES[args.figure]
     source = photo_set("validation")
     with tempfile.TemporaryDirectory() as scratch:
         images = Path(scratch) / "images"
@@ -80,7 +80,7 @@ def main() -> None:
             results = json.loads((run / "results.json").read_text())
             scores = [f"{i['name']} {100 * i['normalized_error']:.1f} % {i['psnr']:.1f} dB" for i in results["images"]]
             print(method, results["steps"], scores)
-        compose(runs, images, photos, ROOT / "docs" / out)
+        compose(runs, images, photos, ROOT / "docs" / out, levels)
 
 
 if __name__ == "__main__":

@@ -295,3 +295,14 @@ def test_a_sweep_over_three_layers_of_a_user_model_builds_it_once(user_module: o
         rows = list(csv.DictReader(handle))
     assert [row["layer"] for row in rows] == ["stem.0", "stem", "block"]
     assert all(0 < float(row["mean_normalized_error"]) for row in rows)
+
+
+def test_a_config_may_give_the_model_as_class_path_and_init_args(user_module: object, tmp_path: Path) -> None:
+    config = tmp_path / "net.yaml"
+    config.write_text("model:\n  network:\n    class_path: usernet.Net\n    init_args:\n      width: 5\n")
+    with pytest.warns(UserWarning, match="Net was in training mode"):
+        main(tiny_args(tmp_path, "skimage:coffee", f"--config={config}", "--model.layer=block",
+                       "--model.image_size=16", "--trainer.max_steps=3"))  # fmt: skip
+    assert user_module.CALLS == [5]
+    results = json.loads(next(tmp_path.glob("Net_block/version_0/results.json")).read_text())
+    assert results["network"] == "Net" and results["weights"] == "random (seed 0)"  # tiny_args: random

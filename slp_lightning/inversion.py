@@ -23,7 +23,7 @@ from slp_lightning.distributed import (
     own_checkpoint_rows,
     shard,
 )
-from slp_lightning.pyramid import LaplacianPyramid, check_pyramid_size, range_constraint
+from slp_lightning.pyramid import LaplacianPyramid, check_pyramid_size
 from slp_lightning.networks import ModuleNetwork, Network, build_feature_network
 from slp_lightning.metrics import NormalizedError, image_quality, mean_pairwise_distance
 from slp_lightning.methods import MethodSettings, build_method
@@ -158,7 +158,9 @@ class FeatureInversion(pl.LightningModule):
         self.compactness = (
             compactness_for_layer(self.network.name, self.network.layer) if compactness is None else compactness
         )
-        self.method = build_method(method, MethodSettings(self.network.layer, self.compactness, tv_weights))
+        self.method = build_method(
+            method, MethodSettings(self.network.layer, self.compactness, tv_weights, init_noise=init_noise)
+        )
         self.init_noise = init_noise
         self.optimizer = optimizer
         self.reference_images = reference_images
@@ -236,9 +238,10 @@ class FeatureInversion(pl.LightningModule):
             self._check_features(features)
         targets = self._as_input(targets)
         rows = torch.arange(len(names)) if rows is None else rows
+        # The method makes every target's start from the seed, then this process keeps its rows.
         generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
         shape = (len(names), self.network.in_channels, self.image_size, self.image_size)
-        noise = torch.randn(shape, generator=generator)[rows] * self.init_noise
+        I_pre = self.method.initial_I_pre(shape, generator)[rows]
         self.all_names = list(names)
         # What a checkpoint of this run must match to be resumed.
         self.problem = fingerprint(
@@ -269,7 +272,7 @@ class FeatureInversion(pl.LightningModule):
         self.register_buffer("phase_start", torch.zeros(count, dtype=torch.long, device=device))
         self.register_buffer("last_improved", torch.zeros(count, dtype=torch.long, device=device))
         self.register_buffer("done", torch.zeros(count, dtype=torch.bool, device=device))
-        self.I_pre = nn.Parameter(noise.to(device))
+        self.I_pre = nn.Parameter(I_pre.to(device))
 
     def _check_features(self, features: Tensor) -> None:
         """Refuse features of another shape than the network gives at its layer."""
@@ -360,9 +363,10 @@ class FeatureInversion(pl.LightningModule):
 
     # ----------------------------------------------------------------- the model
     def image_model(self) -> tuple[Tensor, Tensor]:
-        """``(I_r, I_in)``, both (N, 3, S, S) in float32, whatever the Trainer's precision."""
+        """``(I_r, I_in)``, both (N, C, S, S) in float32, whatever the Trainer's precision: ``I_r``
+        is the method's image of ``I_pre`` (by default ``σ(I_pre)``)."""
         with _full_precision(self.device):
-            I_r = range_constraint(self.I_pre.float())
+            I_r = self.method.image(self.I_pre.float())
             return I_r, self.pyramid.switched(I_r, self.finest_on)
 
     def losses(self) -> tuple[Tensor, Tensor, Tensor]:

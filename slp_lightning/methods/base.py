@@ -1,11 +1,15 @@
-"""What every inversion method is: where the pyramid starts, and the loss of each image."""
+"""What every inversion method is: how ``I_pre`` makes the image, where the pyramid starts, and
+the loss of each image."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import ClassVar
 
+import torch
 from torch import Tensor
+
+from slp_lightning.pyramid import range_constraint
 
 
 @dataclass(frozen=True)
@@ -15,12 +19,15 @@ class MethodSettings:
     layer: str
     compactness: float
     tv_weights: tuple[float, float] | None = None
+    #: standard deviation of the seeded Gaussian noise ``I_pre`` starts from.
+    init_noise: float = 0.1
 
 
 class InversionMethod:
-    """One way to invert features. The image is always ``I_r = σ(I_pre)`` and ``I_in`` its
-    switched Laplacian pyramid; a method says which levels are on at the start and how the loss
-    of each image is made from the features of ``I_in``.
+    """One way to invert features. A method says what ``I_pre`` is and how it makes the image
+    ``I_r`` in (0, 1) (``initial_I_pre``, ``image``; by default pixels in logit units and
+    ``I_r = σ(I_pre)``), which levels of ``I_r``'s switched Laplacian pyramid ``I_in`` are on at
+    the start, and how the loss of each image is made from the features of ``I_in``.
 
     Subclass it in a module of ``slp_lightning/methods/`` and add one line to ``METHODS`` there.
     """
@@ -34,6 +41,18 @@ class InversionMethod:
 
     def __init__(self, settings: MethodSettings) -> None:
         self.settings = settings
+
+    def initial_I_pre(self, shape: tuple[int, int, int, int], generator: torch.Generator) -> Tensor:
+        """``I_pre`` at the start for images of ``shape`` (N, C, H, W), drawn from ``generator``
+        only (a run is reproducible from its seed), float32 on the CPU; row n belongs to image n
+        and must not depend on how many images there are after it. By default the images' pixels
+        in logit units: Gaussian noise of std ``init_noise`` (0: mid-grey)."""
+        return torch.randn(shape, generator=generator) * self.settings.init_noise
+
+    def image(self, I_pre: Tensor) -> Tensor:
+        """The image ``I_r`` (N, C, H, W) in (0, 1) that ``I_pre`` (as made by ``initial_I_pre``)
+        stands for, differentiably. By default the range constraint ``σ(I_pre)``."""
+        return range_constraint(I_pre)
 
     def loss(self, E: Tensor, D: Tensor, features: Tensor, target: Tensor, I_r: Tensor) -> Tensor:
         """The loss ``Z`` per image (N,), from ``E = ‖f(I_in) − f(I)‖₂``, ``D = ‖I_r − I_in‖₂``,

@@ -52,8 +52,9 @@ class FeatureInversion(pl.LightningModule):
     Args:
         method: a name in ``methods.METHODS``: ``slp`` (the paper: switched Laplacian
             pyramid), or a baseline with the same range constraint and no pyramid: ``pixel``
-            (plain descent on ``E``) or ``tv`` (Mahendran & Vedaldi's normalised data term with
-            α-norm and TV^β regularisers).
+            (plain descent on ``E``), ``tv`` (Mahendran & Vedaldi's normalised data term with
+            α-norm and TV^β regularisers) or ``fft`` (plain descent on ``E`` with Lucid's
+            parametrisation: ``I_pre`` a 1/f-scaled spectrum, colours decorrelated).
         network: feature network: a name (``alexnet``, ``alexnet_caffe``, ``dsift``,
             ``dsift_color``, ``torchvision`` with ``arch``, ``craft_vgg16_bn``), any ``nn.Module``
             or ``FeatureNetwork``, or a model's spec: ``PKG.MODULE:CALLABLE`` (a class or
@@ -73,7 +74,8 @@ class FeatureInversion(pl.LightningModule):
             for the layer.
         image_size: side of the square images; ``None`` takes the network's input size.
         init_noise: standard deviation of the seeded Gaussian noise ``I_pre`` starts from
-            (0 starts from mid-grey, where dense SIFT has no gradient).
+            (0 starts from mid-grey, where dense SIFT has no gradient; for ``fft`` the noise of
+            the spectrum).
         optimizer: the optimiser of ``I_pre``.
         reference_images: folder of images whose features give ``N_f`` for the normalised
             error; ``None`` uses the run's own targets when there are at least two, else a few

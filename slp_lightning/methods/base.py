@@ -43,10 +43,10 @@ class InversionMethod:
         self.settings = settings
 
     def initial_I_pre(self, shape: tuple[int, int, int, int], generator: torch.Generator) -> Tensor:
-        """``I_pre`` at the start for images of ``shape`` (N, C, H, W), drawn from ``generator``
-        only (a run is reproducible from its seed), float32 on the CPU; row n belongs to image n
-        and must not depend on how many images there are after it. By default the images' pixels
-        in logit units: Gaussian noise of std ``init_noise`` (0: mid-grey)."""
+        """``I_pre`` at the start for all N targets, images of ``shape`` (N, C, H, W): a float32
+        tensor on the CPU with one row per target (N, …), drawn from ``generator`` only, so that a
+        run is reproducible from its seed (each process then keeps its own rows). By default the
+        images' pixels in logit units: Gaussian noise of std ``init_noise`` (0: mid-grey)."""
         return torch.randn(shape, generator=generator) * self.settings.init_noise
 
     def image(self, I_pre: Tensor) -> Tensor:

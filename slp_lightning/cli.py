@@ -10,10 +10,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from jsonargparse import ActionYesNo
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from slp_lightning import quiet
 from slp_lightning.callbacks import InversionCheckpoint, OutputWriter, PyramidSwitch
 from slp_lightning.chunks import auto_chunk_size, planned_chunk_size
 from slp_lightning.chunks import run as run_chunks
@@ -62,6 +64,11 @@ class InversionCLI(LightningCLI):
         parser.add_lightning_class_args(OutputWriter, "outputs")
         parser.add_lightning_class_args(InversionCheckpoint, "checkpoint")
         parser.add_class_arguments(Sweep, "sweep")
+        parser.add_argument(
+            "--verbose", action=ActionYesNo, default=False,
+            help="Also show the messages of Lightning that cannot apply to an inversion (slp_lightning/quiet.py) "
+            "and the model summary",
+        )  # fmt: skip
         parser.set_defaults(
             {
                 "checkpoint.every_n_train_steps": 100,
@@ -105,6 +112,21 @@ class InversionCLI(LightningCLI):
                 f"--trainer.max_steps must be a number of steps >= 1, or -1 for no limit (the run "
                 f"then stops when every image has converged); got {max_steps}"
             )
+        if not config.verbose:
+            quiet.silence_lightning()
+
+    def _quiet_settings(self, config: dict) -> dict[str, Any]:
+        """Trainer settings resolved at its creation (``config.yaml`` keeps what was asked): no
+        model summary unless asked or ``--verbose`` (its table is the frozen network and
+        ``I_pre``); a logging interval no longer than the run, which would otherwise log no
+        scalars (and Lightning would say so)."""
+        settings = {}
+        if config.get("enable_model_summary") is None:
+            settings["enable_model_summary"] = bool(self._get(self.config_init, "verbose", default=False))
+        max_steps, interval = config.get("max_steps", -1), config.get("log_every_n_steps")
+        if max_steps is not None and max_steps > 0 and isinstance(interval, int) and interval > max_steps:
+            settings["log_every_n_steps"] = max_steps
+        return settings
 
     @staticmethod
     def _strategy(config: dict) -> dict[str, Any]:
@@ -126,7 +148,7 @@ class InversionCLI(LightningCLI):
             )
         # Pristine copies of the callbacks, for the fresh Trainer of every job of a sweep.
         self._callbacks = [copy.deepcopy(self._get(self.config_init, key)) for key in CALLBACK_KEYS]
-        return super().instantiate_trainer(**kwargs, **self._strategy(config))
+        return super().instantiate_trainer(**kwargs, **self._strategy(config), **self._quiet_settings(config))
 
     def fit(
         self, model: FeatureInversion, datamodule: LightningDataModule, ckpt_path: str | None = None,
@@ -192,7 +214,7 @@ class InversionCLI(LightningCLI):
                 devices=[device.index] if device.type == "cuda" else 1,
                 enable_progress_bar=config.get("enable_progress_bar", True) is not False and worker.rank == 0,
             )  # fmt: skip
-        return Trainer(**{**config, **self._strategy(config)})
+        return Trainer(**{**config, **self._strategy(config), **self._quiet_settings(config)})
 
     def _workers(self) -> Workers:
         """One process per device of the command line's Trainer settings, launched now."""
@@ -245,16 +267,18 @@ def print_layers(model: Any) -> None:
 
 def main(args: list[str] | None = None) -> InversionCLI:
     """Run the CLI; ``args`` lets tests call it in-process (``None`` reads ``sys.argv``).
-    Errors are raised, as from any Python function; ``command`` is the command line's."""
-    return InversionCLI(
-        FeatureInversion,
-        TargetImages,
-        seed_everything_default=0,
-        save_config_kwargs={"overwrite": True},
-        auto_configure_optimizers=False,
-        parser_kwargs={"prog": _program()},
-        args=args,
-    )
+    Errors are raised, as from any Python function; ``command`` is the command line's. Lightning's
+    messages that cannot apply are silenced (``quiet``) for the run, unless ``--verbose``."""
+    with quiet.restored():
+        return InversionCLI(
+            FeatureInversion,
+            TargetImages,
+            seed_everything_default=0,
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+            parser_kwargs={"prog": _program()},
+            args=args,
+        )
 
 
 def _program() -> str:

@@ -1,3 +1,4 @@
+import csv
 import json
 import logging
 import re
@@ -181,12 +182,18 @@ LIGHTNING_WARNINGS = [
      "therefore `best_model_score`, `kth_best_model_path`, `kth_value`, `last_model_path` and `best_k_models` "
      "won't be reloaded. Only `best_model_path` will be reloaded."),
 ]  # fmt: skip
+REPORT_PATH = re.compile(r"^(\w+): +(\S+)")  # a report's "label: path" line, its path up to a space
+
+
+def reported_paths(lines: list[str], root: Path) -> dict[str, Path]:
+    """label -> path of a report's ``label: path`` lines, relative paths from ``root``."""
+    return {m[1]: root / m[2] for m in map(REPORT_PATH.match, lines) if m}
 
 
 @pytest.mark.slow
-def test_a_fresh_run_is_quiet(tmp_path: Path) -> None:
-    """The README's main command, 5 steps: no Lightning message that cannot apply, and the loud
-    random-weights warning."""
+def test_a_fresh_run_is_quiet_and_ends_with_what_it_produced(tmp_path: Path) -> None:
+    """The README's main command, 5 steps: no Lightning message that cannot apply, the loud
+    random-weights warning, then the run's report (outputs.report)."""
     process = launch(tmp_path, ["fit", "--config", str(ROOT / "configs" / "alexnet_conv5.yaml"),
                                 "--trainer.max_steps", "5"])  # fmt: skip
     output = process.communicate(timeout=300)[0]
@@ -194,8 +201,19 @@ def test_a_fresh_run_is_quiet(tmp_path: Path) -> None:
     for noise in [*LIGHTNING_NOISE, "The number of training batches", "┃ Name", "Modules in eval mode"]:
         assert noise not in output, noise
     assert "Using a RANDOM network (seed 0)" in output
+    run = Path("logs") / "alexnet_conv5" / "version_0"
+    results = json.loads((tmp_path / run / "results.json").read_text())
+    *_, headline, reconstructions, sheet, results_line, board = output.rstrip().splitlines()
+    error, psnr = 100 * results["mean_normalized_error"], results["mean_psnr"]
+    assert headline == f"1 image, 5 steps (finished): mean normalised error {error:.2f} %, mean PSNR {psnr:.2f} dB"
+    paths = reported_paths([reconstructions, sheet, results_line], tmp_path)
+    assert paths == {"reconstructions": tmp_path / run / "reconstructions", "sheet": tmp_path / run / "sheet.png",
+                     "results": tmp_path / run / "results.json"}  # fmt: skip
+    assert all(path.exists() for path in paths.values())
+    assert (tmp_path / run / "reconstructions" / "astronaut.png").exists()
+    assert board == f"tensorboard --logdir {run}"
     # Shorter than --trainer.log_every_n_steps (10): the scalars are logged at its last step.
-    events = EventAccumulator(str(tmp_path / "logs" / "alexnet_conv5" / "version_0"))
+    events = EventAccumulator(str(tmp_path / run))
     events.Reload()
     assert [event.step for event in events.Scalars("loss/Z")] == [4]
 
@@ -211,6 +229,7 @@ def test_verbose_brings_lightnings_messages_back(tmp_path: Path, photos: Path) -
         assert noise in output, noise
     assert "Modules in eval mode: 7" in output  # the model summary
     assert "The number of training batches" not in output  # not silenced: its cause is gone (cli)
+    assert output.rstrip().splitlines()[-1].startswith("tensorboard --logdir ")
 
 
 def test_quiet_silences_only_lightnings_messages_that_cannot_apply() -> None:
@@ -238,3 +257,28 @@ def test_quiet_silences_only_lightnings_messages_that_cannot_apply() -> None:
     record = logging.LogRecord("x", logging.INFO, "", 0, LIGHTNING_NOISE[-1] + " to enable LitLogger", (), None)
     assert not quiet._DROP.filter(record)
     assert quiet._DROP.filter(logging.LogRecord("x", logging.INFO, "", 0, "GPU available: False", (), None))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sweep", "chunks"])
+def test_a_sweep_and_a_chunked_run_end_with_their_summary_lines(
+    tmp_path: Path, photos: Path, kind: str, capsys: pytest.CaptureFixture
+) -> None:
+    extra = ["--sweep.layers=[conv1, conv2]"] if kind == "sweep" else ["--data.chunk_size=2"]
+    main(tiny_args(tmp_path, photos, "--trainer.max_steps=5", *extra))
+    lines = capsys.readouterr().out.rstrip().splitlines()
+    files = {"sweep": 2, "chunks": 3}[kind]  # summary and jobs; summary, results and chunks
+    headline, paths, board = lines[-2 - files], reported_paths(lines[-1 - files : -1], tmp_path), lines[-1]
+    run = tmp_path / ("alexnet_sweep" if kind == "sweep" else "alexnet_conv2_chunks") / "version_0"
+    assert all(path.exists() for path in paths.values()) and board == f"tensorboard --logdir {run}"
+    if kind == "sweep":
+        with open(run / "summary.csv") as handle:
+            best = min(csv.DictReader(handle), key=lambda row: float(row["mean_normalized_error"]))
+        assert headline.startswith(f"sweep of 2 jobs, the best {best['job']}: mean normalised error "
+                                   f"{100 * float(best['mean_normalized_error']):.2f} %, mean PSNR ")  # fmt: skip
+        assert paths == {"summary": run / "summary.md", "jobs": run}
+    else:
+        summary = json.loads((run / "summary.json").read_text())
+        assert headline == (f"3 images in 2 chunks: mean normalised error {100 * summary['mean_normalized_error']:.2f} "
+                            f"%, mean PSNR {summary['mean_psnr']:.2f} dB")  # fmt: skip
+        assert paths == {"summary": run / "summary.json", "results": run / "results.jsonl", "chunks": run}

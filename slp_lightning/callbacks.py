@@ -16,7 +16,7 @@ from slp_lightning.distributed import lost_peer
 from slp_lightning.exits import stopping_signal
 from slp_lightning.features import TARGET_FEATURES, write_features
 from slp_lightning.metrics import NormalizedError
-from slp_lightning.outputs import write_png, write_results, write_sheet
+from slp_lightning.outputs import RECONSTRUCTIONS, report, write_png, write_results, write_sheet
 
 
 class SwitchListener(Callback):
@@ -215,8 +215,10 @@ class OutputWriter(SwitchListener):
         self._finest_on: Tensor | None = None
         self._images_step = -1  # the last step whose images went to TensorBoard
         self.run_dir: Path | None = None
-        #: what ``results.json`` holds, once the run has ended (on the first process)
+        #: what ``results.json`` holds, once the run has ended (on the first process; after an
+        #: exception, on every process, what it wrote: see ``results_file``)
         self.results: dict | None = None
+        self.results_file: Path | None = None
 
     @staticmethod
     def _tensorboard(trainer: pl.Trainer):  # noqa: ANN205
@@ -288,9 +290,10 @@ class OutputWriter(SwitchListener):
         if trainer.is_global_zero:
             self._write_pngs(I_r, pl_module.all_names, levels)
             write_sheet(targets, pl_module.all_names, pl_module.pyramid.levels, self.run_dir)
+            self.results_file = self.run_dir / "results.json"
             self.results = write_results(
                 pl_module, pl_module.all_names, errors, levels, switch_steps,
-                trainer.global_step, "finished", self.run_dir / "results.json", mean_normalized_error,
+                trainer.global_step, "finished", self.results_file, mean_normalized_error,
             )  # fmt: skip
 
     def on_exception(
@@ -307,10 +310,28 @@ class OutputWriter(SwitchListener):
         I_r = pl_module.image_model()[0].detach()
         self._write_pngs(I_r, pl_module.names, pl_module.finest_on)
         name = "results.json" if trainer.world_size == 1 else f"results_rank{trainer.global_rank}.json"
-        write_results(
+        self.results_file = self.run_dir / name
+        self.results = write_results(
             pl_module, pl_module.names, pl_module.evaluate(), pl_module.finest_on,
             pl_module.switch_steps, trainer.global_step,
-            status, self.run_dir / name,
+            status, self.results_file,
         )  # fmt: skip
         if trainer.world_size == 1:
             write_sheet(pl_module.targets, pl_module.names, pl_module.pyramid.levels, self.run_dir)
+
+    def report(self) -> str | None:
+        """What the run produced, in the lines the command line prints at a run's end
+        (``outputs.report``): its status, images, steps and means, where the reconstructions,
+        ``sheet.png`` and the results file are, and the TensorBoard command; ``None`` while this
+        process has written no results. Printing is left to the caller: a sweep's jobs and a
+        chunked run's chunks each have an ``OutputWriter``, and their Trainers stay quiet."""
+        if self.results is None or self.results_file is None:
+            return None
+        count, results = len(self.results["images"]), self.results
+        files = {
+            "reconstructions": self.run_dir / RECONSTRUCTIONS,
+            "sheet": self.run_dir / "sheet.png",
+            "results": self.results_file,
+        }
+        headline = f"{count} image{'s' if count != 1 else ''}, {results['steps']} steps ({results['status']})"
+        return report(headline, results, {k: v for k, v in files.items() if v.exists()}, self.run_dir)

@@ -32,6 +32,7 @@ from slp_lightning.callbacks import output_writer
 from slp_lightning.data import TargetImages
 from slp_lightning.distributed import Workers, sole_writer
 from slp_lightning.inversion import FeatureInversion
+from slp_lightning.outputs import measured
 from slp_lightning.resume import read_checkpoint
 
 RESULTS = "results.jsonl"
@@ -201,9 +202,8 @@ def run(
                                   "images": results["images"]})  # fmt: skip
                 if workers.world == 1:  # alone, it may read the file while the run goes on
                     summarize(run_dir, len(names))
-                error = results["mean_normalized_error"]
-                rank_zero_info(f"chunk {index + 1}/{count} done{where}: mean normalised error "
-                               f"{100 * error:.2f} % over its {len(rows)} images")  # fmt: skip
+                images = f"{len(rows)} image{'s' if len(rows) != 1 else ''}"
+                rank_zero_info(f"chunk {index + 1}/{count} done{where}, {images}{measured(results)}")
         # The chunk's Trainer, module and callbacks refer to each other: free them now, not at
         # some later cycle collection, or several chunks' tensors pile up (1.41× the memory at 224 px).
         del trainer, writer, chunk

@@ -10,12 +10,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from jsonargparse import ActionYesNo
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
+from slp_lightning import quiet
 from slp_lightning.callbacks import InversionCheckpoint, OutputWriter, PyramidSwitch
-from slp_lightning.chunks import auto_chunk_size, planned_chunk_size
+from slp_lightning.chunks import auto_chunk_size, chunk_name, finished_chunks, planned_chunk_size
 from slp_lightning.chunks import run as run_chunks
 from slp_lightning.config_files import with_shipped_configs
 from slp_lightning.data import TargetImages
@@ -28,7 +30,7 @@ from slp_lightning.distributed import (
 from slp_lightning.exits import errors_as_one_line, signal_exit_codes
 from slp_lightning.inversion import FeatureInversion
 from slp_lightning.networks import LAYER_OPTIONS, layer_listing
-from slp_lightning.outputs import remove_unstarted_run, write_summary
+from slp_lightning.outputs import remove_unstarted_run, report, write_summary
 from slp_lightning.resume import finished
 from slp_lightning.sweep import Sweep
 from slp_lightning.sweep import run as run_sweep
@@ -57,11 +59,18 @@ class InversionCLI(LightningCLI):
     a ``sweep`` section makes ``fit`` run every job of the sweep and write its summary.
     """
 
+    _job: Trainer | None = None  # the newest Trainer of a sweep's job or a chunk
+
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(PyramidSwitch, "switch")
         parser.add_lightning_class_args(OutputWriter, "outputs")
         parser.add_lightning_class_args(InversionCheckpoint, "checkpoint")
         parser.add_class_arguments(Sweep, "sweep")
+        parser.add_argument(
+            "--verbose", action=ActionYesNo, default=False,
+            help="Also show the messages of Lightning that cannot apply to an inversion (slp_lightning/quiet.py) "
+            "and the model summary",
+        )  # fmt: skip
         parser.set_defaults(
             {
                 "checkpoint.every_n_train_steps": 100,
@@ -105,6 +114,21 @@ class InversionCLI(LightningCLI):
                 f"--trainer.max_steps must be a number of steps >= 1, or -1 for no limit (the run "
                 f"then stops when every image has converged); got {max_steps}"
             )
+        if not config.verbose:
+            quiet.silence_lightning()
+
+    def _quiet_settings(self, config: dict) -> dict[str, Any]:
+        """Trainer settings resolved at its creation (``config.yaml`` keeps what was asked): no
+        model summary unless asked or ``--verbose`` (its table is the frozen network and
+        ``I_pre``); a logging interval no longer than the run, which would otherwise log no
+        scalars (and Lightning would say so)."""
+        settings = {}
+        if config.get("enable_model_summary") is None:
+            settings["enable_model_summary"] = bool(self._get(self.config_init, "verbose", default=False))
+        max_steps, interval = config.get("max_steps", -1), config.get("log_every_n_steps")
+        if max_steps is not None and max_steps > 0 and isinstance(interval, int) and interval > max_steps:
+            settings["log_every_n_steps"] = max_steps
+        return settings
 
     @staticmethod
     def _strategy(config: dict) -> dict[str, Any]:
@@ -126,7 +150,7 @@ class InversionCLI(LightningCLI):
             )
         # Pristine copies of the callbacks, for the fresh Trainer of every job of a sweep.
         self._callbacks = [copy.deepcopy(self._get(self.config_init, key)) for key in CALLBACK_KEYS]
-        return super().instantiate_trainer(**kwargs, **self._strategy(config))
+        return super().instantiate_trainer(**kwargs, **self._strategy(config), **self._quiet_settings(config))
 
     def fit(
         self, model: FeatureInversion, datamodule: LightningDataModule, ckpt_path: str | None = None,
@@ -156,7 +180,9 @@ class InversionCLI(LightningCLI):
                 logger = self.trainer.logger
                 if self.trainer.is_global_zero and isinstance(logger, TensorBoardLogger):
                     remove_unstarted_run(Path(logger.log_dir))
+                self._print_report(self.trainer)  # what was reached (Ctrl-C, SIGTERM, an error)
                 raise
+            self._print_report(self.trainer)
             return
         if ckpt_path is not None:
             raise ValueError("a sweep cannot resume from one checkpoint: resume its jobs one by one")
@@ -192,7 +218,16 @@ class InversionCLI(LightningCLI):
                 devices=[device.index] if device.type == "cuda" else 1,
                 enable_progress_bar=config.get("enable_progress_bar", True) is not False and worker.rank == 0,
             )  # fmt: skip
-        return Trainer(**{**config, **self._strategy(config)})
+        self._job = Trainer(**{**config, **self._strategy(config), **self._quiet_settings(config)})
+        return self._job
+
+    def _print_report(self, trainer: Trainer | None) -> None:
+        """Print what ``trainer``'s run produced (``OutputWriter.report``), on the first process
+        of its run, once its results are written (also after Ctrl-C, SIGTERM or an error)."""
+        writer = next((c for c in trainer.callbacks if isinstance(c, OutputWriter)), None) if trainer else None
+        lines = writer.report() if writer is not None and trainer.is_global_zero else None
+        if lines:
+            print(lines, flush=True)
 
     def _workers(self) -> Workers:
         """One process per device of the command line's Trainer settings, launched now."""
@@ -213,25 +248,50 @@ class InversionCLI(LightningCLI):
         run_dir = Path(ckpt_path) if ckpt_path else self._new_run_dir(f"{network.name}_{network.layer}_chunks")
         workers = self._workers()
         trainer_for = self._job_trainer if workers.world == 1 else partial(self._job_trainer, worker=workers)
-        summary = run_chunks(model, datamodule, trainer_for, run_dir, workers)
+        self._job = None
+        try:
+            summary = run_chunks(model, datamodule, trainer_for, run_dir, workers)
+        except BaseException:
+            if workers.rank == 0:  # every worker's chunk is a one-process run: only the first reports
+                self._print_report(self._job)  # the chunk that was running
+            raise
         if workers.rank == 0:
             self._parser(self.subcommand).save(
                 self.config[self.subcommand], run_dir / "config.yaml",
                 skip_none=False, overwrite=True, multifile=False,
             )  # fmt: skip
-            print(f"{summary['images']} images in {run_dir}: mean normalised error "
-                  f"{100 * summary['mean_normalized_error']:.2f} % ({run_dir / 'summary.json'})")  # fmt: skip
+            chunks = [chunk_name(index) for index in sorted(finished_chunks(run_dir))]
+            span = " … ".join(dict.fromkeys(chunks[:1] + chunks[-1:]))  # chunk_0000 … chunk_0041
+            files = {
+                "summary": run_dir / "summary.json",
+                "results": run_dir / "results.jsonl",
+                "chunks": f"{run_dir} ({span}: reconstructions, sheet.png, results.json each)",
+            }
+            headline = f"{summary['images']} images in {len(chunks)} chunk{'s' if len(chunks) != 1 else ''}"
+            print(report(headline, summary, files, run_dir), flush=True)
 
     def _run_sweep(self, sweep: Sweep, model: FeatureInversion, datamodule: LightningDataModule) -> None:
         network = model.hparams.network
         run_dir = self._new_run_dir("sweep" if sweep.networks else f"{network}_sweep")
-        rows = run_sweep(sweep, model, datamodule, self._job_trainer, run_dir)
+        self._job = None
+        try:
+            rows = run_sweep(sweep, model, datamodule, self._job_trainer, run_dir)
+        except BaseException:
+            self._print_report(self._job)  # the job that was running
+            raise
         if self.trainer.is_global_zero:
             self._parser(self.subcommand).save(
                 self.config[self.subcommand], run_dir / "config.yaml",
                 skip_none=False, overwrite=True, multifile=False,
             )  # fmt: skip
-            write_summary(rows, run_dir)
+            csv, table, plot = write_summary(rows, run_dir)
+            best = min(rows, key=lambda row: row["mean_normalized_error"])
+            files = {
+                "summary": f"{table} (and {csv.name}, {plot.name})",
+                "jobs": f"{run_dir} (a folder per job: reconstructions, sheet.png, results.json each)",
+            }
+            headline = f"sweep of {len(rows)} job{'s' if len(rows) != 1 else ''}, the best {best['job']}"
+            print(report(headline, best, files, run_dir), flush=True)
 
 
 def print_layers(model: Any) -> None:
@@ -245,16 +305,18 @@ def print_layers(model: Any) -> None:
 
 def main(args: list[str] | None = None) -> InversionCLI:
     """Run the CLI; ``args`` lets tests call it in-process (``None`` reads ``sys.argv``).
-    Errors are raised, as from any Python function; ``command`` is the command line's."""
-    return InversionCLI(
-        FeatureInversion,
-        TargetImages,
-        seed_everything_default=0,
-        save_config_kwargs={"overwrite": True},
-        auto_configure_optimizers=False,
-        parser_kwargs={"prog": _program()},
-        args=args,
-    )
+    Errors are raised, as from any Python function; ``command`` is the command line's. Lightning's
+    messages that cannot apply are silenced (``quiet``) for the run, unless ``--verbose``."""
+    with quiet.restored():
+        return InversionCLI(
+            FeatureInversion,
+            TargetImages,
+            seed_everything_default=0,
+            save_config_kwargs={"overwrite": True},
+            auto_configure_optimizers=False,
+            parser_kwargs={"prog": _program()},
+            args=args,
+        )
 
 
 def _program() -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -142,6 +143,29 @@ def write_results(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def measured(means: dict) -> str:
+    """``": mean normalised error 3.14 %, mean PSNR 13.60 dB"`` of ``means`` (each left out
+    when ``None``); ``""`` when neither is known."""
+    error, psnr = means.get("mean_normalized_error"), means.get("mean_psnr")
+    measures = [f"mean normalised error {100 * error:.2f} %"] if error is not None else []
+    measures += [f"mean PSNR {psnr:.2f} dB"] if psnr is not None else []
+    return ": " + ", ".join(measures) if measures else ""
+
+
+def report(headline: str, means: dict, files: dict[str, Path | str], logdir: Path) -> str:
+    """The lines a run, a sweep or a chunked run prints at its end: ``headline`` with the mean
+    normalised error and mean PSNR of ``means`` (``measured``: what ``results.json``, a
+    ``summary.csv`` row or ``summary.json`` hold; PSNR is ``None`` when the targets are
+    unknown), a ``label: path`` line per entry of ``files``, and the command that shows
+    ``logdir`` in TensorBoard."""
+    width = max((len(label) for label in files), default=0) + 1
+    return "\n".join([
+        headline + measured(means),
+        *(f"{label + ':':<{width}} {path}" for label, path in files.items()),
+        f"tensorboard --logdir {shlex.quote(str(logdir))}",
+    ])  # fmt: skip
 
 
 def remove_unstarted_run(run_dir: Path) -> None:

@@ -1,6 +1,7 @@
-"""SIGINT and SIGTERM save, write what was reached and exit 130 and 143."""
+"""SIGINT and SIGTERM save, write what was reached, say so and exit 130 and 143."""
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -37,4 +38,11 @@ def test_sigint_and_sigterm_save_and_exit_non_zero(tmp_path: Path, photos: Path)
         assert (run / "reconstructions" / "coffee.png").exists()
         # last.ckpt holds the step the run stopped at, and the message says to resume from it.
         assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == results["steps"]
-        assert f"resume with --ckpt_path {run / 'checkpoints' / 'last.ckpt'}" in output
+        hint = f"resume with --ckpt_path {run / 'checkpoints' / 'last.ckpt'}"
+        assert hint in output
+        # Then what the run produced (outputs.report), as at the end of a finished run.
+        headline = rf"^1 image, {results['steps']} steps \(interrupted: {name}\): mean normalised error [\d.]+ %"
+        assert re.search(headline, output, re.M), output[-3000:]
+        assert re.search(rf"^results: +{re.escape(str(run / 'results.json'))}$", output, re.M)
+        assert re.search(rf"^sheet: +{re.escape(str(run / 'sheet.png'))}$", output, re.M)
+        assert output.index(hint) < output.index(f"tensorboard --logdir {run}\n")

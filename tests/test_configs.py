@@ -88,7 +88,7 @@ def test_a_shipped_config_is_found_by_name_from_any_directory(
         command(["fit", "--config", "alexnet_conv9"])
     assert exit.value.code == 2 and (
         "error: --config 'alexnet_conv9': no such file, and no shipped config of that name; "
-        "shipped configs: alexnet_caffe, alexnet_conv5, paper/table1_alexnet"
+        "shipped configs: alexnet_caffe, alexnet_conv5, mobilenet_v2, paper/table1_alexnet"
     ) in capsys.readouterr().err
 
 

@@ -27,6 +27,7 @@ import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
+from torch import Tensor
 
 from slp_lightning.callbacks import output_writer
 from slp_lightning.data import TargetImages
@@ -51,17 +52,41 @@ def target_bytes(model: FeatureInversion) -> int:
     image's own tensors (``I_pre``, its gradient, Adam's two moments, ``I_r``, ``I_in``, the
     pyramid's levels, the target) and its features, in float32."""
     network, size = model.network, model.image_size
+    images = torch.zeros(1, network.in_channels, size, size, device=network.device)
+    if any(isinstance(module, torch.jit.ScriptModule) for module in network.modules()):
+        activations, features = _saved_for_backward(network, images)
+    else:
+        activations, features = _leaf_outputs(network, images)
+    image = network.in_channels * size * size
+    return 4 * (2 * activations + (8 + 2 * model.pyramid.levels) * image + features.numel())
+
+
+def _leaf_outputs(network: torch.nn.Module, images: Tensor) -> tuple[int, Tensor]:
+    """The elements of every leaf module's output in ``network(images)``, and the features."""
     activations: list[int] = []
     leaves = [module for module in network.modules() if not list(module.children())]
     hooks = [leaf.register_forward_hook(lambda _m, _i, out: activations.append(out.numel())) for leaf in leaves]
     try:
         with torch.no_grad():
-            features = network(torch.zeros(1, network.in_channels, size, size, device=network.device))
+            features = network(images)
     finally:
         for hook in hooks:
             hook.remove()
-    image = network.in_channels * size * size
-    return 4 * (2 * sum(activations) + (8 + 2 * model.pyramid.levels) * image + features.numel())
+    return sum(activations), features
+
+
+def _saved_for_backward(network: torch.nn.Module, images: Tensor) -> tuple[int, Tensor]:
+    """The elements autograd saves for the backward of ``network(images)``, and the features: what
+    a TorchScript model's hidden leaves hold (forward hooks do not see inside compiled code)."""
+    saved = [0]
+
+    def pack(tensor: Tensor) -> Tensor:
+        saved[0] += tensor.numel()
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        features = network(images.requires_grad_()).detach()
+    return saved[0], features
 
 
 def device_memory(device: torch.device) -> int:

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from slp_lightning import FeatureInversion
+from slp_lightning.chunks import target_bytes
 from slp_lightning.cli import command, folder_name, main
 from slp_lightning.data import load_image
 from slp_lightning.networks import build_feature_network, layer_listing
@@ -217,8 +218,10 @@ def test_torchscript_and_export_files(tmp_path: Path) -> None:
     torch.export.save(torch.export.export(tower, (torch.zeros(1, 3, 16, 16),)), exported)
     inner = FeatureInversion(network=str(exported), layer="relu", pyramid_levels=2)
     assert inner.image_size == 16 and inner.feature_shape == (4, 16, 16)  # the exported size
-    images = torch.rand(1, 3, 16, 16)
+    images = torch.rand(3, 3, 16, 16)  # exported for batches of 1: read one image at a time
     assert torch.allclose(inner.network(images), build_feature_network(tower, "relu")(images), atol=1e-6)
+    # chunks.auto_chunk_size measures what a TorchScript model saves for its backward (hooks do not see it)
+    assert target_bytes(model) > 4 * 2 * (4 * 16 * 16)
 
 
 def test_weights_files_load_into_a_model_and_a_file_of_another_model_is_refused(tmp_path: Path) -> None:

@@ -132,7 +132,8 @@ class LayerReader(nn.Module):
 
     ``output`` picks the tensor of a layer that gives a tuple, list, dict or ModelOutput;
     ``tokens`` turns token features (N, T, D) into ``all`` / ``cls`` / ``patch`` (see
-    :func:`select_tokens`).
+    :func:`select_tokens`). ``batch``: the one batch size the model takes (an exported program of
+    static shapes); other batches are read ``batch`` images at a time.
     """
 
     def __init__(
@@ -143,9 +144,11 @@ class LayerReader(nn.Module):
         output: str | int | None = None,
         tokens: str | None = None,
         name: str | None = None,
+        batch: int | None = None,
     ) -> None:
         super().__init__()
         self.model = model
+        self.batch = batch
         self.layer = layer
         self.output = output
         self.tokens = tokens
@@ -157,6 +160,16 @@ class LayerReader(nn.Module):
             self._target = [modules[layer]]  # a list: not registered twice as a submodule
 
     def forward(self, images: Tensor) -> Tensor:
+        if self.batch is None or len(images) == self.batch:
+            return self._features(images)
+        if len(images) % self.batch:
+            raise ValueError(
+                f"{self.where}: the model takes batches of {self.batch} images only, not {len(images)}; "
+                f"export it with a dynamic batch size (torch.export's dynamic_shapes)"
+            )
+        return torch.cat([self._features(part) for part in images.split(self.batch)])
+
+    def _features(self, images: Tensor) -> Tensor:
         value = self._layer_output(images) if self.layer is not None else self._call(images)
         features = select_output(value, self.output, self.where)
         return select_tokens(features, self.tokens, getattr(self.model, "num_prefix_tokens", None), self.where)

@@ -39,12 +39,13 @@ class ModuleNetwork(FeatureNetwork):
         tokens: str | None = None,
         layer_hint: str = "",
         layer_aliases: dict[str, str] | None = None,
+        batch: int | None = None,
     ) -> None:
         self.layer_aliases = dict(layer_aliases or {})
         layer = self.layer_aliases.get(layer, layer)
         if layer is not None and layer_hint:
             raise ValueError(f"{name}: layer {layer!r} cannot be read: {layer_hint}; leave layer unset")
-        reader = LayerReader(model, layer, output=output, tokens=tokens, name=name)
+        reader = LayerReader(model, layer, output=output, tokens=tokens, name=name, batch=batch)
         super().__init__(
             nn.Sequential(normalize, reader), name=name, layer=layer or "output", weights=weights,
             in_channels=in_channels, input_size=input_size,
@@ -66,7 +67,7 @@ class ModuleNetwork(FeatureNetwork):
         return ModuleNetwork(
             self.model, layer, name=self.name, weights=self.weights, normalize=self.body[0],
             in_channels=self.in_channels, input_size=self.input_size, output=output, tokens=tokens,
-            layer_hint=self.layer_hint, layer_aliases=self.layer_aliases,
+            layer_hint=self.layer_hint, layer_aliases=self.layer_aliases, batch=self.reader.batch,
         )  # fmt: skip
 
     def layer_names(self) -> tuple[str, ...]:
@@ -105,6 +106,7 @@ def from_loaded(
         model, layer, name=loaded.name, weights=description, normalize=normalize, in_channels=channels,
         input_size=loaded.input_size, output=output, tokens=tokens,
         layer_hint="" if loaded.hookable else loaded.layer_hint, layer_aliases=loaded.layer_aliases,
+        batch=loaded.batch,
     )  # fmt: skip
 
 

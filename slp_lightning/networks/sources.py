@@ -42,8 +42,9 @@ class Loaded:
 
     ``mean``/``std`` standardise [0, 1] images (``None``: the model takes [0, 1]); ``weights``
     describes where the weights came from; ``hookable``: whether forward hooks see its
-    submodules (not in TorchScript), ``layer_hint`` why not; ``layer_aliases`` other names of
-    layers (a transformer's ``3``: the module path of its ``hidden_states[3]``).
+    submodules (not in TorchScript), ``layer_hint`` why not; ``batch`` the one batch size it
+    takes, if it has one (an exported program); ``layer_aliases`` other names of layers (a
+    transformer's ``3``: the module path of its ``hidden_states[3]``).
     """
 
     model: nn.Module
@@ -54,6 +55,7 @@ class Loaded:
     input_size: int = 224
     hookable: bool = True
     layer_hint: str = ""
+    batch: int | None = None
     layer_aliases: dict[str, str] = field(default_factory=dict)
 
 
@@ -145,8 +147,8 @@ def from_file(spec: str) -> Loaded:
                 f"cannot read {spec} as a torch.export archive ({type(error).__name__}: {error})"
             ) from None
         model = torch.export.unflatten(program)
-        size = _export_input_size(program)
-        return Loaded(model, path.name, f"{path.name} (its own)", input_size=size or 224)
+        batch, size = _export_input_shape(program)
+        return Loaded(model, path.name, f"{path.name} (its own)", input_size=size or 224, batch=batch)
     try:
         model = torch.jit.load(str(path), map_location="cpu")
     except Exception as error:  # noqa: BLE001 - a corrupt archive fails in many ways
@@ -160,14 +162,18 @@ def from_file(spec: str) -> Loaded:
     )  # fmt: skip
 
 
-def _export_input_size(program: torch.export.ExportedProgram) -> int | None:
-    """The side of the (N, C, S, S) images an exported program was exported for."""
+def _export_input_shape(program: torch.export.ExportedProgram) -> tuple[int | None, int | None]:
+    """The batch size and the side of the (N, C, S, S) images an exported program was exported
+    for, where they are static (``None`` where dynamic or unknown)."""
     for node in program.graph.nodes:
         value = node.meta.get("val") if node.op == "placeholder" else None
         if node.op == "placeholder" and node.name in program.graph_signature.user_inputs and value is not None:
             shape = tuple(value.shape)
-            return int(shape[-1]) if len(shape) == 4 and isinstance(shape[-1], int) else None
-    return None
+            if len(shape) != 4:
+                return None, None
+            static = [int(d) if isinstance(d, int) else None for d in (shape[0], shape[-1])]
+            return static[0], static[1]
+    return None, None
 
 
 def optional_import(module: str, extra: str, spec: str) -> Any:

@@ -3,7 +3,8 @@
 Each combination is a *job*: a run of its own (results, PNGs, TensorBoard) in a folder of the
 sweep's run directory, and one row of ``summary.csv``. The images are read once. A model read by
 hooks (any ``nn.Module`` or model spec, a torchvision module path) is built and loaded once for the
-whole sweep and read at each job's layer; a named network is rebuilt for each job. Every job runs
+whole sweep and read at each job's layer; a named network is built once and cut at each job's
+layer (``weights.reused_models``; its weights file is read again for each cut). Every job runs
 on all devices (each process inverts its share of the images), so a sweep scales like a single
 run. ``run`` runs one from Python and
 returns its rows; the command line calls it for a config's ``sweep`` section.
@@ -25,6 +26,7 @@ from slp_lightning.inversion import FeatureInversion
 from slp_lightning.methods import METHODS
 from slp_lightning.networks import NETWORKS, FeatureNetwork, ModuleNetwork, layer_names
 from slp_lightning.networks.hooks import unknown_layer_error
+from slp_lightning.networks.weights import reused_models
 from slp_lightning.outputs import summary_row
 
 
@@ -111,6 +113,25 @@ class Sweep:
         return jobs
 
 
+def _run_job(
+    sweep: Sweep, job: Job, model: FeatureInversion, datamodule: LightningDataModule,
+    trainer_for: Callable[[TensorBoardLogger], Trainer], run_dir: Path,
+) -> list[dict]:  # fmt: skip
+    """One job of ``run``: its summary row on the first process, nothing on the others."""
+    name = job.name(sweep)
+    overrides = {k: v for k, v in vars(job).items() if v is not None or k == "layer"}
+    if job.network == model.hparams["network"]:
+        del overrides["network"]  # the model's own network, reused where it can be
+    job_model = model.with_settings(**overrides)
+    trainer = trainer_for(TensorBoardLogger(run_dir.parent, name=run_dir.name, version=name))
+    writer = output_writer(trainer, "a sweep's Trainers")
+    start = time.perf_counter()
+    trainer.fit(job_model, datamodule=datamodule)
+    if not trainer.is_global_zero:
+        return []
+    return [summary_row(writer.results, name, job.label(sweep), job.column(sweep), time.perf_counter() - start)]
+
+
 def _own_layers(network: FeatureNetwork) -> tuple[str, ...]:
     """The layers a model that is not a named network can be read at."""
     return network.layer_names() if isinstance(network, ModuleNetwork) else (network.layer,)
@@ -138,17 +159,7 @@ def run(
         if job.layer is not None and job.layer not in valid:
             raise unknown_layer_error(f"sweep: {job.network}", job.layer, valid)
     rows = []
-    for job in jobs:
-        name = job.name(sweep)
-        overrides = {k: v for k, v in vars(job).items() if v is not None or k == "layer"}
-        if job.network == settings["network"]:
-            del overrides["network"]  # the model's own network, reused where it can be
-        job_model = model.with_settings(**overrides)
-        trainer = trainer_for(TensorBoardLogger(run_dir.parent, name=run_dir.name, version=name))
-        writer = output_writer(trainer, "a sweep's Trainers")
-        start = time.perf_counter()
-        trainer.fit(job_model, datamodule=datamodule)
-        if trainer.is_global_zero:
-            rows.append(summary_row(writer.results, name, job.label(sweep), job.column(sweep),
-                                    time.perf_counter() - start))  # fmt: skip
+    with reused_models():  # a named network is built once, then cut at each job's layer
+        for job in jobs:
+            rows += _run_job(sweep, job, model, datamodule, trainer_for, run_dir)
     return rows

@@ -62,8 +62,11 @@ def test_bad_sweeps_and_settings_fail_before_anything_runs(tmp_path: Path, photo
 
 
 @pytest.mark.slow
-def test_a_sweep_runs_from_python_and_returns_its_rows(tmp_path: Path) -> None:
+def test_a_sweep_runs_from_python_and_returns_its_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import lightning.pytorch as pl
+    import torchvision
+
+    from slp_lightning.networks import alexnet
 
     from slp_lightning import OutputWriter, PyramidSwitch, TargetImages
     from slp_lightning.sweep import run
@@ -75,7 +78,10 @@ def test_a_sweep_runs_from_python_and_returns_its_rows(tmp_path: Path) -> None:
 
     model = FeatureInversion(layer="conv2", weights="random", pyramid_levels=3, image_size=64)
     data = TargetImages("skimage:astronaut", image_size=64)
+    built = []
+    monkeypatch.setattr(alexnet, "alexnet", lambda: built.append(1) or torchvision.models.alexnet())
     rows = run(Sweep(methods=["slp", "pixel"], layers=["conv1", "conv2"]), model, data, trainer_for, tmp_path / "v0")
+    assert len(built) == 1  # four jobs, one AlexNet: cut at each job's layer (weights.reused_models)
     assert [(r["method"], r["layer"], r["column"]) for r in rows] == [
         ("slp", "conv1", "conv1"), ("slp", "conv2", "conv2"), ("pixel", "conv1", "conv1"), ("pixel", "conv2", "conv2"),
     ]  # fmt: skip

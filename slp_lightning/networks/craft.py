@@ -91,7 +91,7 @@ def build_craft(
     body, description = load_weights(
         _backbone, spec, None, name="CRAFT VGG16-BN",
         truncate=lambda net: nn.Sequential(imagenet_normalize(), *net["features"][: index + 1]),
-        weights_map=WEIGHTS_MAP if weights_map is None else weights_map,
+        weights_map=WEIGHTS_MAP if weights_map is None else weights_map, reuse=NETWORK,
     )  # fmt: skip
     return FeatureNetwork(
         body,

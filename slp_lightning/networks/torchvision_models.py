@@ -81,7 +81,7 @@ def build_torchvision(
         truncate=(lambda net: nn.Sequential(
             imagenet_normalize(), _Node(create_feature_extractor(net.eval(), [layer]), layer)
         )) if graph else (lambda net: net),
-        weights_map=weights_map,
+        weights_map=weights_map, reuse=f"torchvision/{arch} {sorted(args.items())!r}",
     )  # fmt: skip
     name = f"torchvision/{arch}"
     if graph:

@@ -13,7 +13,8 @@ import os
 import re
 import socket
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -172,6 +173,35 @@ def load_needed(model: nn.Module, body: nn.Module, state: Mapping[str, Tensor], 
     return len(used)
 
 
+_REUSED: dict[str, nn.Module] | None = None  # reused_models()' built models, by their reuse key
+
+
+@contextmanager
+def reused_models() -> Iterator[None]:
+    """Within it, ``load_weights`` builds each model of a ``reuse`` key once and cuts every later
+    layer from that same model (the jobs of a sweep, the chunks of a dataset). The build is seeded,
+    so a reused model is the model a new build would give; the weights are still loaded for each
+    cut, so a file's tensors reach every layer that needs them."""
+    global _REUSED
+    outer = _REUSED
+    _REUSED = {} if outer is None else outer
+    try:
+        yield
+    finally:
+        _REUSED = outer
+
+
+def _built(build: Callable[[], nn.Module], reuse: str | None) -> nn.Module:
+    if _REUSED is not None and reuse is not None and reuse in _REUSED:
+        return _REUSED[reuse]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_SEED)
+        model = build()
+    if _REUSED is not None and reuse is not None:
+        _REUSED[reuse] = model
+    return model
+
+
 def load_weights(
     build: Callable[[], nn.Module],
     spec: str,
@@ -180,6 +210,7 @@ def load_weights(
     name: str,
     truncate: Callable[[nn.Module], nn.Module] = lambda model: model,
     weights_map: Mapping[str, str] | None = None,
+    reuse: str | None = None,
 ) -> tuple[nn.Module, str]:
     """Build a network with ``build()``, cut it with ``truncate`` and give the cut network the
     weights ``spec`` asks for.
@@ -189,11 +220,10 @@ def load_weights(
     ``model``'s own modules; only its tensors must be in a weights file, whose keys
     ``weights_map`` renames first. Returns the cut network and a description of its weights for
     the run's outputs. Random weights are drawn from a fixed seed without touching the global RNG,
-    so every process and every run gets the same network.
+    so every process and every run gets the same network. ``reuse`` names what ``build()`` makes
+    whatever the layer: inside ``reused_models()`` it is built once.
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RANDOM_SEED)
-        model = build()
+    model = _built(build, reuse)
     body = truncate(model)
     members = list(pretrained.__members__) if pretrained is not None else []
     if spec == "random":

@@ -66,9 +66,8 @@ def test_a_sweep_runs_from_python_and_returns_its_rows(tmp_path: Path, monkeypat
     import lightning.pytorch as pl
     import torchvision
 
-    from slp_lightning.networks import alexnet
-
     from slp_lightning import OutputWriter, PyramidSwitch, TargetImages
+    from slp_lightning.networks import alexnet
     from slp_lightning.sweep import run
 
     def trainer_for(logger) -> pl.Trainer:  # noqa: ANN001

@@ -1,6 +1,7 @@
 """Semantic fidelity: the scores on tiny classifiers the tests define, the EfficientNet-Lite0
 shortcut on a real photograph, and what a run writes with and without an evaluation classifier."""
 
+import csv
 import json
 from pathlib import Path
 
@@ -171,3 +172,33 @@ def test_a_run_without_a_classifier_writes_no_scores(tmp_path: Path, photos: Pat
     results = _run(tmp_path, photos)
     assert not SEMANTIC_KEYS & set(results)
     assert all("semantic" not in image for image in results["images"])
+
+
+def _classifier_args(tmp_path: Path) -> list[str]:
+    (tmp_path / "classifier.py").write_text(CLASSIFIER_SOURCE)
+    return [f"--eval.classifier={tmp_path / 'classifier.py'}:ColourClassifier", "--eval.features_layer=pool"]
+
+
+def test_every_job_of_a_sweep_is_scored(tmp_path: Path, photos: Path) -> None:
+    """The sweep's Trainers get fresh copies of the callbacks: each job's results and row."""
+    sweep = "--sweep.layers=[conv1, conv2]"
+    main(tiny_args(tmp_path, photos, "--trainer.max_steps=2", sweep, *_classifier_args(tmp_path)))
+    run = next(tmp_path.glob("alexnet_sweep/version_0"))
+    with open(run / "summary.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["layer"] for row in rows] == ["conv1", "conv2"]
+    for row in rows:
+        results = json.loads((run / row["job"] / "results.json").read_text())
+        assert float(row["mean_top1_agreement"]) == pytest.approx(results["mean_top1_agreement"])
+        assert float(row["mean_top5"]) == pytest.approx(results["mean_top5"])
+
+
+def test_a_chunked_run_sums_up_the_scores_of_every_chunk(tmp_path: Path, photos: Path) -> None:
+    main(tiny_args(tmp_path, photos, "--trainer.max_steps=2", "--data.chunk_size=2", *_classifier_args(tmp_path)))
+    run = next(tmp_path.glob("alexnet_conv2_chunks/version_0"))
+    chunks = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    images = [image for chunk in chunks for image in chunk["images"]]
+    assert len(images) == 3
+    summary = json.loads((run / "summary.json").read_text())
+    agreement = [image["semantic"]["top1_agreement"] for image in images]
+    assert summary["mean_top1_agreement"] == pytest.approx(sum(agreement) / 3)

@@ -3,6 +3,9 @@ shortcut on a real photograph, and what a run writes with and without an evaluat
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +26,7 @@ from slp_lightning.semantic import (
     semantic_scores,
 )
 
-from helpers import tiny_args
+from helpers import ROOT, tiny_args
 
 # A classifier of 5 classes by mean colour: a spec a run can import (written to a file by the
 # run tests), and a module the unit tests build.
@@ -202,3 +205,29 @@ def test_a_chunked_run_sums_up_the_scores_of_every_chunk(tmp_path: Path, photos:
     summary = json.loads((run / "summary.json").read_text())
     agreement = [image["semantic"]["top1_agreement"] for image in images]
     assert summary["mean_top1_agreement"] == pytest.approx(sum(agreement) / 3)
+
+
+@pytest.mark.slow
+def test_two_processes_score_as_one(tmp_path: Path, photos: Path) -> None:
+    """Each process scores its own images; the gathered scores are those of one process."""
+    scores = {}
+    for devices in (1, 2):
+        root = tmp_path / str(devices)
+        root.mkdir()
+        args = [*tiny_args(root, photos, "--trainer.max_steps=3", *_classifier_args(root)),
+                "--trainer.accelerator=cpu", f"--trainer.devices={devices}"]  # fmt: skip
+        env = {**os.environ, "SLP_LIGHTNING_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([sys.executable, "-m", "slp_lightning", *args], capture_output=True, text=True,
+                              cwd=root, env=env, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        results = json.loads((root / "alexnet_conv2" / "version_0" / "results.json").read_text())
+        scores[devices] = results
+    one, two = scores[1], scores[2]
+    assert [i["name"] for i in two["images"]] == ["astronaut", "chelsea", "coffee"]
+    for a, b in zip(one["images"], two["images"]):
+        for side in ("target", "reconstruction"):
+            x, y = a["semantic"][side], b["semantic"][side]
+            assert (y["class"], y["name"]) == (x["class"], x["name"]) and y["p"] == pytest.approx(x["p"], rel=1e-3)
+        assert b["semantic"]["p_target_class"] == pytest.approx(a["semantic"]["p_target_class"], rel=1e-3)
+        assert b["semantic"]["feature_distance"] == pytest.approx(a["semantic"]["feature_distance"], rel=1e-3)
+    assert two["mean_top1_agreement"] == one["mean_top1_agreement"]

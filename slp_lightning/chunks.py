@@ -29,6 +29,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 
+from slp_lightning import semantic
 from slp_lightning.callbacks import output_writer
 from slp_lightning.data import TargetImages
 from slp_lightning.distributed import Workers, sole_writer
@@ -146,6 +147,8 @@ def summarize(run_dir: Path, total: int) -> dict:
         "images": len(images), "of": total,
         **{f"mean_{m}": mean(m) for m in ("normalized_error", "relative_error", "psnr", "ssim", "hf_ratio")},
     }  # fmt: skip
+    if images and all("semantic" in image for image in images):  # scored by an evaluation classifier
+        summary.update(semantic.means_of([image["semantic"] for image in images]))
     (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 

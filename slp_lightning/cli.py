@@ -16,7 +16,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from slp_lightning import quiet
-from slp_lightning.callbacks import InversionCheckpoint, OutputWriter, PyramidSwitch
+from slp_lightning.callbacks import InversionCheckpoint, OutputWriter, PyramidSwitch, SemanticScore
 from slp_lightning.chunks import auto_chunk_size, chunk_name, finished_chunks, planned_chunk_size
 from slp_lightning.chunks import run as run_chunks
 from slp_lightning.config_files import with_shipped_configs
@@ -35,7 +35,7 @@ from slp_lightning.resume import finished
 from slp_lightning.sweep import Sweep
 from slp_lightning.sweep import run as run_sweep
 
-CALLBACK_KEYS = ("switch", "outputs", "checkpoint")
+CALLBACK_KEYS = ("switch", "outputs", "eval", "checkpoint")
 CONSOLE_SCRIPT = "slp-lightning"  # pyproject.toml's [project.scripts]
 # Every process of a multi-device sweep or chunked run must write into the same folder: the
 # first process picks its version and the processes it launches inherit it through the environment.
@@ -64,6 +64,7 @@ class InversionCLI(LightningCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(PyramidSwitch, "switch")
         parser.add_lightning_class_args(OutputWriter, "outputs")
+        parser.add_lightning_class_args(SemanticScore, "eval")
         parser.add_lightning_class_args(InversionCheckpoint, "checkpoint")
         parser.add_class_arguments(Sweep, "sweep")
         parser.add_argument(

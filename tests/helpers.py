@@ -79,3 +79,35 @@ def slow_but(values: Iterable[object], *fast: object) -> list[object]:
     """``parametrize`` values of a family of cases that is slow as a whole: each marked slow but
     ``fast``, which stay in the quick run (``-m "not slow"``)."""
     return [pytest.param(value, marks=() if value in fast else pytest.mark.slow) for value in values]
+
+
+# A tiny ImageNet-free classifier for the semantic score: tests import it from a file they write.
+CLASSIFIER_SOURCE = '''
+import torch
+from torch import nn
+
+
+class ColourClassifier(nn.Module):
+    """Images (N, 3, H, W) -> 5 logits: the mean R, G, B (``pool``, the penultimate features)
+    through a fixed linear layer; red is class 0, green 1, blue 2."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(3, 5)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            self.conv.bias.zero_()
+            self.fc.weight.copy_(10 * torch.tensor([[1, -1, -1], [-1, 1, -1], [-1, -1, 1], [0, 0, 0], [-1, -1, -1]]))
+            self.fc.bias.zero_()
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.conv(images)).flatten(1))
+'''
+
+
+def classifier_args(tmp_path: Path) -> list[str]:
+    """``--eval`` options of a tiny classifier written into ``tmp_path`` (``CLASSIFIER_SOURCE``)."""
+    (tmp_path / "classifier.py").write_text(CLASSIFIER_SOURCE)
+    return [f"--eval.classifier={tmp_path / 'classifier.py'}:ColourClassifier", "--eval.features_layer=pool"]

@@ -11,7 +11,7 @@ import torch
 
 from slp_lightning.distributed import gather_rows, needs_processes, shard
 
-from helpers import tiny_args
+from helpers import classifier_args, tiny_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,8 +59,9 @@ def results(root: Path, version: int = 0) -> dict:
 
 @pytest.mark.slow
 def test_two_processes_give_the_same_images_as_one(tmp_path: Path, two_photos: Path) -> None:
-    one = fit(tmp_path / "one", two_photos, "--trainer.devices=1")
-    two = fit(tmp_path / "two", two_photos, "--trainer.devices=2")
+    """The images, N_f, the metrics and the semantic scores (each process scores its own images)."""
+    one = fit(tmp_path / "one", two_photos, "--trainer.devices=1", *classifier_args(tmp_path))
+    two = fit(tmp_path / "two", two_photos, "--trainer.devices=2", *classifier_args(tmp_path))
     assert one.returncode == 0, one.stderr[-3000:]
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = results(tmp_path / "one"), results(tmp_path / "two")
@@ -71,6 +72,11 @@ def test_two_processes_give_the_same_images_as_one(tmp_path: Path, two_photos: P
     for x, y in zip(a["images"], b["images"]):
         assert y["feature_error"] == pytest.approx(x["feature_error"], rel=1e-4)
         assert y["switch_steps"] == x["switch_steps"]
+        for side in ("target", "reconstruction"):
+            assert y["semantic"][side]["class"] == x["semantic"][side]["class"]
+            assert y["semantic"][side]["p"] == pytest.approx(x["semantic"][side]["p"], rel=1e-3)
+        assert y["semantic"]["feature_distance"] == pytest.approx(x["semantic"]["feature_distance"], rel=1e-3)
+    assert b["mean_top1_agreement"] == a["mean_top1_agreement"]
     # The two images are different, so the two processes did not end with the same I_pre.
     assert b["images"][0]["feature_error"] != pytest.approx(b["images"][1]["feature_error"], rel=0.01)
     run = tmp_path / "two" / "alexnet_conv2" / "version_0"

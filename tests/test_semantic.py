@@ -3,9 +3,6 @@ shortcut on a real photograph, and what a run writes with and without an evaluat
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,33 +23,10 @@ from slp_lightning.semantic import (
     semantic_scores,
 )
 
-from helpers import ROOT, tiny_args
+from helpers import CLASSIFIER_SOURCE, classifier_args, tiny_args
 
 # A classifier of 5 classes by mean colour: a spec a run can import (written to a file by the
 # run tests), and a module the unit tests build.
-CLASSIFIER_SOURCE = '''
-import torch
-from torch import nn
-
-
-class ColourClassifier(nn.Module):
-    """Images (N, 3, H, W) -> 5 logits: the mean R, G, B (``pool``, the penultimate features)
-    through a fixed linear layer; red is class 0, green 1, blue 2."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 3, 1)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(3, 5)
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
-            self.conv.bias.zero_()
-            self.fc.weight.copy_(10 * torch.tensor([[1, -1, -1], [-1, 1, -1], [-1, -1, 1], [0, 0, 0], [-1, -1, -1]]))
-            self.fc.bias.zero_()
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.pool(self.conv(images)).flatten(1))
-'''
 namespace: dict = {}
 exec(CLASSIFIER_SOURCE, namespace)  # noqa: S102 - the same class the run tests import from a file
 ColourClassifier = namespace["ColourClassifier"]
@@ -177,15 +151,10 @@ def test_a_run_without_a_classifier_writes_no_scores(tmp_path: Path, photos: Pat
     assert all("semantic" not in image for image in results["images"])
 
 
-def _classifier_args(tmp_path: Path) -> list[str]:
-    (tmp_path / "classifier.py").write_text(CLASSIFIER_SOURCE)
-    return [f"--eval.classifier={tmp_path / 'classifier.py'}:ColourClassifier", "--eval.features_layer=pool"]
-
-
 def test_every_job_of_a_sweep_is_scored(tmp_path: Path, photos: Path) -> None:
     """The sweep's Trainers get fresh copies of the callbacks: each job's results and row."""
     sweep = "--sweep.layers=[conv1, conv2]"
-    main(tiny_args(tmp_path, photos, "--trainer.max_steps=2", sweep, *_classifier_args(tmp_path)))
+    main(tiny_args(tmp_path, photos, "--trainer.max_steps=2", sweep, *classifier_args(tmp_path)))
     run = next(tmp_path.glob("alexnet_sweep/version_0"))
     with open(run / "summary.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -197,7 +166,7 @@ def test_every_job_of_a_sweep_is_scored(tmp_path: Path, photos: Path) -> None:
 
 
 def test_a_chunked_run_sums_up_the_scores_of_every_chunk(tmp_path: Path, photos: Path) -> None:
-    main(tiny_args(tmp_path, photos, "--trainer.max_steps=2", "--data.chunk_size=2", *_classifier_args(tmp_path)))
+    main(tiny_args(tmp_path, photos, "--trainer.max_steps=2", "--data.chunk_size=2", *classifier_args(tmp_path)))
     run = next(tmp_path.glob("alexnet_conv2_chunks/version_0"))
     chunks = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
     images = [image for chunk in chunks for image in chunk["images"]]
@@ -205,29 +174,3 @@ def test_a_chunked_run_sums_up_the_scores_of_every_chunk(tmp_path: Path, photos:
     summary = json.loads((run / "summary.json").read_text())
     agreement = [image["semantic"]["top1_agreement"] for image in images]
     assert summary["mean_top1_agreement"] == pytest.approx(sum(agreement) / 3)
-
-
-@pytest.mark.slow
-def test_two_processes_score_as_one(tmp_path: Path, photos: Path) -> None:
-    """Each process scores its own images; the gathered scores are those of one process."""
-    scores = {}
-    for devices in (1, 2):
-        root = tmp_path / str(devices)
-        root.mkdir()
-        args = [*tiny_args(root, photos, "--trainer.max_steps=3", *_classifier_args(root)),
-                "--trainer.accelerator=cpu", f"--trainer.devices={devices}"]  # fmt: skip
-        env = {**os.environ, "SLP_LIGHTNING_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-        done = subprocess.run([sys.executable, "-m", "slp_lightning", *args], capture_output=True, text=True,
-                              cwd=root, env=env, timeout=300)  # fmt: skip
-        assert done.returncode == 0, done.stderr[-3000:]
-        results = json.loads((root / "alexnet_conv2" / "version_0" / "results.json").read_text())
-        scores[devices] = results
-    one, two = scores[1], scores[2]
-    assert [i["name"] for i in two["images"]] == ["astronaut", "chelsea", "coffee"]
-    for a, b in zip(one["images"], two["images"]):
-        for side in ("target", "reconstruction"):
-            x, y = a["semantic"][side], b["semantic"][side]
-            assert (y["class"], y["name"]) == (x["class"], x["name"]) and y["p"] == pytest.approx(x["p"], rel=1e-3)
-        assert b["semantic"]["p_target_class"] == pytest.approx(a["semantic"]["p_target_class"], rel=1e-3)
-        assert b["semantic"]["feature_distance"] == pytest.approx(a["semantic"]["feature_distance"], rel=1e-3)
-    assert two["mean_top1_agreement"] == one["mean_top1_agreement"]

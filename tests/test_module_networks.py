@@ -309,3 +309,11 @@ def test_a_config_may_give_the_model_as_class_path_and_init_args(user_module: ob
     assert user_module.CALLS == [5]
     results = json.loads(next(tmp_path.glob("Net_block/version_0/results.json")).read_text())
     assert results["network"] == "Net" and results["weights"] == "random (seed 0)"  # tiny_args: random
+
+
+@pytest.mark.usefixtures("user_module")
+def test_options_a_model_does_not_take_are_refused() -> None:
+    with pytest.raises(ValueError, match="arch is for network 'torchvision' only; network is 'usernet:Net'"):
+        build_feature_network("usernet:Net", "block", arch="vgg16")
+    with pytest.raises(ValueError, match="network_args are for a class or factory .* a Tower object is built"):
+        build_feature_network(Tower().eval(), "conv1", network_args={"width": 3})

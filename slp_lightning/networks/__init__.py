@@ -84,11 +84,15 @@ NETWORKS: dict[str, _Network] = {
 
 def _entry(network: str) -> _Network:
     if network not in NETWORKS:
-        raise ValueError(
-            f"unknown network {network!r}; valid networks: {', '.join(NETWORKS)}, or a model: "
-            f"PKG.MODULE:CALLABLE, a TorchScript/.pt2 file, timm:NAME, hf:FOLDER"
-        )
+        raise _unknown_network(network)
     return NETWORKS[network]
+
+
+def _unknown_network(network: str) -> ValueError:
+    return ValueError(
+        f"unknown network {network!r}; valid networks: {', '.join(NETWORKS)}, or a model: "
+        f"PKG.MODULE:CALLABLE, a TorchScript/.pt2 file, timm:NAME, hf:FOLDER"
+    )
 
 
 def layer_names(network: str, arch: str | None = None) -> tuple[str, ...]:
@@ -130,8 +134,10 @@ def build_feature_network(
                "input_std": input_std, "output": output, "tokens": tokens}  # fmt: skip
     module_settings = {k: v for k, v in options.items() if k != "network_args"}
     module_settings.update(weights=weights, weights_map=weights_map)
-    if isinstance(network, FeatureNetwork):
+    if isinstance(network, FeatureNetwork):  # built already: arch and network_args made it
         return _at_layer(network, layer, output, tokens)
+    if not isinstance(network, str) or network not in NETWORKS:
+        _check_model_options(network, arch, network_args)
     if isinstance(network, nn.Module):
         return from_object(network, layer, **module_settings)
     if network not in NETWORKS:
@@ -171,8 +177,23 @@ def _load_source(spec: str, weights: str, network_args: dict[str, Any] | None) -
         return sources.from_file(spec)
     if sources.is_import_path(spec):
         return sources.from_import_path(spec, network_args)
-    _entry(spec)  # the unknown-network error
-    raise AssertionError("unreachable")
+    raise _unknown_network(spec)
+
+
+def _check_model_options(network: Network, arch: str | None, network_args: dict[str, Any] | None) -> None:
+    """Refuse the options a model's source does not take, rather than ignore them."""
+    if arch is not None:
+        raise ValueError(f"arch is for network 'torchvision' only; network is {_label(network)}")
+    takes_args = isinstance(network, str) and (network.startswith("timm:") or sources.is_import_path(network))
+    if network_args and not takes_args:
+        raise ValueError(
+            f"network_args are for a class or factory (PKG.MODULE:CALLABLE), timm:NAME or a torchvision "
+            f"arch; {_label(network)} is built already"
+        )
+
+
+def _label(network: Network) -> str:
+    return repr(network) if isinstance(network, str) else f"a {type(network).__name__} object"
 
 
 def _at_layer(

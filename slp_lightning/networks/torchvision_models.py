@@ -32,18 +32,19 @@ def _check_arch(arch: str | None) -> str:
     return arch
 
 
-@cache
 def torchvision_layers(arch: str | None) -> tuple[str, ...]:
     """Every FX node of ``arch`` whose output can be inverted, in execution order, then every
     module path that is not also a node."""
-    nodes = _graph_nodes(_check_arch(arch))
-    return (*nodes, *(path for path in module_paths(torchvision.models.get_model(arch)) if path not in nodes))
+    nodes, paths = _layer_names(_check_arch(arch))
+    return (*nodes, *(path for path in paths if path not in nodes))
 
 
 @cache
-def _graph_nodes(arch: str) -> dict[str, None]:
-    """The FX nodes of ``arch`` (an ordered set), its input left out."""
-    return dict.fromkeys(get_graph_node_names(torchvision.models.get_model(arch).eval())[1][1:])
+def _layer_names(arch: str) -> tuple[dict[str, None], tuple[str, ...]]:
+    """The FX nodes of ``arch`` (an ordered set, its input left out) and its module paths, from
+    one build of the model."""
+    model = torchvision.models.get_model(arch).eval()
+    return dict.fromkeys(get_graph_node_names(model)[1][1:]), module_paths(model)
 
 
 class _Node(nn.Module):
@@ -74,7 +75,7 @@ def build_torchvision(
     model's output."""
     arch = _check_arch(arch)
     args = dict(network_args or {})
-    graph = layer is not None and not (args or output is not None or tokens) and layer in _graph_nodes(arch)
+    graph = layer is not None and not (args or output is not None or tokens) and layer in _layer_names(arch)[0]
     body, description = load_weights(
         lambda: torchvision.models.get_model(arch, **args), weights,
         torchvision.models.get_model_weights(arch), name=arch,

@@ -8,5 +8,8 @@ hand there (as before) leaves out whatever is added later."""
 from setuptools import find_packages, setup
 
 setup(
-    packages=[*find_packages(include=["slp_lightning", "slp_lightning.*"]), "slp_lightning.configs"],
+    packages=[
+        *find_packages(include=["slp_lightning", "slp_lightning.*"]),
+        "slp_lightning.configs",
+    ],
 )

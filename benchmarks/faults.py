@@ -147,7 +147,9 @@ def inject(kills: list[Kill], reference: torch.Tensor) -> list[Row]:
     for kill in kills:
         pause = {"class_path": "benchmarks.faults.PauseAt",
                  "init_args": {"step": kill.step, "marker": str(kill.root / "paused")}}  # fmt: skip
-        processes.append(launch(kill.root, [*kill.args, f"--trainer.callbacks={json.dumps([pause])}"]))
+        processes.append(
+            launch(kill.root, [*kill.args, f"--trainer.callbacks={json.dumps([pause])}"])
+        )
     for kill, process in zip(kills, processes):
         stop(kill, process)
     rows = []
@@ -189,7 +191,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--full", action="store_true", help="a kill point every 4 steps (default: 3)")
+    parser.add_argument(
+        "--full", action="store_true", help="a kill point every 4 steps (default: 3)"
+    )
     parser.add_argument("--steps", type=int, nargs="+", help="kill points (overrides --full)")
     parser.add_argument("--signals", nargs="+", default=list(EXIT_CODES), choices=list(EXIT_CODES))
     parser.add_argument("--tolerance", type=float, default=0.0, help="max |ΔI_pre| called equal")
@@ -211,8 +215,10 @@ def main() -> None:
         reference = reference_run(Path(folder) / "reference", args(Path(folder) / "reference"))
         for step in steps:  # the signals of one kill point side by side
             roots = {name: Path(folder) / f"{name}_{step}" for name in options.signals}
-            rows += inject([Kill(name, step, root, args(root)) for name, root in roots.items()], reference)
-            print(f"after step {step}: {rows[-len(roots):]}", file=sys.stderr)
+            rows += inject(
+                [Kill(name, step, root, args(root)) for name, root in roots.items()], reference
+            )
+            print(f"after step {step}: {rows[-len(roots) :]}", file=sys.stderr)
     print(table(rows, options.tolerance))
     lost = {name: [r.lost for r in rows if r.signal == name] for name in options.signals}
     print(

@@ -59,7 +59,9 @@ def run(checkout: Path, images: Path, extra: list[str]) -> list[tuple[str, float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("before", type=Path, help="the other checkout")
     parser.add_argument("after", type=Path, nargs="?", default=ROOT, help="default: this checkout")
     args = parser.parse_args()
@@ -67,7 +69,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         images = photos(Path(scratch))
         for case, extra in CASES.items():
-            before, after = run(args.before.resolve(), images, extra), run(args.after.resolve(), images, extra)
+            before, after = (
+                run(args.before.resolve(), images, extra),
+                run(args.after.resolve(), images, extra),
+            )
             differ += before != after
             print(f"{case}: {'identical' if before == after else 'DIFFERENT'} (first image: "
                   f"{before[0][1]!r} / {after[0][1]!r})")  # fmt: skip

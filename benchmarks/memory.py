@@ -38,7 +38,9 @@ def peak_mb(images: str, root: str, *options: str) -> float:
         cwd=ROOT, env={**os.environ, "SLP_LIGHTNING_OFFLINE": "1"},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not the largest child's so far
+    _, status, usage = os.wait4(
+        child.pid, 0
+    )  # this child's own peak, not the largest child's so far
     child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode:
         raise RuntimeError(f"fit {' '.join(options)} failed with exit {child.returncode}")
@@ -61,7 +63,9 @@ def estimate() -> None:
     from slp_lightning.chunks import target_bytes
     from slp_lightning.inversion import FeatureInversion
 
-    print("| network, layer, size | estimated MB per target | measured MB per target | estimate / measured |")
+    print(
+        "| network, layer, size | estimated MB per target | measured MB per target | estimate / measured |"
+    )
     print("|---|---|---|---|")
     for network, layer, size, levels in ESTIMATED:
         weights = "random" if network == "alexnet" else "auto"
@@ -71,15 +75,23 @@ def estimate() -> None:
         with tempfile.TemporaryDirectory() as root:
             peaks = [peak_mb(targets(count), root, *options) for count in (2, 10)]
         measured = (peaks[1] - peaks[0]) / 8
-        model = FeatureInversion(network=network, layer=layer, weights=weights, image_size=size, pyramid_levels=levels)
+        model = FeatureInversion(
+            network=network, layer=layer, weights=weights, image_size=size, pyramid_levels=levels
+        )
         estimated = target_bytes(model) / 2**20
-        print(f"| {network} {layer}, {size} px | {estimated:.0f} | {measured:.0f} | {estimated / measured:.2f} |")
+        print(
+            f"| {network} {layer}, {size} px | {estimated:.0f} | {measured:.0f} | {estimated / measured:.2f} |"
+        )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="64 px, 3 steps a chunk")
-    parser.add_argument("--estimate", action="store_true", help="the per-target estimate against measurement")
+    parser.add_argument(
+        "--estimate", action="store_true", help="the per-target estimate against measurement"
+    )
     parser.add_argument("--chunk", type=int, default=16)
     parser.add_argument("--counts", nargs=2, type=int, default=[16, 256])
     args = parser.parse_args()

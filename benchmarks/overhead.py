@@ -49,7 +49,9 @@ def targets(count: int, names: list[str] = PHOTOS) -> str:
     folder = Path(tempfile.mkdtemp(prefix="bench_photos_"))
     for i in range(count):
         name = names[i % len(names)]
-        Image.fromarray(np.asarray(getattr(skimage.data, name)())).convert("RGB").save(folder / f"{i:04d}_{name}.png")
+        Image.fromarray(np.asarray(getattr(skimage.data, name)())).convert("RGB").save(
+            folder / f"{i:04d}_{name}.png"
+        )
     return str(folder)
 
 
@@ -79,7 +81,9 @@ def fit_run(images: str, steps: int, levels: int = 6, timer: StepTimer | None = 
         enable_progress_bar=False,
         enable_model_summary=False,
     )  # fmt: skip
-    model = FeatureInversion(layer="conv5", weights="random", pyramid_levels=levels, compactness=0.01)
+    model = FeatureInversion(
+        layer="conv5", weights="random", pyramid_levels=levels, compactness=0.01
+    )
     trainer.fit(model, TargetImages(images, image_size=224))
     return time.perf_counter() - start
 
@@ -112,13 +116,19 @@ def peak_rss_mb(images: int, steps: int) -> float:
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
     root = Path(__file__).resolve().parents[1]
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True
+    )
     return int(out.stdout.strip().splitlines()[-1]) / 1024
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer steps (under 2 minutes on 2 cores)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer steps (under 2 minutes on 2 cores)"
+    )
     parser.add_argument("--only", choices=["hook"], help="one row alone")
     args = parser.parse_args()
     steps = 12 if args.quick else 40
@@ -153,28 +163,53 @@ def main() -> None:
     network = FeatureInversion(layer="conv5", weights="random").network
     weights_mb = sum(p.numel() * 4 for p in network.parameters()) / 2**20
 
-    print(f"| framework: fit step / raw loop step (conv5, 224, batch 8) | {framework:.3f} "
-          f"({min(fit_steps) * 1e3:.0f} ms / {min(raw_steps) * 1e3:.0f} ms) | ≤ 1.10 |")
-    print(f"| pyramid, coarsest phase: K=6 step at level 6 / pixel step (batch 8) | {coarse:.3f} "
-          f"({min(coarse_steps) * 1e3:.0f} ms / {min(pixel_steps) * 1e3:.0f} ms) | ≤ 1.05 |")
-    print(f"| pyramid, final phase: K=6 step at level 1 / pixel step (batch 8) | {fine:.3f} "
-          f"({min(fine_steps) * 1e3:.0f} ms / {min(pixel_steps) * 1e3:.0f} ms) | ≤ 1.05 |")
-    print(f"| batching: one 8-image run / eight 1-image runs ({batch_steps} steps) | {batching:.3f} "
-          f"({batched:.1f} s / {singles:.1f} s) | ≤ 0.5 |")
-    print(f"| memory: peak RSS, 32 images / 1 image (conv5, 224, 3 steps) | {rss_32:.0f} MB / {rss_1:.0f} MB "
-          f"(+{(rss_32 - rss_1) / 31:.1f} MB per image; network weights {weights_mb:.1f} MB, held once) | report |")
+    print(
+        f"| framework: fit step / raw loop step (conv5, 224, batch 8) | {framework:.3f} "
+        f"({min(fit_steps) * 1e3:.0f} ms / {min(raw_steps) * 1e3:.0f} ms) | ≤ 1.10 |"
+    )
+    print(
+        f"| pyramid, coarsest phase: K=6 step at level 6 / pixel step (batch 8) | {coarse:.3f} "
+        f"({min(coarse_steps) * 1e3:.0f} ms / {min(pixel_steps) * 1e3:.0f} ms) | ≤ 1.05 |"
+    )
+    print(
+        f"| pyramid, final phase: K=6 step at level 1 / pixel step (batch 8) | {fine:.3f} "
+        f"({min(fine_steps) * 1e3:.0f} ms / {min(pixel_steps) * 1e3:.0f} ms) | ≤ 1.05 |"
+    )
+    print(
+        f"| batching: one 8-image run / eight 1-image runs ({batch_steps} steps) | {batching:.3f} "
+        f"({batched:.1f} s / {singles:.1f} s) | ≤ 0.5 |"
+    )
+    print(
+        f"| memory: peak RSS, 32 images / 1 image (conv5, 224, 3 steps) | {rss_32:.0f} MB / {rss_1:.0f} MB "
+        f"(+{(rss_32 - rss_1) / 31:.1f} MB per image; network weights {weights_mb:.1f} MB, held once) | report |"
+    )
 
 
 def hook_row(images: str, steps: int) -> None:
     """Row 5: the same layer read by a hook and from the cut FX graph, interleaved."""
-    mobilenet = {"network": "torchvision", "arch": "mobilenet_v2", "image_size": 128, "compactness": 0.0}
+    mobilenet = {
+        "network": "torchvision",
+        "arch": "mobilenet_v2",
+        "image_size": 128,
+        "compactness": 0.0,
+    }
     hooked, graph = [], []
     for _ in range(3):
-        hooked.append(median_step(raw_loop(images, steps, levels=4, finest_on=1, layer="features.6", **mobilenet)))
-        graph.append(median_step(raw_loop(images, steps, levels=4, finest_on=1, layer="features.6.add", **mobilenet)))
-    print(f"| hook: MobileNetV2 features.6 by a forward hook / features.6.add from the FX graph (128 px, "
-          f"batch 8) | {min(hooked) / min(graph):.3f} ({min(hooked) * 1e3:.0f} ms / {min(graph) * 1e3:.0f} ms) "
-          f"| ≤ 1.05 |")
+        hooked.append(
+            median_step(
+                raw_loop(images, steps, levels=4, finest_on=1, layer="features.6", **mobilenet)
+            )
+        )
+        graph.append(
+            median_step(
+                raw_loop(images, steps, levels=4, finest_on=1, layer="features.6.add", **mobilenet)
+            )
+        )
+    print(
+        f"| hook: MobileNetV2 features.6 by a forward hook / features.6.add from the FX graph (128 px, "
+        f"batch 8) | {min(hooked) / min(graph):.3f} ({min(hooked) * 1e3:.0f} ms / {min(graph) * 1e3:.0f} ms) "
+        f"| ≤ 1.05 |"
+    )
 
 
 if __name__ == "__main__":

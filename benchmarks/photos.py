@@ -129,7 +129,9 @@ def photo_set(name: str, size: int = 256) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("set", choices=sorted(SETS))
     parser.add_argument("--size", type=int, default=256)
     args = parser.parse_args()

@@ -42,7 +42,12 @@ SHALLOW = {"relu1_2", "relu2_2", "relu3_3"}  # where the goal asks PSNR >= pixel
 
 
 def run_budget(
-    args: argparse.Namespace, images: Path, budget: int, methods: list[str], layers: list[str] | None, root: Path
+    args: argparse.Namespace,
+    images: Path,
+    budget: int,
+    methods: list[str],
+    layers: list[str] | None,
+    root: Path,
 ) -> list[dict]:
     """One sweep of ``methods`` × ``layers`` at ``budget`` steps; its summary rows, with per-image
     errors (also appended to ``root/rows.jsonl``, so that a stopped benchmark keeps what finished)."""
@@ -76,15 +81,21 @@ def report(rows: list[dict]) -> str:
     layers = list(dict.fromkeys(r["layer"] for r in rows))
     cell = {(r["method"], r["budget"], r["layer"]): r for r in rows}
     lines = ["| method | steps | " + " | ".join(layers) + " |", "|---|---|" + "---|" * len(layers)]
-    for (method, budget) in dict.fromkeys((r["method"], r["budget"]) for r in rows):
+    for method, budget in dict.fromkeys((r["method"], r["budget"]) for r in rows):
         values = []
         for layer in layers:
             r = cell.get((method, budget, layer))
             values.append("" if r is None else f"{100 * float(r['mean_normalized_error']):.1f} % / "
                           f"{float(r['mean_psnr']):.1f} dB / {float(r['mean_hf_ratio']):.2f}")  # fmt: skip
         lines.append(f"| {method} | {budget} | " + " | ".join(values) + " |")
-    lines += ["", "Cells: mean normalised error / mean PSNR / high-frequency energy ratio (1 = the "
-              "target's fine detail).", "", "Goals per cell (slp against the baselines at the same budget):", ""]
+    lines += [
+        "",
+        "Cells: mean normalised error / mean PSNR / high-frequency energy ratio (1 = the "
+        "target's fine detail).",
+        "",
+        "Goals per cell (slp against the baselines at the same budget):",
+        "",
+    ]
     for budget in dict.fromkeys(r["budget"] for r in rows):
         for layer in layers:
             slp, pixel, tv = (cell.get((m, budget, layer)) for m in ("slp", "pixel", "tv"))
@@ -99,28 +110,44 @@ def report(rows: list[dict]) -> str:
                               f"slp ≤ pixel on {wins}/{len(pixel['per_image'])} images)")  # fmt: skip
                 if layer in SHALLOW:
                     gain = float(slp["mean_psnr"]) - float(pixel["mean_psnr"])
-                    checks.append(f"PSNR {gain:+.1f} dB over pixel ({'met' if gain >= 2 else 'NOT met'}: ≥ +2)")
+                    checks.append(
+                        f"PSNR {gain:+.1f} dB over pixel ({'met' if gain >= 2 else 'NOT met'}: ≥ +2)"
+                    )
             if tv is not None:
                 ratio = err / float(tv["mean_normalized_error"])
-                checks.append(f"error {ratio:.2f}× tv's ({'met' if ratio <= 0.6 else 'NOT met'}: ≤ 0.6)")
+                checks.append(
+                    f"error {ratio:.2f}× tv's ({'met' if ratio <= 0.6 else 'NOT met'}: ≤ 0.6)"
+                )
             lines.append(f"- {budget} steps, {layer}: " + "; ".join(checks))
     return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="4 validation photos, 64 px, relu3_3, 100 steps")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="4 validation photos, 64 px, relu3_3, 100 steps"
+    )
     parser.add_argument("--set", choices=sorted(SETS), default="validation")
     parser.add_argument("--network", choices=sorted(CONFIGS), default="craft_vgg16_bn")
     parser.add_argument("--layers", nargs="*", default=None, help="default: the config's layer")
     parser.add_argument("--methods", nargs="+", default=["slp", "pixel", "tv"])
     parser.add_argument("--budgets", nargs="+", type=int, default=[200, 500, 1000])
     parser.add_argument("--size", type=int, default=128, help="image side in px")
-    parser.add_argument("--photos", type=int, default=None, help="only the first N photographs of the set")
+    parser.add_argument(
+        "--photos", type=int, default=None, help="only the first N photographs of the set"
+    )
     parser.add_argument("--out", type=Path, default=None, help="keep the runs here")
-    parser.add_argument("--parallel", type=int, default=1,
-                        help="run budgets × methods as this many processes at once (a GPU has room)")
-    parser.add_argument("extra", nargs="*", help="more fit options after --, e.g. -- --switch.coarse_budget=0.15")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=1,
+        help="run budgets × methods as this many processes at once (a GPU has room)",
+    )
+    parser.add_argument(
+        "extra", nargs="*", help="more fit options after --, e.g. -- --switch.coarse_budget=0.15"
+    )
     args = parser.parse_args()
     if args.quick:
         args.size, args.photos, args.budgets = 64, 4, [100]
@@ -137,9 +164,16 @@ def main() -> None:
         root = args.out or Path(scratch) / "runs"
         root.mkdir(parents=True, exist_ok=True)
         # In parallel, every budget × method × layer is a process of its own; else one per budget.
-        pieces = [(b, [m], [la] if la else None) for b in args.budgets for m in args.methods
-                  for la in args.layers or [None]] if args.parallel > 1 else \
-            [(b, args.methods, args.layers) for b in args.budgets]
+        pieces = (
+            [
+                (b, [m], [la] if la else None)
+                for b in args.budgets
+                for m in args.methods
+                for la in args.layers or [None]
+            ]
+            if args.parallel > 1
+            else [(b, args.methods, args.layers) for b in args.budgets]
+        )
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
             runs = pool.map(lambda piece: run_budget(args, folder, *piece, root), pieces)
             rows = [row for piece_rows in runs for row in piece_rows]

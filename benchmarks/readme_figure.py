@@ -32,7 +32,12 @@ from benchmarks.photos import photo_set  # noqa: E402
 
 # name -> (config, its K, validation photographs, output)
 FIGURES = {
-    "mobilenet": ("configs/mobilenet_v2.yaml", 6, ["coffee", "motorcycle", "ladybird"], "mobilenet_v2_features6.png"),
+    "mobilenet": (
+        "configs/mobilenet_v2.yaml",
+        6,
+        ["coffee", "motorcycle", "ladybird"],
+        "mobilenet_v2_features6.png",
+    ),
     "craft": ("configs/vgg16_bn_trained.yaml", 4, ["astronaut", "china"], "craft_relu3_3.png"),
 }
 METHODS = ["slp", "pixel"]
@@ -49,7 +54,9 @@ def invert(config: str, method: str, images: Path, root: Path) -> Path:
     return next((root / method).glob("*/version_*"))
 
 
-def compose(runs: dict[str, Path], images: Path, photos: list[str], out: Path, levels: int = 4) -> None:
+def compose(
+    runs: dict[str, Path], images: Path, photos: list[str], out: Path, levels: int = 4
+) -> None:
     tiles = []
     for name in photos:
         tiles.append(read_image(str(images / f"{name}.png")))
@@ -57,14 +64,21 @@ def compose(runs: dict[str, Path], images: Path, photos: list[str], out: Path, l
         tiles += [read_image(str(folder / f"{name}_level{k}.png")) for k in range(levels, 0, -1)]
         tiles.append(read_image(str(runs["pixel"] / "reconstructions" / f"{name}.png")))
     size = tiles[1].shape[-1]
-    tiles = [torch.nn.functional.interpolate(t[None].float(), size=(size, size), mode="area")[0] / 255 for t in tiles]
+    tiles = [
+        torch.nn.functional.interpolate(t[None].float(), size=(size, size), mode="area")[0] / 255
+        for t in tiles
+    ]
     save_image(make_grid(tiles, nrow=levels + 2, padding=4, pad_value=1.0), out)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--figure", choices=sorted(FIGURES), default="mobilenet")
-    parser.add_argument("--runs", type=Path, help="a folder with slp/ and pixel/ runs already made (kept)")
+    parser.add_argument(
+        "--runs", type=Path, help="a folder with slp/ and pixel/ runs already made (kept)"
+    )
     args = parser.parse_args()
     config, levels, photos, out = FIGURES[args.figure]
     source = photo_set("validation")
@@ -75,10 +89,16 @@ def main() -> None:
             (images / f"{name}.png").symlink_to(source / f"{name}.png")
         root = args.runs or Path(scratch)
         made = args.runs is not None and all(any((root / m).glob("*/version_*")) for m in METHODS)
-        runs = {m: next((root / m).glob("*/version_*")) if made else invert(config, m, images, root) for m in METHODS}
+        runs = {
+            m: next((root / m).glob("*/version_*")) if made else invert(config, m, images, root)
+            for m in METHODS
+        }
         for method, run in runs.items():
             results = json.loads((run / "results.json").read_text())
-            scores = [f"{i['name']} {100 * i['normalized_error']:.1f} % {i['psnr']:.1f} dB" for i in results["images"]]
+            scores = [
+                f"{i['name']} {100 * i['normalized_error']:.1f} % {i['psnr']:.1f} dB"
+                for i in results["images"]
+            ]
             print(method, results["steps"], scores)
         compose(runs, images, photos, ROOT / "docs" / out, levels)
 

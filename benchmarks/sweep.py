@@ -33,7 +33,9 @@ def run(*args: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="4 layers, 4 images, 96 px, 30 steps")
     args = parser.parse_args()
     layers = ["conv1", "conv2", "conv3", "conv4"] + ([] if args.quick else ["conv5", "fc6"])
@@ -43,12 +45,18 @@ def main() -> None:
               f"--trainer.max_steps={steps}", "--trainer.enable_progress_bar=false",
               "--switch.max_steps_per_level=10", "--switch.min_steps=5"]  # fmt: skip
     with tempfile.TemporaryDirectory() as root:
-        sweep = run(*common, f"--trainer.default_root_dir={root}/sweep", f"--sweep.layers=[{', '.join(layers)}]")
+        sweep = run(
+            *common,
+            f"--trainer.default_root_dir={root}/sweep",
+            f"--sweep.layers=[{', '.join(layers)}]",
+        )
         separate = sum(run(*common, f"--trainer.default_root_dir={root}/single", f"--model.layer={layer}")
                        for layer in layers)  # fmt: skip
     print("| measure | value | target |\n|---|---|---|")
-    print(f"| sweep of {len(layers)} layers × {images} images ({size} px, {steps} steps) / "
-          f"{len(layers)} separate runs | {sweep / separate:.3f} ({sweep:.1f} s / {separate:.1f} s) | < 1 |")
+    print(
+        f"| sweep of {len(layers)} layers × {images} images ({size} px, {steps} steps) / "
+        f"{len(layers)} separate runs | {sweep / separate:.3f} ({sweep:.1f} s / {separate:.1f} s) | < 1 |"
+    )
 
 
 if __name__ == "__main__":

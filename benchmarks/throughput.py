@@ -63,10 +63,20 @@ def run_cell(cell: str, precision: str, batch: int, steps: int, folders: dict[in
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="conv5, batch 8, 12 steps (CPU: about a minute)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="conv5, batch 8, 12 steps (CPU: about a minute)"
+    )
     parser.add_argument("--cells", nargs="+", choices=sorted(CELLS), default=["alexnet_conv5"])
-    parser.add_argument("--batches", nargs="+", type=int, default=None, help="default: 8 32 128 256 on a GPU, 8 on CPU")
+    parser.add_argument(
+        "--batches",
+        nargs="+",
+        type=int,
+        default=None,
+        help="default: 8 32 128 256 on a GPU, 8 on CPU",
+    )
     parser.add_argument("--precisions", nargs="+", default=None,
                         help="default: 32-true bf16-mixed 16-mixed on a GPU, 32-true bf16-mixed on CPU")  # fmt: skip
     parser.add_argument("--steps", type=int, default=40)
@@ -74,7 +84,9 @@ def main() -> None:
     args = parser.parse_args()
     gpu = torch.cuda.is_available()
     batches = args.batches or ([8, 32, 128, 256] if gpu else [8])
-    precisions = args.precisions or (["32-true", "bf16-mixed", "16-mixed"] if gpu else ["32-true", "bf16-mixed"])
+    precisions = args.precisions or (
+        ["32-true", "bf16-mixed", "16-mixed"] if gpu else ["32-true", "bf16-mixed"]
+    )
     steps = 12 if args.quick else args.steps
     folders = {batch: targets(batch) for batch in batches}
     device = torch.cuda.get_device_name() if gpu else "CPU"

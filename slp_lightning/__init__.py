@@ -4,4 +4,11 @@ from slp_lightning.callbacks import InversionCheckpoint, OutputWriter, PyramidSw
 from slp_lightning.data import TargetImages
 from slp_lightning.inversion import FeatureInversion
 
-__all__ = ["FeatureInversion", "InversionCheckpoint", "OutputWriter", "PyramidSwitch", "SemanticScore", "TargetImages"]
+__all__ = [
+    "FeatureInversion",
+    "InversionCheckpoint",
+    "OutputWriter",
+    "PyramidSwitch",
+    "SemanticScore",
+    "TargetImages",
+]

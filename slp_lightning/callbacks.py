@@ -63,7 +63,9 @@ class PyramidSwitch(Callback):
         if not 0 <= rel_tol < 1:
             raise ValueError(f"rel_tol must be in [0, 1), got {rel_tol}")
         if not 0 < phase_share < 1:
-            raise ValueError(f"phase_share is a share of the step budget, in (0, 1); got {phase_share}")
+            raise ValueError(
+                f"phase_share is a share of the step budget, in (0, 1); got {phase_share}"
+            )
         if (
             patience < 1 or min_steps < 0 or (final_patience or 1) < 1
             or (max_steps_per_level is not None and max_steps_per_level < max(min_steps, 1))
@@ -103,7 +105,9 @@ class PyramidSwitch(Callback):
         # step budget ends), so the baselines, which start there, get the whole budget too.
         patience = torch.where(final, self.final_patience, self.patience)
         cap = self.steps_per_level(trainer.max_steps)
-        converged = (age >= self.min_steps) & ((step - m.last_improved >= patience) | ((age >= cap) & ~final))
+        converged = (age >= self.min_steps) & (
+            (step - m.last_improved >= patience) | ((age >= cap) & ~final)
+        )
         m.done |= converged & final
         switch = converged & ~final
         if switch.any():
@@ -266,11 +270,15 @@ class SemanticScore(Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.results = None
-        self.evaluator(pl_module.network)  # a missing package or a bad spec fails now, not at the end
+        self.evaluator(
+            pl_module.network
+        )  # a missing package or a bad spec fails now, not at the end
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not any(isinstance(callback, OutputWriter) for callback in trainer.callbacks):
-            self.measure(trainer, pl_module)  # else the writer asks, to put the scores in results.json
+            self.measure(
+                trainer, pl_module
+            )  # else the writer asks, to put the scores in results.json
 
 
 def output_writer(trainer: pl.Trainer, needed_by: str) -> OutputWriter:
@@ -322,7 +330,9 @@ class OutputWriter(SwitchListener):
         self.run_dir = Path(trainer.log_dir or trainer.default_root_dir)
         self._finest_on = pl_module.finest_on.clone()
         targets = None if pl_module.targets is None else pl_module.gather(pl_module.targets)
-        features = pl_module.gather(pl_module.target_features) if self.save_target_features else None
+        features = (
+            pl_module.gather(pl_module.target_features) if self.save_target_features else None
+        )
         board = self._tensorboard(trainer)
         if trainer.is_global_zero and board is not None:
             if targets is not None:
@@ -347,7 +357,10 @@ class OutputWriter(SwitchListener):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
         batch_idx: int,
     ) -> None:  # fmt: skip
-        if trainer.global_step % self.image_every_n_steps == 0 and self._images_step != trainer.global_step:
+        if (
+            trainer.global_step % self.image_every_n_steps == 0
+            and self._images_step != trainer.global_step
+        ):
             self._log_images(trainer, pl_module)
 
     def _log_images(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Tensor:
@@ -371,7 +384,9 @@ class OutputWriter(SwitchListener):
         levels = pl_module.gather(pl_module.finest_on)
         # Synchronised over this Trainer's processes only: a dealt chunk's process is one of
         # several in the process group, yet its run is a one-process run.
-        metric = NormalizedError(pl_module.n_f, distributed_available_fn=lambda: trainer.world_size > 1)
+        metric = NormalizedError(
+            pl_module.n_f, distributed_available_fn=lambda: trainer.world_size > 1
+        )
         metric = metric.to(pl_module.device)
         errors = {k: pl_module.gather(v) for k, v in pl_module.evaluate(metric).items()}
         targets = None if pl_module.targets is None else pl_module.gather(pl_module.targets)
@@ -401,7 +416,9 @@ class OutputWriter(SwitchListener):
         # No collectives here: other processes may be gone. Each writes its own images.
         I_r = pl_module.image_model()[0].detach()
         self._write_pngs(I_r, pl_module.names, pl_module.finest_on)
-        name = "results.json" if trainer.world_size == 1 else f"results_rank{trainer.global_rank}.json"
+        name = (
+            "results.json" if trainer.world_size == 1 else f"results_rank{trainer.global_rank}.json"
+        )
         self.results_file = self.run_dir / name
         self.results = write_results(
             pl_module, pl_module.names, pl_module.evaluate(), pl_module.finest_on,
@@ -426,4 +443,6 @@ class OutputWriter(SwitchListener):
             "results": self.results_file,
         }
         headline = f"{count} image{'s' if count != 1 else ''}, {results['steps']} steps ({results['status']})"
-        return report(headline, results, {k: v for k, v in files.items() if v.exists()}, self.run_dir)
+        return report(
+            headline, results, {k: v for k, v in files.items() if v.exists()}, self.run_dir
+        )

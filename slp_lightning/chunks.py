@@ -66,7 +66,10 @@ def _leaf_outputs(network: torch.nn.Module, images: Tensor) -> tuple[int, Tensor
     """The elements of every leaf module's output in ``network(images)``, and the features."""
     activations: list[int] = []
     leaves = [module for module in network.modules() if not list(module.children())]
-    hooks = [leaf.register_forward_hook(lambda _m, _i, out: activations.append(out.numel())) for leaf in leaves]
+    hooks = [
+        leaf.register_forward_hook(lambda _m, _i, out: activations.append(out.numel()))
+        for leaf in leaves
+    ]
     try:
         with torch.no_grad():
             features = network(images)
@@ -101,7 +104,9 @@ def device_memory(device: torch.device) -> int:
 def auto_chunk_size(model: FeatureInversion, device: torch.device) -> int:
     """The chunk size ``auto`` means on ``device``: as many targets as fit in ``MEMORY_SHARE`` of
     its memory (``target_bytes`` each), at least 1 and at most ``MAX_AUTO_CHUNK``."""
-    return max(1, min(MAX_AUTO_CHUNK, int(MEMORY_SHARE * device_memory(device) / target_bytes(model))))
+    return max(
+        1, min(MAX_AUTO_CHUNK, int(MEMORY_SHARE * device_memory(device) / target_bytes(model)))
+    )
 
 
 def planned_chunk_size(run_dir: Path, chunk_size: int | str | None) -> int:
@@ -137,7 +142,9 @@ def finished_chunks(run_dir: Path) -> dict[int, dict]:
 
 def summarize(run_dir: Path, total: int) -> dict:
     """``summary.json``: the means over every image of the finished chunks."""
-    images = [image for line in sorted(finished_chunks(run_dir).items()) for image in line[1]["images"]]
+    images = [
+        image for line in sorted(finished_chunks(run_dir).items()) for image in line[1]["images"]
+    ]
 
     def mean(measure: str) -> float | None:
         values = [image[measure] for image in images]
@@ -147,7 +154,9 @@ def summarize(run_dir: Path, total: int) -> dict:
         "images": len(images), "of": total,
         **{f"mean_{m}": mean(m) for m in ("normalized_error", "relative_error", "psnr", "ssim", "hf_ratio")},
     }  # fmt: skip
-    if images and all("semantic" in image for image in images):  # scored by an evaluation classifier
+    if images and all(
+        "semantic" in image for image in images
+    ):  # scored by an evaluation classifier
         summary.update(semantic.means_of([image["semantic"] for image in images]))
     (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
@@ -176,7 +185,9 @@ def claim(run_dir: Path, workers: Workers, index: int) -> bool:
     return True
 
 
-def _first_chunk_n_f(model: FeatureInversion, data: TargetImages, size: int, device: torch.device) -> float:
+def _first_chunk_n_f(
+    model: FeatureInversion, data: TargetImages, size: int, device: torch.device
+) -> float:
     first = data.chunk(range(min(size, len(data.target_names()))))
     model.network.to(device)
     try:
@@ -199,7 +210,11 @@ def run(
     ``{}`` on the others, which write only their chunks' folders and lines)."""
     names = data.target_names()
     # ``auto`` (TargetImages' default) when called from Python; the command line resolved it.
-    size = data.chunk_size if isinstance(data.chunk_size, int) else auto_chunk_size(model, workers.device)
+    size = (
+        data.chunk_size
+        if isinstance(data.chunk_size, int)
+        else auto_chunk_size(model, workers.device)
+    )
     count = math.ceil(len(names) / size)
     done = finished_chunks(run_dir)
     if done:
@@ -209,19 +224,25 @@ def run(
         (run_dir / PLAN).write_text(json.dumps({"chunk_size": size, "targets": len(names)}) + "\n")
     n_f = model.hparams.n_f or next((line["N_f"] for _, line in sorted(done.items())), None)
     if n_f is None:
-        n_f = workers.broadcast(_first_chunk_n_f(model, data, size, workers.device) if workers.rank == 0 else None)
+        n_f = workers.broadcast(
+            _first_chunk_n_f(model, data, size, workers.device) if workers.rank == 0 else None
+        )
     where = f" on process {workers.rank}" if workers.world > 1 else ""
     for index in range(count):
         if index in done or not claim(run_dir, workers, index):
             continue
         rows = range(index * size, min((index + 1) * size, len(names)))
         chunk = data.chunk(rows)
-        trainer = trainer_for(TensorBoardLogger(run_dir.parent, name=run_dir.name, version=chunk_name(index)))
+        trainer = trainer_for(
+            TensorBoardLogger(run_dir.parent, name=run_dir.name, version=chunk_name(index))
+        )
         writer = output_writer(trainer, "a chunked run's Trainers")
         last = run_dir / chunk_name(index) / "checkpoints" / "last.ckpt"
         with sole_writer():
             if last.exists():
-                read_checkpoint(last)  # refuse a file that needs pickle in a sentence, not a traceback
+                read_checkpoint(
+                    last
+                )  # refuse a file that needs pickle in a sentence, not a traceback
             trainer.fit(model.with_settings(n_f=n_f), datamodule=chunk, ckpt_path=last if last.exists() else None,
                         weights_only=True)  # fmt: skip
             if trainer.is_global_zero:
@@ -231,7 +252,9 @@ def run(
                 if workers.world == 1:  # alone, it may read the file while the run goes on
                     summarize(run_dir, len(names))
                 images = f"{len(rows)} image{'s' if len(rows) != 1 else ''}"
-                rank_zero_info(f"chunk {index + 1}/{count} done{where}, {images}{measured(results)}")
+                rank_zero_info(
+                    f"chunk {index + 1}/{count} done{where}, {images}{measured(results)}"
+                )
         # The chunk's Trainer, module and callbacks refer to each other: free them now, not at
         # some later cycle collection, or several chunks' tensors pile up (1.41× the memory at 224 px).
         del trainer, writer, chunk
@@ -241,6 +264,8 @@ def run(
         return {}
     # In chunk order, whichever process finished first: the file a one-process run writes.
     lines = finished_chunks(run_dir)
-    (run_dir / RESULTS).write_text("".join(json.dumps(lines[index]) + "\n" for index in sorted(lines)))
+    (run_dir / RESULTS).write_text(
+        "".join(json.dumps(lines[index]) + "\n" for index in sorted(lines))
+    )
     shutil.rmtree(run_dir / CLAIMS, ignore_errors=True)
     return summarize(run_dir, len(names))

@@ -94,7 +94,9 @@ class InversionCLI(LightningCLI):
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         """LightningCLI's parsing, with ``--config NAME`` finding a shipped config by name."""
         if args is None or isinstance(args, list):
-            self.config = parser.parse_args(with_shipped_configs(sys.argv[1:] if args is None else args))
+            self.config = parser.parse_args(
+                with_shipped_configs(sys.argv[1:] if args is None else args)
+            )
         else:
             super().parse_arguments(parser, args)
 
@@ -125,9 +127,16 @@ class InversionCLI(LightningCLI):
         scalars (and Lightning would say so)."""
         settings = {}
         if config.get("enable_model_summary") is None:
-            settings["enable_model_summary"] = bool(self._get(self.config_init, "verbose", default=False))
+            settings["enable_model_summary"] = bool(
+                self._get(self.config_init, "verbose", default=False)
+            )
         max_steps, interval = config.get("max_steps", -1), config.get("log_every_n_steps")
-        if max_steps is not None and max_steps > 0 and isinstance(interval, int) and interval > max_steps:
+        if (
+            max_steps is not None
+            and max_steps > 0
+            and isinstance(interval, int)
+            and interval > max_steps
+        ):
             settings["log_every_n_steps"] = max_steps
         return settings
 
@@ -135,7 +144,9 @@ class InversionCLI(LightningCLI):
     def _strategy(config: dict) -> dict[str, Any]:
         """Several devices with ``strategy: auto`` get the independent-images DDP strategy."""
         if config.get("strategy", "auto") == "auto" and needs_processes(
-            config.get("accelerator", "auto"), config.get("devices", "auto"), config.get("num_nodes", 1)
+            config.get("accelerator", "auto"),
+            config.get("devices", "auto"),
+            config.get("num_nodes", 1),
         ):
             return {"strategy": IndependentDDPStrategy()}
         return {}
@@ -151,7 +162,9 @@ class InversionCLI(LightningCLI):
             )
         # Pristine copies of the callbacks, for the fresh Trainer of every job of a sweep.
         self._callbacks = [copy.deepcopy(self._get(self.config_init, key)) for key in CALLBACK_KEYS]
-        return super().instantiate_trainer(**kwargs, **self._strategy(config), **self._quiet_settings(config))
+        return super().instantiate_trainer(
+            **kwargs, **self._strategy(config), **self._quiet_settings(config)
+        )
 
     def fit(
         self, model: FeatureInversion, datamodule: LightningDataModule, ckpt_path: str | None = None,
@@ -164,7 +177,9 @@ class InversionCLI(LightningCLI):
             datamodule.chunk_size = self._chunk_size(model, datamodule, ckpt_path, sweep)
         if isinstance(datamodule, TargetImages) and (datamodule.chunked() or _is_dir(ckpt_path)):
             if sweep:
-                raise ValueError("a sweep cannot run in chunks: give --data.chunk_size to single runs")
+                raise ValueError(
+                    "a sweep cannot run in chunks: give --data.chunk_size to single runs"
+                )
             self._run_chunks(model, datamodule, ckpt_path)
             return
         if not sweep:
@@ -176,7 +191,9 @@ class InversionCLI(LightningCLI):
             try:
                 # Explicit: torch's default yields to TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD, and
                 # Lightning reads a URL with weights_only=False unless told.
-                self.trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, **kwargs)
+                self.trainer.fit(
+                    model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True, **kwargs
+                )
             except BaseException:
                 logger = self.trainer.logger
                 if self.trainer.is_global_zero and isinstance(logger, TensorBoardLogger):
@@ -186,11 +203,17 @@ class InversionCLI(LightningCLI):
             self._print_report(self.trainer)
             return
         if ckpt_path is not None:
-            raise ValueError("a sweep cannot resume from one checkpoint: resume its jobs one by one")
+            raise ValueError(
+                "a sweep cannot resume from one checkpoint: resume its jobs one by one"
+            )
         self._run_sweep(sweep, model, datamodule)
 
     def _chunk_size(
-        self, model: FeatureInversion, data: TargetImages, ckpt_path: str | None, sweep: Sweep | None
+        self,
+        model: FeatureInversion,
+        data: TargetImages,
+        ckpt_path: str | None,
+        sweep: Sweep | None,
     ) -> int | None:
         """``--data.chunk_size`` resolved: a resumed chunked run's own; ``auto``: sized for the
         device (``chunks.auto_chunk_size``), and no chunks for a sweep."""
@@ -198,7 +221,11 @@ class InversionCLI(LightningCLI):
             return planned_chunk_size(Path(ckpt_path), data.chunk_size)
         if data.chunk_size == "auto":
             # A single run resumed from its checkpoint stays a single run.
-            return None if sweep or ckpt_path else auto_chunk_size(model, self.trainer.strategy.root_device)
+            return (
+                None
+                if sweep or ckpt_path
+                else auto_chunk_size(model, self.trainer.strategy.root_device)
+            )
         if ckpt_path and data.chunked():
             raise ValueError(f"{ckpt_path} is a checkpoint file: a chunked run resumes from its folder, "
                              f"e.g. logs/<network>_<layer>_chunks/version_0")  # fmt: skip
@@ -225,7 +252,11 @@ class InversionCLI(LightningCLI):
     def _print_report(self, trainer: Trainer | None) -> None:
         """Print what ``trainer``'s run produced (``OutputWriter.report``), on the first process
         of its run, once its results are written (also after Ctrl-C, SIGTERM or an error)."""
-        writer = next((c for c in trainer.callbacks if isinstance(c, OutputWriter)), None) if trainer else None
+        writer = (
+            next((c for c in trainer.callbacks if isinstance(c, OutputWriter)), None)
+            if trainer
+            else None
+        )
         lines = writer.report() if writer is not None and trainer.is_global_zero else None
         if lines:
             print(lines, flush=True)
@@ -233,7 +264,11 @@ class InversionCLI(LightningCLI):
     def _workers(self) -> Workers:
         """One process per device of the command line's Trainer settings, launched now."""
         config = self._get(self.config_init, "trainer", default={})
-        settings = config.get("accelerator", "auto"), config.get("devices", "auto"), config.get("num_nodes", 1)
+        settings = (
+            config.get("accelerator", "auto"),
+            config.get("devices", "auto"),
+            config.get("num_nodes", 1),
+        )
         if needs_processes(*settings):
             return launch_workers(*settings)
         return Workers(device=self.trainer.strategy.root_device)
@@ -241,19 +276,36 @@ class InversionCLI(LightningCLI):
     def _new_run_dir(self, name: str) -> Path:
         """``<default_root_dir>/<name>/version_<n>``, the same folder on every process."""
         root = Path(self.trainer.default_root_dir) / folder_name(name)
-        versions = [int(p.name.split("_")[1]) for p in root.glob("version_*") if p.name.split("_")[1].isdigit()]
-        return root / f"version_{os.environ.setdefault(RUN_VERSION_ENV, str(max(versions, default=-1) + 1))}"
+        versions = [
+            int(p.name.split("_")[1])
+            for p in root.glob("version_*")
+            if p.name.split("_")[1].isdigit()
+        ]
+        return (
+            root
+            / f"version_{os.environ.setdefault(RUN_VERSION_ENV, str(max(versions, default=-1) + 1))}"
+        )
 
-    def _run_chunks(self, model: FeatureInversion, datamodule: TargetImages, ckpt_path: str | None) -> None:
+    def _run_chunks(
+        self, model: FeatureInversion, datamodule: TargetImages, ckpt_path: str | None
+    ) -> None:
         network = model.network
-        run_dir = Path(ckpt_path) if ckpt_path else self._new_run_dir(f"{network.name}_{network.layer}_chunks")
+        run_dir = (
+            Path(ckpt_path)
+            if ckpt_path
+            else self._new_run_dir(f"{network.name}_{network.layer}_chunks")
+        )
         workers = self._workers()
-        trainer_for = self._job_trainer if workers.world == 1 else partial(self._job_trainer, worker=workers)
+        trainer_for = (
+            self._job_trainer if workers.world == 1 else partial(self._job_trainer, worker=workers)
+        )
         self._job = None
         try:
             summary = run_chunks(model, datamodule, trainer_for, run_dir, workers)
         except BaseException:
-            if workers.rank == 0:  # every worker's chunk is a one-process run: only the first reports
+            if (
+                workers.rank == 0
+            ):  # every worker's chunk is a one-process run: only the first reports
                 self._print_report(self._job)  # the chunk that was running
             raise
         if workers.rank == 0:
@@ -271,7 +323,9 @@ class InversionCLI(LightningCLI):
             headline = f"{summary['images']} images in {len(chunks)} chunk{'s' if len(chunks) != 1 else ''}"
             print(report(headline, summary, files, run_dir), flush=True)
 
-    def _run_sweep(self, sweep: Sweep, model: FeatureInversion, datamodule: LightningDataModule) -> None:
+    def _run_sweep(
+        self, sweep: Sweep, model: FeatureInversion, datamodule: LightningDataModule
+    ) -> None:
         network = model.hparams.network
         run_dir = self._new_run_dir("sweep" if sweep.networks else f"{network}_sweep")
         self._job = None
@@ -291,7 +345,9 @@ class InversionCLI(LightningCLI):
                 "summary": f"{table} (and {csv.name}, {plot.name})",
                 "jobs": f"{run_dir} (a folder per job: reconstructions, sheet.png, results.json each)",
             }
-            headline = f"sweep of {len(rows)} job{'s' if len(rows) != 1 else ''}, the best {best['job']}"
+            headline = (
+                f"sweep of {len(rows)} job{'s' if len(rows) != 1 else ''}, the best {best['job']}"
+            )
             print(report(headline, best, files, run_dir), flush=True)
 
 

@@ -19,7 +19,9 @@ def shipped_dir() -> Path:
 def shipped_configs() -> list[str]:
     """The names of the shipped configs: ``alexnet_conv5``, ``paper/table2_sift``, …"""
     folder = shipped_dir()
-    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob(f"*{SUFFIX}"))
+    return sorted(
+        p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob(f"*{SUFFIX}")
+    )
 
 
 def find_config(value: str) -> str:

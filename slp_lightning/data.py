@@ -117,7 +117,11 @@ def load_image(source: str, size: int) -> Tensor:
 
 def image_name(source: str) -> str:
     """The stem used for output files: ``photos/cat.png`` -> ``cat``, ``skimage:coffee`` -> ``coffee``."""
-    return source.removeprefix(BUILTIN_PREFIX) if source.startswith(BUILTIN_PREFIX) else Path(source).stem
+    return (
+        source.removeprefix(BUILTIN_PREFIX)
+        if source.startswith(BUILTIN_PREFIX)
+        else Path(source).stem
+    )
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -133,7 +137,11 @@ def reference_images(spec: str | None, size: int, channels: int = 3) -> Tensor:
     """The reference set for ``N_f`` when a run's targets cannot be it: the images of ``spec``
     (a file, folder or glob), else ``BUILTIN_REFERENCES``; (M, channels, size, size), grey as the
     mean of R, G and B when ``channels`` is 1."""
-    sources = find_images(spec) if spec is not None else [f"{BUILTIN_PREFIX}{name}" for name in BUILTIN_REFERENCES]
+    sources = (
+        find_images(spec)
+        if spec is not None
+        else [f"{BUILTIN_PREFIX}{name}" for name in BUILTIN_REFERENCES]
+    )
     references = torch.stack([load_image(source, size) for source in sources])
     return references.mean(dim=1, keepdim=True) if channels == 1 else references
 
@@ -166,7 +174,11 @@ class TargetImages(pl.LightningDataModule):
         chunk_size: int | Literal["auto"] | None = "auto",
     ) -> None:  # fmt: skip
         super().__init__()
-        if chunk_size is not None and chunk_size != "auto" and not (isinstance(chunk_size, int) and chunk_size >= 1):
+        if (
+            chunk_size is not None
+            and chunk_size != "auto"
+            and not (isinstance(chunk_size, int) and chunk_size >= 1)
+        ):
             raise ValueError(f"chunk_size must be >= 1, auto or None; got {chunk_size!r}")
         self.images = images or (None if features else DEFAULT_IMAGES)
         self.image_size = image_size
@@ -181,7 +193,9 @@ class TargetImages(pl.LightningDataModule):
         """Names, the image source of each (``None``: no images) and the features (``None``:
         computed from the images), without reading any image."""
         if self._plan is None:
-            names, features = read_features(self.features_file) if self.features_file else ([], None)
+            names, features = (
+                read_features(self.features_file) if self.features_file else ([], None)
+            )
             sources = find_images(self.images) if self.images is not None else None
             if sources is not None:
                 image_names = _unique([image_name(s) for s in sources])

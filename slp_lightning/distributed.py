@@ -91,7 +91,9 @@ def gather_checkpoint(checkpoint: dict, count: int, gather: Callable[[Tensor], T
     for optimizer_state in checkpoint.get("optimizer_states", []):
         # These dicts are the optimiser's live state: build new ones, do not write into them.
         optimizer_state["state"] = {
-            index: {k: gather(v) if k in _per_image(values, count) else v for k, v in values.items()}
+            index: {
+                k: gather(v) if k in _per_image(values, count) else v for k, v in values.items()
+            }
             for index, values in optimizer_state["state"].items()
         }
 

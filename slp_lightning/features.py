@@ -41,9 +41,13 @@ def _named(
     """Names and rows of a file of one tensor per name."""
     if not shapes or len(set(shapes.values())) != 1:
         found = sorted(set(shapes.values()))
-        raise ValueError(f"{path}: needs one feature tensor per target, all of one shape; found shapes {found}")
+        raise ValueError(
+            f"{path}: needs one feature tensor per target, all of one shape; found shapes {found}"
+        )
     names = list(shapes)
-    rows = FeatureRows(len(names), next(iter(shapes.values())), lambda r: torch.stack([get(names[i]) for i in r]))
+    rows = FeatureRows(
+        len(names), next(iter(shapes.values())), lambda r: torch.stack([get(names[i]) for i in r])
+    )
     return names, rows
 
 
@@ -70,7 +74,9 @@ def read_features(path: str | Path) -> tuple[list[str], FeatureRows]:
         raise ValueError(f"features file {path}: expected one of {', '.join(SUFFIXES)}")
     if path.suffix == ".npy":
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-        values = FeatureRows(len(array), array.shape[1:], lambda r: torch.from_numpy(np.array(array[_slice(r)])))
+        values = FeatureRows(
+            len(array), array.shape[1:], lambda r: torch.from_numpy(np.array(array[_slice(r)]))
+        )
     elif path.suffix == ".safetensors":
         try:
             from safetensors import safe_open
@@ -92,7 +98,9 @@ def read_features(path: str | Path) -> tuple[list[str], FeatureRows]:
         named = {str(k): v for k, v in values.items()}
         return _named({k: tuple(v.shape) for k, v in named.items()}, named.__getitem__, path)
     if isinstance(values, Tensor) and values.dim() >= 2:
-        values = FeatureRows(len(values), tuple(values.shape[1:]), lambda r, tensor=values: tensor[_slice(r)])
+        values = FeatureRows(
+            len(values), tuple(values.shape[1:]), lambda r, tensor=values: tensor[_slice(r)]
+        )
     if isinstance(values, FeatureRows) and len(values.shape) >= 2:
         return [f"feature_{i}" for i in range(len(values))], values
     raise ValueError(f"features file {path}: expected a tensor (N, …) or a dict name → tensor")
@@ -102,5 +110,7 @@ def write_features(path: str | Path, names: list[str], features: Tensor) -> Path
     """Save ``features`` (N, …) as a dict name → tensor that ``read_features`` reads back."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({name: row.detach().float().cpu().clone() for name, row in zip(names, features)}, path)
+    torch.save(
+        {name: row.detach().float().cpu().clone() for name, row in zip(names, features)}, path
+    )
     return path

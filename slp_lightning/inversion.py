@@ -33,7 +33,14 @@ from slp_lightning.resume import differences, fingerprint
 LR_SCHEDULES = ("constant", "cosine")
 # What builds the network: a job that changes none of them reuses the model (``with_settings``).
 _NETWORK_SETTINGS = {
-    "network", "weights", "arch", "weights_map", "network_args", "in_channels", "input_mean", "input_std",
+    "network",
+    "weights",
+    "arch",
+    "weights_map",
+    "network_args",
+    "in_channels",
+    "input_mean",
+    "input_std",
 }
 
 
@@ -136,15 +143,21 @@ class FeatureInversion(pl.LightningModule):
     ) -> None:
         super().__init__()
         if not 0 < coarse_lr <= 1:
-            raise ValueError(f"coarse_lr is a share of the optimiser's learning rate, in (0, 1]; got {coarse_lr}")
+            raise ValueError(
+                f"coarse_lr is a share of the optimiser's learning rate, in (0, 1]; got {coarse_lr}"
+            )
         if lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"unknown lr_schedule {lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}")
+            raise ValueError(
+                f"unknown lr_schedule {lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}"
+            )
         if (compactness is not None and compactness < 0) or init_noise < 0:
             raise ValueError(
                 f"compactness and init_noise must be >= 0; got {compactness} and {init_noise}"
             )
         # A model object is not a setting: hparams name it; with_settings reuses the object.
-        self.save_hyperparameters(ignore=["optimizer"] if isinstance(network, str) else ["optimizer", "network"])
+        self.save_hyperparameters(
+            ignore=["optimizer"] if isinstance(network, str) else ["optimizer", "network"]
+        )
         self.network = build_feature_network(
             network, layer, weights, arch, weights_map, network_args=network_args, in_channels=in_channels,
             input_mean=input_mean, input_std=input_std, output=output, tokens=tokens,
@@ -158,10 +171,13 @@ class FeatureInversion(pl.LightningModule):
         self._check_input_size()
         self.pyramid = LaplacianPyramid(pyramid_levels)
         self.compactness = (
-            compactness_for_layer(self.network.name, self.network.layer) if compactness is None else compactness
+            compactness_for_layer(self.network.name, self.network.layer)
+            if compactness is None
+            else compactness
         )
         self.method = build_method(
-            method, MethodSettings(self.network.layer, self.compactness, tv_weights, init_noise=init_noise)
+            method,
+            MethodSettings(self.network.layer, self.compactness, tv_weights, init_noise=init_noise),
         )
         self.init_noise = init_noise
         self.optimizer = optimizer
@@ -178,7 +194,9 @@ class FeatureInversion(pl.LightningModule):
         of one image's features in ``feature_shape``."""
         size = self.image_size
         try:
-            images = torch.zeros(1, self.network.in_channels, size, size, device=self.network.device)
+            images = torch.zeros(
+                1, self.network.in_channels, size, size, device=self.network.device
+            )
             self.feature_shape = tuple(self.network(images).shape[1:])
         except (RuntimeError, AssertionError) as error:
             raise ValueError(
@@ -207,7 +225,9 @@ class FeatureInversion(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         strategy = self.trainer.strategy
-        if isinstance(strategy, ParallelStrategy) and not isinstance(strategy, IndependentDDPStrategy):
+        if isinstance(strategy, ParallelStrategy) and not isinstance(
+            strategy, IndependentDDPStrategy
+        ):
             raise ValueError(
                 f"strategy {type(strategy).__name__} would average the gradients of I_pre and make "
                 f"every process's images the same; leave --trainer.strategy auto (several devices "
@@ -218,10 +238,19 @@ class FeatureInversion(pl.LightningModule):
             rows = shard(len(datamodule.names), self.global_rank, world)
             # f(I) is computed once, on the device that will run the inversion.
             self.network.to(self.trainer.strategy.root_device)
-            self.set_targets(datamodule.targets, datamodule.names, rows, features=getattr(datamodule, "features", None))
+            self.set_targets(
+                datamodule.targets,
+                datamodule.names,
+                rows,
+                features=getattr(datamodule, "features", None),
+            )
 
     def set_targets(
-        self, targets: Tensor | None, names: list[str], rows: Tensor | None = None, features: Tensor | None = None
+        self,
+        targets: Tensor | None,
+        names: list[str],
+        rows: Tensor | None = None,
+        features: Tensor | None = None,
     ) -> None:
         """Fix the targets (N, 3, S, S) in [0, 1], of which this process inverts ``rows``
         (default: all): compute ``f(I)`` once and create ``I_pre``, one row per owned target.
@@ -261,7 +290,9 @@ class FeatureInversion(pl.LightningModule):
         # Targets and f(I) come from the data on every start; checkpoints need not carry them.
         # Every process computes f of every target: N_f needs them all, and it saves a gather.
         all_features = self._features(targets) if features is None else features.float()
-        self.register_buffer("targets", None if targets is None else targets[rows].to(device), persistent=False)
+        self.register_buffer(
+            "targets", None if targets is None else targets[rows].to(device), persistent=False
+        )
         self.register_buffer("target_features", all_features[rows].to(device), persistent=False)
         self.n_f = self.hparams.n_f or self._normaliser(all_features)
         # Per-image state, all in the checkpoint: the pyramid switches and when they came on,
@@ -296,7 +327,9 @@ class FeatureInversion(pl.LightningModule):
         """f of (M, C, S, S) images, in float32 on the CPU, computed in batches of 16 on the
         network's device."""
         device = self.network.device
-        return torch.cat([self.network(batch.to(device)).float().cpu() for batch in images.split(16)])
+        return torch.cat(
+            [self.network(batch.to(device)).float().cpu() for batch in images.split(16)]
+        )
 
     def _normaliser(self, features: Tensor) -> float:
         """N_f for targets of these features (M, …): their mean pairwise distance, or the
@@ -304,7 +337,9 @@ class FeatureInversion(pl.LightningModule):
         if self.reference_images is None and len(features) >= 2:
             return mean_pairwise_distance(features)
         size, channels = self.image_size, self.network.in_channels
-        return mean_pairwise_distance(self._features(reference_images(self.reference_images, size, channels)))
+        return mean_pairwise_distance(
+            self._features(reference_images(self.reference_images, size, channels))
+        )
 
     def normaliser(self, targets: Tensor | None, features: Tensor | None = None) -> float:
         """The N_f that ``set_targets`` would measure for these targets (or their ``features``),
@@ -317,7 +352,9 @@ class FeatureInversion(pl.LightningModule):
         """All processes' rows of a per-image tensor, in target order (every process must call)."""
         if self._trainer is None or self.trainer.world_size == 1:
             return local
-        return gather_rows(local, len(self.all_names), self.trainer.world_size, self.trainer.strategy.all_gather)
+        return gather_rows(
+            local, len(self.all_names), self.trainer.world_size, self.trainer.strategy.all_gather
+        )
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["problem"] = self.problem
@@ -339,7 +376,9 @@ class FeatureInversion(pl.LightningModule):
                 "first process's images: resume from last.ckpt beside it, the newest complete state"
             )
         # Checkpoints from before fingerprints have no "problem": only their image count is checked.
-        mismatches = differences(checkpoint["problem"], self.problem) if "problem" in checkpoint else []
+        mismatches = (
+            differences(checkpoint["problem"], self.problem) if "problem" in checkpoint else []
+        )
         if mismatches:
             raise ValueError(
                 f"cannot resume: the checkpoint is of another problem ({'; '.join(mismatches)}); "
@@ -353,7 +392,9 @@ class FeatureInversion(pl.LightningModule):
                 f"the checkpoint holds {state['I_pre'].shape[0]} images, this run has {total}: "
                 f"resume with the same --data.images"
             )
-        own_checkpoint_rows(checkpoint, total, shard(total, self.global_rank, self.trainer.world_size))
+        own_checkpoint_rows(
+            checkpoint, total, shard(total, self.global_rank, self.trainer.world_size)
+        )
         state.update({f"network.{k}": v for k, v in self.network.state_dict().items()})
 
     def switch_on_next_level(self, rows: Tensor) -> None:
@@ -431,13 +472,19 @@ class FeatureInversion(pl.LightningModule):
         if self.lr_schedule == "constant" or max_steps <= 0:
             return torch.where(final, ones, coarse)
         # Level 1 came on at switch_steps[:, 0]; -1 there (or no column, K = 1): final from the start.
-        start = self.switch_steps[:, 0].clamp(min=0) if self.switch_steps.shape[1] else torch.zeros_like(ones)
+        start = (
+            self.switch_steps[:, 0].clamp(min=0)
+            if self.switch_steps.shape[1]
+            else torch.zeros_like(ones)
+        )
         length = (max_steps - start).clamp(min=1).float()
         progress = ((step - start).float() / length).clamp(0, 1)
         cosine = 0.01 + 0.99 * 0.5 * (1 + torch.cos(torch.pi * progress))
         return torch.where(final, cosine, coarse)
 
-    def optimizer_step(self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None) -> None:
+    def optimizer_step(
+        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
+    ) -> None:
         """The optimiser's step, each image's update then scaled by ``step_scales``: exactly a
         learning rate per image for optimisers whose step is proportional to it (Adam, SGD)."""
         # The scales depend on the step and the switches only, which the optimiser's step does not

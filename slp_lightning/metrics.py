@@ -54,7 +54,9 @@ def high_frequency_ratio(images: Tensor, targets: Tensor) -> Tensor:
     texture noise feature inversions are prone to), below 1 a blurred reconstruction.
     """
     finest = LaplacianPyramid(2).to(images.device)
-    energy = [finest.decompose(x.float())[0].flatten(1).pow(2).sum(dim=1) for x in (images, targets)]
+    energy = [
+        finest.decompose(x.float())[0].flatten(1).pow(2).sum(dim=1) for x in (images, targets)
+    ]
     return energy[0] / energy[1].clamp_min(1e-12)
 
 

@@ -46,7 +46,9 @@ ALPHA, BETA, TV_SCALE = 6, 2, 1 / 6.5
 # these are this tool's defaults, chosen so the regularisers matter most for the deep layers,
 # as in the paper, and they are configurable (``--model.tv_weights``).
 TV_WEIGHTS: dict[str, tuple[float, float]] = {
-    **dict.fromkeys(["conv1", "relu1", "pool1", "norm1", "conv2", "relu2", "pool2", "norm2"], (1e-3, 1e-2)),
+    **dict.fromkeys(
+        ["conv1", "relu1", "pool1", "norm1", "conv2", "relu2", "pool2", "norm2"], (1e-3, 1e-2)
+    ),
     **dict.fromkeys(["conv3", "relu3", "conv4", "relu4", "conv5", "relu5", "pool5"], (1e-3, 1e-1)),
     **dict.fromkeys(["fc6", "relu6", "fc7", "relu7", "fc8"], (1e-3, 1.0)),
 }
@@ -71,7 +73,9 @@ def total_variation(images: Tensor) -> Tensor:
     return (du.pow(2) + dv.pow(2)).pow(BETA / 2).flatten(1).mean(dim=1)
 
 
-def tv_loss(features: Tensor, target: Tensor, images: Tensor, weights: tuple[float, float]) -> Tensor:
+def tv_loss(
+    features: Tensor, target: Tensor, images: Tensor, weights: tuple[float, float]
+) -> Tensor:
     """The Mahendran–Vedaldi objective per image (N,)."""
     data = feature_distance(features, target).pow(2) / target.flatten(1).pow(2).sum(dim=1)
     return data + weights[0] * alpha_norm(images) + weights[1] * total_variation(images)

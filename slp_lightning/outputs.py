@@ -73,9 +73,15 @@ def write_sheet(targets: Tensor | None, names: list[str], levels: int, run_dir: 
     ended the run first) are left blank.
     """
     folder = Path(run_dir) / RECONSTRUCTIONS
-    coarsest = next((k for k in range(levels, 1, -1) for n in names if png_path(run_dir, n, k).exists()), 1)
+    coarsest = next(
+        (k for k in range(levels, 1, -1) for n in names if png_path(run_dir, n, k).exists()), 1
+    )
     # Without targets, the tiles' size is that of the PNGs the run wrote.
-    size = targets.shape[-2:] if targets is not None else _read_png(next(folder.glob("*.png"))).shape[-2:]
+    size = (
+        targets.shape[-2:]
+        if targets is not None
+        else _read_png(next(folder.glob("*.png"))).shape[-2:]
+    )
     blank = torch.ones(3, *size)
     tiles = []
     for row, name in enumerate(names):
@@ -112,7 +118,9 @@ def write_results(
     images = [
         {
             "name": name,
-            "file": file_stem(name),  # the stem of its PNGs: the name, unless that is no safe file name
+            "file": file_stem(
+                name
+            ),  # the stem of its PNGs: the name, unless that is no safe file name
             # No target images (features were given): no PSNR, SSIM or high-frequency ratio.
             **{m: float(errors[m][row]) if m in errors else None for m in measures},
             "final_level": int(levels[row]),
@@ -249,10 +257,20 @@ def write_summary(rows: list[dict], run_dir: Path) -> list[Path]:
     for title, key, scale, unit in [
         ("Mean normalised error (%)", "mean_normalized_error", 100, "{:.1f}"),
         ("Mean PSNR against the target (dB)", "mean_psnr", 1, "{:.1f}"),
-        *[(title, key, 100, "{:.0f}") for title, key in [
-            ("Top-1 agreement with the target, evaluation classifier (%)", "mean_top1_agreement"),
-            ("Target's class in the reconstruction's top 5, evaluation classifier (%)", "mean_top5"),
-        ] if key in scored],
+        *[
+            (title, key, 100, "{:.0f}")
+            for title, key in [
+                (
+                    "Top-1 agreement with the target, evaluation classifier (%)",
+                    "mean_top1_agreement",
+                ),
+                (
+                    "Target's class in the reconstruction's top 5, evaluation classifier (%)",
+                    "mean_top5",
+                ),
+            ]
+            if key in scored
+        ],
     ]:
         lines += [f"**{title}**", "", "| method | " + " | ".join(layers) + " |"]
         lines += ["|---|" + "---|" * len(layers)]

@@ -35,7 +35,9 @@ LIGHTNING_WARNINGS = [
 ]  # fmt: skip
 # Lightning's log records (its info messages) of the same kind.
 LIGHTNING_LOGS = [
-    re.compile(r"💡 Tip: For seamless cloud logging and experiment tracking, try installing \[litlogger\]"),
+    re.compile(
+        r"💡 Tip: For seamless cloud logging and experiment tracking, try installing \[litlogger\]"
+    ),
 ]
 
 
@@ -53,7 +55,9 @@ _DROP = _DropRecords()
 def _loggers() -> list[logging.Logger]:
     """The loggers Lightning's ``rank_zero_info`` writes to (the one lightning_utilities holds
     depends on which of lightning.fabric and lightning.pytorch was imported last)."""
-    named = [logging.getLogger(f"lightning.{part}.utilities.rank_zero") for part in ("pytorch", "fabric")]
+    named = [
+        logging.getLogger(f"lightning.{part}.utilities.rank_zero") for part in ("pytorch", "fabric")
+    ]
     return list(dict.fromkeys([rank_zero_module.log, *named]))
 
 

@@ -18,7 +18,10 @@ _NEEDS_PICKLE = "Weights only load failed"
 
 
 def fingerprint(
-    settings: dict[str, Any], names: list[str], targets: Tensor | None, features: Tensor | None = None
+    settings: dict[str, Any],
+    names: list[str],
+    targets: Tensor | None,
+    features: Tensor | None = None,
 ) -> dict[str, Any]:
     """The problem a run solves: the ``settings`` that define it, the targets' names and a hash
     of their pixels (at 8 bits, so that float rounding between machines does not count), or of
@@ -27,7 +30,9 @@ def fingerprint(
         values = features.detach().cpu().half()
     else:
         values = (targets.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
-    digest = hashlib.sha256(values.contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()[:16]
+    digest = hashlib.sha256(values.contiguous().view(torch.uint8).numpy().tobytes()).hexdigest()[
+        :16
+    ]
     return {**settings, "images": list(names), "pixels": digest}
 
 
@@ -60,7 +65,12 @@ def finished(ckpt_path: str | Path, max_steps: int) -> str | None:
     step, done = checkpoint.get("global_step", 0), checkpoint["state_dict"].get("done")
     if 0 < max_steps <= step:
         why = f"it reached step {step}, and --trainer.max_steps is {max_steps}; raise it to go on"
-    elif isinstance(done, Tensor) and len(done) and bool(done.all()) and not checkpoint.get("partial"):
+    elif (
+        isinstance(done, Tensor)
+        and len(done)
+        and bool(done.all())
+        and not checkpoint.get("partial")
+    ):
         why = f"every image had converged by step {step}"
     else:
         return None
@@ -98,5 +108,9 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
 
 def _unreadable(path: Path, error: Exception) -> str:
     """The sentence for a file torch.load cannot read at all: empty, text, corrupt or cut short."""
-    why = "it is empty" if path.stat().st_size == 0 else f"a text file, or corrupt or cut short: {type(error).__name__}"
+    why = (
+        "it is empty"
+        if path.stat().st_size == 0
+        else f"a text file, or corrupt or cut short: {type(error).__name__}"
+    )
     return f"cannot read checkpoint {path} ({why}); give a .ckpt file this tool wrote"

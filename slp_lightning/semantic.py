@@ -170,14 +170,18 @@ def build_evaluator(
     ``build_feature_network``. ``features_layer`` (a module path of the same model) gives the
     penultimate features: a shortcut's own by default, none for other networks."""
     if classifier == AUTO:
-        raise ValueError("classifier 'auto' depends on the inverted network: resolve it with default_classifier")
+        raise ValueError(
+            "classifier 'auto' depends on the inverted network: resolve it with default_classifier"
+        )
     if classifier == EFFICIENTNET_LITE0:
         logits = build_efficientnet_lite0(logits_layer)
         features_layer = features_layer or LITE0_FEATURES
     elif classifier == MOBILENET_V2:
         # The "classifier" Sequential's output: the logits; its Dropout (classifier.0) passes on
         # the pooled 1280 features in eval mode.
-        logits = build_feature_network("torchvision", logits_layer or "classifier", weights, arch=MOBILENET_V2)
+        logits = build_feature_network(
+            "torchvision", logits_layer or "classifier", weights, arch=MOBILENET_V2
+        )
         features_layer = features_layer or "classifier.0"
     elif classifier == "torchvision":
         logits = build_torchvision(arch, logits_layer, weights, network_args=network_args or {})
@@ -198,7 +202,11 @@ def build_evaluator(
 
 
 def evaluate(
-    evaluator: Evaluator, targets: Tensor, reconstructions: Tensor, k: int = TOP_K, batch_size: int = 16
+    evaluator: Evaluator,
+    targets: Tensor,
+    reconstructions: Tensor,
+    k: int = TOP_K,
+    batch_size: int = 16,
 ) -> dict[str, Tensor]:
     """``semantic_scores`` of ``reconstructions`` against ``targets`` (N, C, H, W) in [0, 1] by
     ``evaluator``, at the images' own size; with ``classes``, the number of logits, as (N,)."""
@@ -218,7 +226,11 @@ def as_results(evaluator: Evaluator, scores: dict[str, Tensor], k: int = TOP_K) 
 
     def side(which: str, row: int) -> dict[str, Any]:
         index = int(scores[f"{which}_class"][row])
-        return {"class": index, "name": evaluator.category(index, classes), "p": float(scores[f"{which}_p"][row])}
+        return {
+            "class": index,
+            "name": evaluator.category(index, classes),
+            "p": float(scores[f"{which}_p"][row]),
+        }
 
     distance = scores.get("feature_distance")
     images = [

@@ -45,7 +45,11 @@ class Job:
         label = self.method
         if sweep.compactness and len(sweep.compactness) > 1 and self.compactness is not None:
             label += f" λ_D={self.compactness:g}"
-        if sweep.pyramid_levels and len(sweep.pyramid_levels) > 1 and self.pyramid_levels is not None:
+        if (
+            sweep.pyramid_levels
+            and len(sweep.pyramid_levels) > 1
+            and self.pyramid_levels is not None
+        ):
             label += f" K={self.pyramid_levels}"
         return label
 
@@ -81,18 +85,25 @@ class Sweep:
     pyramid_levels: list[int] | None = None
 
     def __post_init__(self) -> None:
-        for axis, given, valid in [("methods", self.methods, METHODS), ("networks", self.networks, NETWORKS)]:
+        for axis, given, valid in [
+            ("methods", self.methods, METHODS),
+            ("networks", self.networks, NETWORKS),
+        ]:
             unknown = [v for v in given or [] if v not in valid]
             if unknown:
                 raise ValueError(f"sweep.{axis}: unknown {unknown}; valid: {', '.join(valid)}")
-        if any(k < 1 for k in self.pyramid_levels or []) or any(c < 0 for c in self.compactness or []):
+        if any(k < 1 for k in self.pyramid_levels or []) or any(
+            c < 0 for c in self.compactness or []
+        ):
             raise ValueError(
                 f"sweep.pyramid_levels must be >= 1 and sweep.compactness >= 0; got "
                 f"{self.pyramid_levels} and {self.compactness}"
             )
 
     def __bool__(self) -> bool:
-        return any([self.methods, self.networks, self.layers, self.compactness, self.pyramid_levels])
+        return any(
+            [self.methods, self.networks, self.layers, self.compactness, self.pyramid_levels]
+        )
 
     def jobs(self, method: str, network: str, layer: str | None) -> list[Job]:
         """Every combination, with the model's method, network and layer where the sweep does
@@ -129,7 +140,11 @@ def _run_job(
     trainer.fit(job_model, datamodule=datamodule)
     if not trainer.is_global_zero:
         return []
-    return [summary_row(writer.results, name, job.label(sweep), job.column(sweep), time.perf_counter() - start)]
+    return [
+        summary_row(
+            writer.results, name, job.label(sweep), job.column(sweep), time.perf_counter() - start
+        )
+    ]
 
 
 def _own_layers(network: FeatureNetwork) -> tuple[str, ...]:

@@ -18,7 +18,11 @@ import torch
 from slp_lightning import FeatureInversion
 
 ROOT = Path(__file__).resolve().parents[1]
-PHOTOS = {"astronaut": skimage.data.astronaut, "chelsea": skimage.data.chelsea, "coffee": skimage.data.coffee}
+PHOTOS = {
+    "astronaut": skimage.data.astronaut,
+    "chelsea": skimage.data.chelsea,
+    "coffee": skimage.data.coffee,
+}
 
 
 def tiny_args(root: Path, images: Path | str, *extra: str) -> list[str]:
@@ -78,7 +82,9 @@ def short_inversion(model: FeatureInversion, images: torch.Tensor, steps: int = 
 def slow_but(values: Iterable[object], *fast: object) -> list[object]:
     """``parametrize`` values of a family of cases that is slow as a whole: each marked slow but
     ``fast``, which stay in the quick run (``-m "not slow"``)."""
-    return [pytest.param(value, marks=() if value in fast else pytest.mark.slow) for value in values]
+    return [
+        pytest.param(value, marks=() if value in fast else pytest.mark.slow) for value in values
+    ]
 
 
 # A tiny ImageNet-free classifier for the semantic score: tests import it from a file they write.
@@ -110,4 +116,7 @@ class ColourClassifier(nn.Module):
 def classifier_args(tmp_path: Path) -> list[str]:
     """``--eval`` options of a tiny classifier written into ``tmp_path`` (``CLASSIFIER_SOURCE``)."""
     (tmp_path / "classifier.py").write_text(CLASSIFIER_SOURCE)
-    return [f"--eval.classifier={tmp_path / 'classifier.py'}:ColourClassifier", "--eval.features_layer=pool"]
+    return [
+        f"--eval.classifier={tmp_path / 'classifier.py'}:ColourClassifier",
+        "--eval.features_layer=pool",
+    ]

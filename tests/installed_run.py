@@ -54,7 +54,9 @@ def main() -> int | str | None:
     if wrong:
         print(f"not from {site}:", *wrong, sep="\n  ", file=sys.stderr)
         return 1
-    print(f"{len(modules)} modules and {len(shipped_configs())} configs from {site}", file=sys.stderr)
+    print(
+        f"{len(modules)} modules and {len(shipped_configs())} configs from {site}", file=sys.stderr
+    )
     sys.argv[1:] = args
     status: int | str | None = 0
     try:

@@ -16,8 +16,11 @@ def test_network_is_frozen_and_stays_in_eval_mode() -> None:
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert all(p.grad is None for p in net.parameters())
 
+
 @pytest.mark.parametrize("network, layer", [("alexnet", "conv2"), ("dsift", None)])
-def test_device_is_where_the_weights_are_with_or_without_buffers(network: str, layer: str | None) -> None:
+def test_device_is_where_the_weights_are_with_or_without_buffers(
+    network: str, layer: str | None
+) -> None:
     # AlexNet has parameters and no buffers, dense SIFT the opposite; the targets' features are
     # computed on this device, so looking at buffers alone sent AlexNet's inputs to the CPU on a GPU.
     net = build_feature_network(network, layer, "random")

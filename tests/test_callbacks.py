@@ -52,7 +52,9 @@ def test_switch_waits_for_convergence() -> None:
     for step in range(1, 41):
         trainer.global_step = step
         plateau, progress = 1.0, 0.9**step  # image 0 flat, image 1 improving 10 % a step
-        switch.on_train_batch_end(trainer, module, {"per_image": torch.tensor([plateau, progress])}, None, step)
+        switch.on_train_batch_end(
+            trainer, module, {"per_image": torch.tensor([plateau, progress])}, None, step
+        )
     assert module.switched_at[0] == (11, [True, False])  # last improvement at step 1, +10 patience
     assert module.switched_at[1] == (22, [True, False])
     assert module.switched_at[2] == (40, [False, True])  # budget, not convergence
@@ -61,6 +63,7 @@ def test_switch_waits_for_convergence() -> None:
     trainer.global_step = 41
     switch.on_train_batch_end(trainer, module, {"per_image": torch.tensor([1.0, 1.0])}, None, 41)
     assert trainer.should_stop is False  # image 0 done (level 1 converged), image 1 not yet
+
 
 def test_coarse_phases_take_a_share_of_the_step_budget() -> None:
     """Without ``max_steps_per_level`` each coarse phase may take ``phase_share`` of the run."""
@@ -82,12 +85,19 @@ def level_pngs(root: Path, writer_first: bool) -> dict[str, bytes]:
     trainer = pl.Trainer(max_steps=20, callbacks=callbacks, logger=TensorBoardLogger(root, name="run"),
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
     trainer.fit(model, TargetImages("skimage:astronaut", image_size=64))
-    return {p.name: p.read_bytes() for p in sorted(root.glob("run/version_0/reconstructions/*_level*.png"))}
+    return {
+        p.name: p.read_bytes()
+        for p in sorted(root.glob("run/version_0/reconstructions/*_level*.png"))
+    }
 
 
 @pytest.mark.slow
 def test_phase_images_do_not_depend_on_the_callbacks_order(tmp_path: Path) -> None:
     switch_first, writer_first = level_pngs(tmp_path / "a", False), level_pngs(tmp_path / "b", True)
     # levels 3 and 2 end at switches (written by the listener), level 1 at the end of the run
-    assert sorted(switch_first) == ["astronaut_level1.png", "astronaut_level2.png", "astronaut_level3.png"]
+    assert sorted(switch_first) == [
+        "astronaut_level1.png",
+        "astronaut_level2.png",
+        "astronaut_level3.png",
+    ]
     assert writer_first == switch_first

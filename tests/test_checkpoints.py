@@ -38,13 +38,19 @@ def resume(run: Path, images: Path, *extra: str) -> None:
 
 @pytest.mark.slow
 def test_resume_refuses_other_images(run: Path, photos: Path) -> None:
-    with pytest.raises(ValueError, match=r"images: \['coffee'\] \(checkpoint\) vs \['chelsea'\] \(this run\)"):
+    with pytest.raises(
+        ValueError, match=r"images: \['coffee'\] \(checkpoint\) vs \['chelsea'\] \(this run\)"
+    ):
         resume(run, photos / "chelsea.png", "--trainer.max_steps=90")
 
 
 @pytest.mark.slow
-def test_resume_refuses_another_image_size_and_leaves_no_run_folder(run: Path, photos: Path) -> None:
-    with pytest.raises(ValueError, match=r"another problem \(image_size: 64 \(checkpoint\) vs 72 \(this run\)\)"):
+def test_resume_refuses_another_image_size_and_leaves_no_run_folder(
+    run: Path, photos: Path
+) -> None:
+    with pytest.raises(
+        ValueError, match=r"another problem \(image_size: 64 \(checkpoint\) vs 72 \(this run\)\)"
+    ):
         resume(run, photos / "coffee.png", "--trainer.max_steps=90", "--model.image_size=72")
     assert list(run.parent.iterdir()) == [run]  # the refused run's version_1 is gone
 
@@ -55,7 +61,10 @@ def test_resuming_a_finished_run_says_so_and_makes_no_new_run(
 ) -> None:
     runs = sorted(run.parent.iterdir())
     resume(run, photos / "coffee.png")
-    assert "is a finished run (it reached step 45, and --trainer.max_steps is 45" in capsys.readouterr().out
+    assert (
+        "is a finished run (it reached step 45, and --trainer.max_steps is 45"
+        in capsys.readouterr().out
+    )
     assert sorted(run.parent.iterdir()) == runs
 
 
@@ -72,14 +81,21 @@ def test_a_resume_reads_its_checkpoint_as_tensors_only_and_goes_on(
         (tmp_path / "chunked" / PLAN).write_text(json.dumps({"chunk_size": 1, "targets": 1}))
         shutil.copy(ckpt, ckpt := tmp_path / "chunked" / "chunk_0000" / "checkpoints" / "last.ckpt")
     load, calls = torch.load, []
-    monkeypatch.setattr(torch, "load", lambda *a, **k: calls.append(k.get("weights_only")) or load(*a, **k))
+    monkeypatch.setattr(
+        torch, "load", lambda *a, **k: calls.append(k.get("weights_only")) or load(*a, **k)
+    )
     main(tiny_args(tmp_path, photos / "coffee.png", "--trainer.max_steps=50",
                    f"--ckpt_path={ckpt.parents[2] if chunked else ckpt}"))  # fmt: skip
     assert calls == [True, True]  # ours (finished / the chunk's check), then Lightning's
     if chunked:
         assert json.loads((tmp_path / "chunked" / RESULTS).read_text())["steps"] == 50
     else:
-        assert load(tmp_path / "alexnet_conv2" / "version_0" / "checkpoints" / "last.ckpt")["global_step"] == 50
+        assert (
+            load(tmp_path / "alexnet_conv2" / "version_0" / "checkpoints" / "last.ckpt")[
+                "global_step"
+            ]
+            == 50
+        )
 
 
 class Touch:
@@ -111,7 +127,9 @@ def test_a_checkpoint_whose_unpickling_runs_code_is_refused_and_never_run(
     marker = tmp_path / "code_ran"
     folder = tmp_path / "chunked" / "chunk_0000" / "checkpoints" if chunked else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
-    torch.save({"global_step": 1, "state_dict": {}, "x": Touch(marker)}, evil := folder / "last.ckpt")
+    torch.save(
+        {"global_step": 1, "state_dict": {}, "x": Touch(marker)}, evil := folder / "last.ckpt"
+    )
     if chunked:
         (tmp_path / "chunked" / PLAN).write_text(json.dumps({"chunk_size": 1, "targets": 1}))
     try:
@@ -119,18 +137,25 @@ def test_a_checkpoint_whose_unpickling_runs_code_is_refused_and_never_run(
                                          f"--ckpt_path={evil.parents[2] if chunked else evil}"))  # fmt: skip
     finally:  # checked first, whatever the command did next
         assert not marker.exists(), "reading the checkpoint ran its code"
-    assert line.startswith(f"error: checkpoint {evil} is refused: reading it would call code or build objects other")
+    assert line.startswith(
+        f"error: checkpoint {evil} is refused: reading it would call code or build objects other"
+    )
     assert "torch.load(weights_only=True); give a .ckpt file this tool wrote" in line
     assert not (tmp_path / "logs").exists() or not list((tmp_path / "logs").rglob("*.ckpt"))
 
 
 @pytest.mark.parametrize(
     ("content", "why"),
-    [(b"", "it is empty"), (b"step: 45\nweights: alexnet\n", "a text file, or corrupt or cut short: IndexError")],
+    [
+        (b"", "it is empty"),
+        (b"step: 45\nweights: alexnet\n", "a text file, or corrupt or cut short: IndexError"),
+    ],
 )  # the exception torch.load gave
 def test_an_empty_or_text_checkpoint_is_one_sentence(
     tmp_path: Path, photos: Path, capsys: pytest.CaptureFixture, content: bytes, why: str
 ) -> None:
     (bad := tmp_path / "last.ckpt").write_bytes(content)
-    line = refused(capsys, tiny_args(tmp_path / "logs", photos / "coffee.png", f"--ckpt_path={bad}"))
+    line = refused(
+        capsys, tiny_args(tmp_path / "logs", photos / "coffee.png", f"--ckpt_path={bad}")
+    )
     assert line == f"error: cannot read checkpoint {bad} ({why}); give a .ckpt file this tool wrote"

@@ -45,7 +45,11 @@ def test_a_folder_in_chunks_then_resumed_after_a_lost_chunk(seven: Path, tmp_pat
     assert len({c["N_f"] for c in chunks}) == 1  # one normaliser for the whole dataset
     summary = json.loads((run_dir / SUMMARY).read_text())
     assert summary["images"] == 7 and 0 < summary["mean_normalized_error"] < 2
-    assert sorted(p.name for p in run_dir.glob("chunk_*")) == ["chunk_0000", "chunk_0001", "chunk_0002"]
+    assert sorted(p.name for p in run_dir.glob("chunk_*")) == [
+        "chunk_0000",
+        "chunk_0001",
+        "chunk_0002",
+    ]
 
     # As if the run had stopped during its last chunk: that chunk's line and folder are gone.
     (run_dir / RESULTS).write_text("".join(json.dumps(c) + "\n" for c in chunks[:2]))
@@ -63,11 +67,26 @@ def test_a_folder_in_chunks_then_resumed_after_a_lost_chunk(seven: Path, tmp_pat
 def test_chunked_features_without_images(tmp_path: Path, photos: Path) -> None:
     from slp_lightning.features import TARGET_FEATURES
 
-    main(tiny_args(tmp_path / "a", photos, "--outputs.save_target_features=true", "--trainer.max_steps=1"))
+    main(
+        tiny_args(
+            tmp_path / "a", photos, "--outputs.save_target_features=true", "--trainer.max_steps=1"
+        )
+    )
     file = next((tmp_path / "a").glob(f"*/version_0/{TARGET_FEATURES}"))
-    main(tiny_args(tmp_path / "b", "", f"--data.features={file}", "--data.chunk_size=2", "--trainer.max_steps=4"))
+    main(
+        tiny_args(
+            tmp_path / "b",
+            "",
+            f"--data.features={file}",
+            "--data.chunk_size=2",
+            "--trainer.max_steps=4",
+        )
+    )
     run_dir = next((tmp_path / "b").glob("*_chunks/version_0"))
-    assert [[i["name"] for i in c["images"]] for c in lines(run_dir)] == [["astronaut", "chelsea"], ["coffee"]]
+    assert [[i["name"] for i in c["images"]] for c in lines(run_dir)] == [
+        ["astronaut", "chelsea"],
+        ["coffee"],
+    ]
     assert json.loads((run_dir / SUMMARY).read_text())["mean_psnr"] is None
 
 
@@ -90,7 +109,11 @@ def test_bad_resumes_of_chunked_runs_say_what_to_give(
     if setup == "file":
         (old := old / "last.ckpt").write_bytes(b"")
     with pytest.raises(SystemExit) as stop:
-        command(tiny_args(tmp_path / "logs", photos, f"--data.chunk_size={chunk_size}", f"--ckpt_path={old}"))
+        command(
+            tiny_args(
+                tmp_path / "logs", photos, f"--data.chunk_size={chunk_size}", f"--ckpt_path={old}"
+            )
+        )
     assert stop.value.code == 2
     assert message in capsys.readouterr().err
 
@@ -103,11 +126,18 @@ def test_a_chunk_size_is_a_count_auto_or_none(bad: int | str) -> None:
 
 def test_auto_chunks_are_sized_by_the_device_memory(monkeypatch: pytest.MonkeyPatch) -> None:
     small, large = (
-        FeatureInversion(network="alexnet", layer="conv2", weights="random", image_size=size) for size in (64, 128)
+        FeatureInversion(network="alexnet", layer="conv2", weights="random", image_size=size)
+        for size in (64, 128)
     )
     per_target = chunks.target_bytes(small)
-    assert 3.5 < chunks.target_bytes(large) / per_target < 4.5  # activations and images grow with the area
-    for memory, expected in [(10 * per_target, 5), (per_target, 1), (10**15, chunks.MAX_AUTO_CHUNK)]:
+    assert (
+        3.5 < chunks.target_bytes(large) / per_target < 4.5
+    )  # activations and images grow with the area
+    for memory, expected in [
+        (10 * per_target, 5),
+        (per_target, 1),
+        (10**15, chunks.MAX_AUTO_CHUNK),
+    ]:
         monkeypatch.setattr(chunks, "device_memory", lambda _device, memory=memory: memory)
         assert chunks.auto_chunk_size(small, torch.device("cpu")) == expected
 

@@ -46,7 +46,9 @@ def test_run_writes_the_output_contract(run: Path) -> None:
         sum(i["relative_error"] for i in results["images"]) / 3
     )
     for image in results["images"]:
-        assert len(image["switch_steps"]) == 2 and image["switch_steps"] == sorted(image["switch_steps"])
+        assert len(image["switch_steps"]) == 2 and image["switch_steps"] == sorted(
+            image["switch_steps"]
+        )
         for level in (3, 2, 1):
             assert (run / "reconstructions" / f"{image['name']}_level{level}.png").exists()
     assert (run / "sheet.png").exists()
@@ -58,7 +60,10 @@ def test_pngs_agree_with_results(run: Path, photos: Path) -> None:
     results = json.loads((run / "results.json").read_text())
     network = build_feature_network("alexnet", "conv2", "random")
     for image in results["images"]:
-        png = pil_to_tensor(Image.open(run / "reconstructions" / f"{image['name']}.png")).float() / 255
+        png = (
+            pil_to_tensor(Image.open(run / "reconstructions" / f"{image['name']}.png")).float()
+            / 255
+        )
         target = load_image(str(photos / f"{image['name']}.png"), 64)
         with torch.no_grad():
             error = (network(png[None]) - network(target[None])).norm().item()
@@ -102,7 +107,9 @@ def test_help_and_print_config_from_the_command_line() -> None:
         return done.stdout
 
     assert "--model.layer" in cli("--help") and "--switch.patience" in cli("--help")
-    printed = cli("--config", "configs/alexnet_conv5.yaml", "--model.layer", "conv4", "--print_config")
+    printed = cli(
+        "--config", "configs/alexnet_conv5.yaml", "--model.layer", "conv4", "--print_config"
+    )
     assert "layer: conv4" in printed and "compactness: 0.01" in printed
 
 
@@ -125,9 +132,15 @@ def test_user_errors_are_one_line_and_leave_no_run_folder(
     assert "Traceback" not in error and not list(tmp_path.iterdir())
 
 
-def test_too_small_an_image_for_the_layer_is_a_sentence(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_too_small_an_image_for_the_layer_is_a_sentence(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     with pytest.raises(SystemExit):
-        command(tiny_args(tmp_path, "skimage:coffee", "--model.pyramid_levels=1", "--model.image_size=8"))
+        command(
+            tiny_args(
+                tmp_path, "skimage:coffee", "--model.pyramid_levels=1", "--model.image_size=8"
+            )
+        )
     assert "error: alexnet conv2 cannot take 8x8 px images (" in capsys.readouterr().err
 
 
@@ -198,14 +211,21 @@ def test_a_fresh_run_is_quiet_and_ends_with_what_it_produced(tmp_path: Path) -> 
                                 "--trainer.max_steps", "5"])  # fmt: skip
     output = process.communicate(timeout=300)[0]
     assert process.returncode == 0, output[-3000:]
-    for noise in [*LIGHTNING_NOISE, "The number of training batches", "┃ Name", "Modules in eval mode"]:
+    for noise in [
+        *LIGHTNING_NOISE,
+        "The number of training batches",
+        "┃ Name",
+        "Modules in eval mode",
+    ]:
         assert noise not in output, noise
     assert "Using a RANDOM network (seed 0)" in output
     run = Path("logs") / "alexnet_conv5" / "version_0"
     results = json.loads((tmp_path / run / "results.json").read_text())
     *_, headline, reconstructions, sheet, results_line, board = output.rstrip().splitlines()
     error, psnr = 100 * results["mean_normalized_error"], results["mean_psnr"]
-    agreement = 100 * results["mean_top1_agreement"]  # the config scores with an independent classifier
+    agreement = (
+        100 * results["mean_top1_agreement"]
+    )  # the config scores with an independent classifier
     assert headline == (f"1 image, 5 steps (finished): mean normalised error {error:.2f} %, mean PSNR {psnr:.2f} dB, "
                         f"top-1 agreement {agreement:.0f} %")  # fmt: skip
     paths = reported_paths([reconstructions, sheet, results_line], tmp_path)
@@ -248,17 +268,26 @@ def test_quiet_silences_only_lightnings_messages_that_cannot_apply() -> None:
         for category, message in [
             (UserWarning, "the gradient of I_pre is exactly zero at the start for some images"),
             (UserWarning, "ResNet was in training mode; it is inverted in eval mode"),
-            (PossibleUserWarning, "The number of training batches (5) is smaller than the logging interval"),
+            (
+                PossibleUserWarning,
+                "The number of training batches (5) is smaller than the logging interval",
+            ),
             (UserWarning, "Found 14 module(s) in train mode"),  # the same words, another message
         ]:
             warnings.warn(message, category)
         assert all(quiet._DROP in logger.filters for logger in quiet._loggers())
     assert [w.category for w in shown] == [RandomWeightsWarning, UserWarning, UserWarning, PossibleUserWarning,
                                            UserWarning]  # fmt: skip
-    assert warnings.filters == before and not any(quiet._DROP in logger.filters for logger in quiet._loggers())
-    record = logging.LogRecord("x", logging.INFO, "", 0, LIGHTNING_NOISE[-1] + " to enable LitLogger", (), None)
+    assert warnings.filters == before and not any(
+        quiet._DROP in logger.filters for logger in quiet._loggers()
+    )
+    record = logging.LogRecord(
+        "x", logging.INFO, "", 0, LIGHTNING_NOISE[-1] + " to enable LitLogger", (), None
+    )
     assert not quiet._DROP.filter(record)
-    assert quiet._DROP.filter(logging.LogRecord("x", logging.INFO, "", 0, "GPU available: False", (), None))
+    assert quiet._DROP.filter(
+        logging.LogRecord("x", logging.INFO, "", 0, "GPU available: False", (), None)
+    )
 
 
 @pytest.mark.slow
@@ -270,7 +299,11 @@ def test_a_sweep_and_a_chunked_run_end_with_their_summary_lines(
     main(tiny_args(tmp_path, photos, "--trainer.max_steps=5", *extra))
     lines = capsys.readouterr().out.rstrip().splitlines()
     files = {"sweep": 2, "chunks": 3}[kind]  # summary and jobs; summary, results and chunks
-    headline, paths, board = lines[-2 - files], reported_paths(lines[-1 - files : -1], tmp_path), lines[-1]
+    headline, paths, board = (
+        lines[-2 - files],
+        reported_paths(lines[-1 - files : -1], tmp_path),
+        lines[-1],
+    )
     run = tmp_path / ("alexnet_sweep" if kind == "sweep" else "alexnet_conv2_chunks") / "version_0"
     assert all(path.exists() for path in paths.values()) and board == f"tensorboard --logdir {run}"
     if kind == "sweep":
@@ -283,4 +316,8 @@ def test_a_sweep_and_a_chunked_run_end_with_their_summary_lines(
         summary = json.loads((run / "summary.json").read_text())
         assert headline == (f"3 images in 2 chunks: mean normalised error {100 * summary['mean_normalized_error']:.2f} "
                             f"%, mean PSNR {summary['mean_psnr']:.2f} dB")  # fmt: skip
-        assert paths == {"summary": run / "summary.json", "results": run / "results.jsonl", "chunks": run}
+        assert paths == {
+            "summary": run / "summary.json",
+            "results": run / "results.jsonl",
+            "chunks": run,
+        }

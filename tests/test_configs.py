@@ -57,7 +57,9 @@ def test_config_runs_for_a_few_steps(config: Path, tmp_path: Path, photos: Path)
         run = next(tmp_path.rglob("summary.csv")).parent
         sweep = Sweep(**{**settings["sweep"], **({"layers": layers[:2]} if layers else {})})
         jobs = sweep.jobs("slp", network, settings["model"].get("layer"))
-        assert len(jobs) >= 2 and written == sorted(run / job.name(sweep) / "results.json" for job in jobs)
+        assert len(jobs) >= 2 and written == sorted(
+            run / job.name(sweep) / "results.json" for job in jobs
+        )
         assert len((run / "summary.csv").read_text().splitlines()) == 1 + len(jobs)
     else:
         assert [path.parent.name for path in written] == ["version_0"]
@@ -86,16 +88,23 @@ def test_a_shipped_config_is_found_by_name_from_any_directory(
     assert yaml.safe_load(capsys.readouterr().out)["model"]["layer"] == "conv1"
     with pytest.raises(SystemExit) as exit:
         command(["fit", "--config", "alexnet_conv9"])
-    assert exit.value.code == 2 and (
-        "error: --config 'alexnet_conv9': no such file, and no shipped config of that name; "
-        "shipped configs: alexnet_caffe, alexnet_conv5, mobilenet_v2, paper/table1_alexnet"
-    ) in capsys.readouterr().err
+    assert (
+        exit.value.code == 2
+        and (
+            "error: --config 'alexnet_conv9': no such file, and no shipped config of that name; "
+            "shipped configs: alexnet_caffe, alexnet_conv5, mobilenet_v2, paper/table1_alexnet"
+        )
+        in capsys.readouterr().err
+    )
 
 
 def test_usage_names_the_program(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit:
         command(["fit", "--model.image_size=big"])
-    assert exit.value.code == 2 and "usage: python -m slp_lightning [options] fit" in capsys.readouterr().err
+    assert (
+        exit.value.code == 2
+        and "usage: python -m slp_lightning [options] fit" in capsys.readouterr().err
+    )
 
 
 @pytest.mark.slow
@@ -111,11 +120,15 @@ def test_a_plain_install_holds_every_module_and_runs(tmp_path: Path) -> None:
     for name in ["pyproject.toml", "setup.py", "README.md"]:
         shutil.copy(ROOT / name, source / name)
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-    subprocess.run([*build, "-w", str(tmp_path), str(source)], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [*build, "-w", str(tmp_path), str(source)], check=True, capture_output=True, timeout=120
+    )
     wheel = zipfile.ZipFile(next(tmp_path.glob("*.whl")))
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "slp_lightning").rglob("*.py")}
     assert {n for n in wheel.namelist() if n.endswith(".py")} == modules
-    shipped = {n.removeprefix("slp_lightning/configs/") for n in wheel.namelist() if n.endswith(".yaml")}
+    shipped = {
+        n.removeprefix("slp_lightning/configs/") for n in wheel.namelist() if n.endswith(".yaml")
+    }
     assert shipped == {c.relative_to(ROOT / "configs").as_posix() for c in CONFIGS}
     scripts = next(n for n in wheel.namelist() if n.endswith("entry_points.txt"))
     assert "slp-lightning = slp_lightning.cli:command" in wheel.read(scripts).decode()

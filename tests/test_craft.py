@@ -18,6 +18,7 @@ def test_every_craft_layer_builds_with_the_right_shape_at_64(layer: str) -> None
     assert net(torch.rand(1, 3, 64, 64)).shape == (1, channels, side, side)
     assert net.layer == layer and len(net.body) == CRAFT_LAYERS.index(layer) + 2  # + normalisation
 
+
 def test_craft_module_paths_name_the_same_layers() -> None:
     assert build_feature_network("craft_vgg16_bn", "features.22", "random").layer == "relu3_3"
     assert build_feature_network("craft_vgg16_bn", None, "random").layer == "relu3_3"

@@ -112,7 +112,9 @@ def test_every_pillow_mode_reads_as_rgb_by_its_range(mode: str, tmp_path: Path) 
     pixels = load_image(str(path), 8)
     assert pixels.shape == (3, 8, 8) and pixels.dtype == torch.float32
     # 3/255: YCbCr's round trip through 8 bits rounds by up to 2/255.
-    assert torch.allclose(pixels.mean(dim=(1, 2)), torch.tensor(rgb, dtype=torch.float32), atol=3 / 255)
+    assert torch.allclose(
+        pixels.mean(dim=(1, 2)), torch.tensor(rgb, dtype=torch.float32), atol=3 / 255
+    )
 
 
 def test_a_16_bit_gradient_keeps_its_range(tmp_path: Path) -> None:

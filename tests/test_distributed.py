@@ -36,7 +36,9 @@ def test_shards_are_round_robin_and_gather_restores_target_order() -> None:
     [("cpu", 2, 1, True), ("cpu", "2", 1, True), ("cpu", "auto", 1, False), ("gpu", "0,1", 1, True),
      ("gpu", "0,", 1, False), ("gpu", [3], 1, False), ("cpu", 1, 2, True)],
 )  # fmt: skip
-def test_needs_processes(accelerator: str, devices: int | str | list[int], nodes: int, expected: bool) -> None:
+def test_needs_processes(
+    accelerator: str, devices: int | str | list[int], nodes: int, expected: bool
+) -> None:
     assert needs_processes(accelerator, devices, nodes) is expected
 
 
@@ -46,7 +48,12 @@ def fit(root: Path, images: Path, *extra: str) -> subprocess.CompletedProcess:
     args = [*tiny_args(root, images), "--trainer.accelerator=cpu", *extra]
     # One thread each: a sum over 2 threads rounds differently from one over 1, and the tests
     # compare 1 process with 2 to the digit.
-    env = {**os.environ, "SLP_LIGHTNING_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "SLP_LIGHTNING_OFFLINE": "1",
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+    }
     return subprocess.run(
         [sys.executable, "-m", "slp_lightning", *args],
         capture_output=True, text=True, cwd=root, env=env, timeout=300,
@@ -75,12 +82,19 @@ def test_two_processes_give_the_same_images_as_one(tmp_path: Path, two_photos: P
         for side in ("target", "reconstruction"):
             assert y["semantic"][side]["class"] == x["semantic"][side]["class"]
             assert y["semantic"][side]["p"] == pytest.approx(x["semantic"][side]["p"], rel=1e-3)
-        assert y["semantic"]["feature_distance"] == pytest.approx(x["semantic"]["feature_distance"], rel=1e-3)
+        assert y["semantic"]["feature_distance"] == pytest.approx(
+            x["semantic"]["feature_distance"], rel=1e-3
+        )
     assert b["mean_top1_agreement"] == a["mean_top1_agreement"]
     # The two images are different, so the two processes did not end with the same I_pre.
-    assert b["images"][0]["feature_error"] != pytest.approx(b["images"][1]["feature_error"], rel=0.01)
+    assert b["images"][0]["feature_error"] != pytest.approx(
+        b["images"][1]["feature_error"], rel=0.01
+    )
     run = tmp_path / "two" / "alexnet_conv2" / "version_0"
-    assert {p.name for p in (run / "reconstructions").glob("*.png")} >= {"astronaut.png", "chelsea.png"}
+    assert {p.name for p in (run / "reconstructions").glob("*.png")} >= {
+        "astronaut.png",
+        "chelsea.png",
+    }
     state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert state["state_dict"]["I_pre"].shape[0] == 2  # both processes' images in one checkpoint
 
@@ -99,7 +113,9 @@ def test_resume_on_two_processes_equals_a_straight_run(tmp_path: Path, two_photo
               "--checkpoint.on_switch=false", "--checkpoint.save_top_k=-1"]  # fmt: skip
     straight = fit(tmp_path, two_photos, *common)
     assert straight.returncode == 0, straight.stderr[-3000:]
-    checkpoint = next((tmp_path / "alexnet_conv2" / "version_0" / "checkpoints").glob("*step=30.ckpt"))
+    checkpoint = next(
+        (tmp_path / "alexnet_conv2" / "version_0" / "checkpoints").glob("*step=30.ckpt")
+    )
     resumed = fit(tmp_path, two_photos, *common, f"--ckpt_path={checkpoint}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     a, b = results(tmp_path), results(tmp_path, version=1)
@@ -116,7 +132,14 @@ def test_bf16_mixed_precision_stays_close_to_fp32(tmp_path: Path, photos: Path) 
     errors = {}
     for precision in ["32-true", "bf16-mixed"]:
         root = tmp_path / precision
-        main(tiny_args(root, photos / "coffee.png", f"--trainer.precision={precision}", "--trainer.max_steps=80"))
+        main(
+            tiny_args(
+                root,
+                photos / "coffee.png",
+                f"--trainer.precision={precision}",
+                "--trainer.max_steps=80",
+            )
+        )
         errors[precision] = results(root)["mean_relative_error"]
     assert 0 < errors["bf16-mixed"] < 1.5 * errors["32-true"]
 
@@ -142,9 +165,14 @@ def test_a_lost_process_is_named_in_one_sentence() -> None:
 
 
 @pytest.mark.slow
-def test_two_processes_deal_the_chunks_and_give_the_same_results_as_one(tmp_path: Path, photos: Path) -> None:
+def test_two_processes_deal_the_chunks_and_give_the_same_results_as_one(
+    tmp_path: Path, photos: Path
+) -> None:
     steps = ["--data.chunk_size=1", "--trainer.max_steps=6"]
-    runs = {devices: fit(tmp_path / str(devices), photos, f"--trainer.devices={devices}", *steps) for devices in (1, 2)}
+    runs = {
+        devices: fit(tmp_path / str(devices), photos, f"--trainer.devices={devices}", *steps)
+        for devices in (1, 2)
+    }
     for done in runs.values():
         assert done.returncode == 0, done.stdout + done.stderr
     run_dirs = [tmp_path / str(d) / "alexnet_conv2_chunks" / "version_0" for d in (1, 2)]

@@ -106,7 +106,9 @@ def camera_reference(camera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # --- agreement with the reference -------------------------------------------------------------
 
 
-def test_grey_matches_numpy_reference(camera: np.ndarray, camera_reference: tuple[np.ndarray, np.ndarray]) -> None:
+def test_grey_matches_numpy_reference(
+    camera: np.ndarray, camera_reference: tuple[np.ndarray, np.ndarray]
+) -> None:
     assert camera.min() >= 0 and camera.max() <= 1
     expected, _ = camera_reference
     out = DenseSIFT()(_tensor(camera))
@@ -149,7 +151,9 @@ def test_shapes_on_128px_images() -> None:
     assert grey.min() >= 0 and colour.max() <= 1
 
 
-def test_descriptor_norms(camera: np.ndarray, camera_reference: tuple[np.ndarray, np.ndarray]) -> None:
+def test_descriptor_norms(
+    camera: np.ndarray, camera_reference: tuple[np.ndarray, np.ndarray]
+) -> None:
     _, raw_norms = camera_reference
     high = torch.from_numpy(raw_norms >= THRESHOLD)
     assert 0 < high.sum() < high.numel()  # the photograph has both kinds of patch

@@ -26,7 +26,9 @@ def test_killed_and_resumed_runs_equal_the_uninterrupted_run(tmp_path: Path, pho
     kills = [Kill(name, step, tmp_path / name, args(tmp_path / name, image))
              for name, step in [("SIGINT", 12), ("SIGTERM", 31), ("SIGKILL", 12)]]  # fmt: skip
     rows = {row.signal: row for row in inject(kills, reference)}
-    assert rows["SIGINT"].stopped_at == 12 and rows["SIGTERM"].stopped_at == 32  # at the next step boundary
+    assert (
+        rows["SIGINT"].stopped_at == 12 and rows["SIGTERM"].stopped_at == 32
+    )  # at the next step boundary
     for row in rows.values():
         assert row.max_diff == 0, row  # bit-exact: the same float operations in the same order
     # SIGINT and SIGTERM save on the way out; SIGKILL repeats the steps since the last save.
@@ -35,12 +37,18 @@ def test_killed_and_resumed_runs_equal_the_uninterrupted_run(tmp_path: Path, pho
 
 
 @pytest.mark.slow
-def test_a_killed_two_process_run_resumes_from_its_last_save(tmp_path: Path, two_photos: Path) -> None:
+def test_a_killed_two_process_run_resumes_from_its_last_save(
+    tmp_path: Path, two_photos: Path
+) -> None:
     """SIGKILL of the first process (the launcher): the other stops at its next exchange; the
     run resumes from the last periodic or level-switch save and ends as the uninterrupted run."""
     two = ["--trainer.accelerator=cpu", "--trainer.devices=2"]
-    reference = reference_run(tmp_path / "reference", args(tmp_path / "reference", two_photos, *two), 2)
-    killed = Kill("SIGKILL", 12, tmp_path / "killed", args(tmp_path / "killed", two_photos, *two), processes=2)
+    reference = reference_run(
+        tmp_path / "reference", args(tmp_path / "reference", two_photos, *two), 2
+    )
+    killed = Kill(
+        "SIGKILL", 12, tmp_path / "killed", args(tmp_path / "killed", two_photos, *two), processes=2
+    )
     [row] = inject([killed], reference)
     assert row.max_diff == 0, row
     assert 0 < row.lost <= EVERY, row

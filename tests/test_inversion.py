@@ -24,14 +24,25 @@ class Recorder(Callback):
         self.start = (trainer.global_step, pl_module.finest_on.clone())
 
     def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: FeatureInversion, outputs: dict, batch: int, batch_idx: int
+        self,
+        trainer: pl.Trainer,
+        pl_module: FeatureInversion,
+        outputs: dict,
+        batch: int,
+        batch_idx: int,
     ) -> None:
         self.losses.append(outputs["per_image"].clone())
         self.levels.append(pl_module.finest_on.clone())
 
 
 def make_run(
-    root: Path, images: str, *, steps: int, layer: str = "conv2", callbacks: Sequence[Callback] = (), **switch: object
+    root: Path,
+    images: str,
+    *,
+    steps: int,
+    layer: str = "conv2",
+    callbacks: Sequence[Callback] = (),
+    **switch: object,
 ) -> tuple[FeatureInversion, TargetImages, pl.Trainer]:
     model = FeatureInversion(
         layer=layer, weights="random", pyramid_levels=3, image_size=64, compactness=0.01
@@ -83,7 +94,9 @@ def test_a_short_run_spends_its_budget_at_full_detail(tmp_path: Path, photos: Pa
     # Each of the K − 1 = 2 coarse phases ends at its cap, 0.1 × 60 = 6 steps.
     assert model.switch_steps.tolist() == [[12, 6]] * 3  # column j-1: the step level j came on
     # recorder.levels[i] is the state after step i + 1: the last 48 steps run at full detail.
-    assert (recorder.levels[10] == 2).all() and all((levels == 1).all() for levels in recorder.levels[11:])
+    assert (recorder.levels[10] == 2).all() and all(
+        (levels == 1).all() for levels in recorder.levels[11:]
+    )
 
 
 class StepScales(Callback):
@@ -92,11 +105,18 @@ class StepScales(Callback):
     def __init__(self, lr: float) -> None:
         self.lr, self.scales = lr, []
 
-    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: FeatureInversion, optimizer: object) -> None:
+    def on_before_optimizer_step(
+        self, trainer: pl.Trainer, pl_module: FeatureInversion, optimizer: object
+    ) -> None:
         self.before, self.grad = pl_module.I_pre.detach().clone(), pl_module.I_pre.grad.clone()
 
     def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: FeatureInversion, outputs: dict, batch: int, batch_idx: int
+        self,
+        trainer: pl.Trainer,
+        pl_module: FeatureInversion,
+        outputs: dict,
+        batch: int,
+        batch_idx: int,
     ) -> None:
         step = (self.before - pl_module.I_pre.detach()).flatten(1)
         grad = self.lr * self.grad.flatten(1)
@@ -168,7 +188,13 @@ def test_resume_continues_at_the_same_level_and_step(tmp_path: Path, photos: Pat
     # The checkpoint carries I_pre and the per-image state, not the frozen network.
     state = torch.load(checkpoint, weights_only=False)["state_dict"]
     assert set(state) == {
-        "I_pre", "finest_on", "switch_steps", "phase_best", "phase_start", "last_improved", "done"
+        "I_pre",
+        "finest_on",
+        "switch_steps",
+        "phase_best",
+        "phase_start",
+        "last_improved",
+        "done",
     }
 
 
@@ -185,8 +211,12 @@ class Poison(Callback):
             pl_module.I_pre.grad.fill_(float("nan"))
 
 
-def test_non_finite_gradient_stops_with_the_step_and_keeps_the_last_good_image(tmp_path: Path, photos: Path) -> None:
-    model, data, trainer = make_run(tmp_path, str(photos / "coffee.png"), steps=50, callbacks=[Poison(12)])
+def test_non_finite_gradient_stops_with_the_step_and_keeps_the_last_good_image(
+    tmp_path: Path, photos: Path
+) -> None:
+    model, data, trainer = make_run(
+        tmp_path, str(photos / "coffee.png"), steps=50, callbacks=[Poison(12)]
+    )
     with pytest.raises(NonFiniteLossError, match="at step 12"):
         trainer.fit(model, data)
     assert torch.isfinite(model.I_pre).all()
@@ -196,10 +226,15 @@ def test_non_finite_gradient_stops_with_the_step_and_keeps_the_last_good_image(t
     assert (run / "reconstructions" / "coffee.png").exists()
 
 
-def test_ctrl_c_writes_results_reached_so_far_and_a_checkpoint(tmp_path: Path, photos: Path) -> None:
+def test_ctrl_c_writes_results_reached_so_far_and_a_checkpoint(
+    tmp_path: Path, photos: Path
+) -> None:
     saver = ModelCheckpoint(every_n_train_steps=1000, save_on_exception=True)
     model, data, trainer = make_run(
-        tmp_path, str(photos / "coffee.png"), steps=50, callbacks=[Poison(7, KeyboardInterrupt), saver]
+        tmp_path,
+        str(photos / "coffee.png"),
+        steps=50,
+        callbacks=[Poison(7, KeyboardInterrupt), saver],
     )
     with pytest.raises(SystemExit):
         trainer.fit(model, data)
@@ -216,7 +251,9 @@ def test_a_level_switch_refreshes_last_ckpt(tmp_path: Path, photos: Path) -> Non
     # A crash that saves nothing (save_on_exception is off) leaves last.ckpt as the switches left it.
     saver = InversionCheckpoint(every_n_train_steps=1000, save_last=True)
     callbacks = [Poison(38, RuntimeError), saver]
-    model, data, trainer = make_run(tmp_path, str(photos / "coffee.png"), steps=50, callbacks=callbacks)
+    model, data, trainer = make_run(
+        tmp_path, str(photos / "coffee.png"), steps=50, callbacks=callbacks
+    )
     with pytest.raises(RuntimeError):
         trainer.fit(model, data)
     last = torch.load(Path(saver.dirpath) / "last.ckpt", weights_only=False)
@@ -228,7 +265,9 @@ def test_a_level_switch_refreshes_last_ckpt(tmp_path: Path, photos: Path) -> Non
 def test_baselines_start_with_every_level_on() -> None:
     image = load_image("skimage:chelsea", 64)[None]
     for method, start in [("slp", 3), ("pixel", 1), ("tv", 1)]:
-        model = FeatureInversion(method=method, layer="conv2", weights="random", image_size=64, pyramid_levels=3)
+        model = FeatureInversion(
+            method=method, layer="conv2", weights="random", image_size=64, pyramid_levels=3
+        )
         model.set_targets(image, ["chelsea"])
         assert model.finest_on.tolist() == [start]
         I_r, I_in = model.image_model()

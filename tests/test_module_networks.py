@@ -26,7 +26,7 @@ from helpers import short_inversion, tiny_args
 
 # A module the tests write into a temporary folder and import by path: a model whose forward has
 # a data-dependent branch (FX cannot trace it) and returns a dict; it counts its constructions.
-USER_MODULE = '''
+USER_MODULE = """
 import torch
 from torch import nn
 
@@ -58,7 +58,7 @@ def not_a_model() -> int:
 
 def raises() -> nn.Module:
     raise RuntimeError("no GPU here")
-'''
+"""
 
 
 @pytest.fixture
@@ -113,7 +113,10 @@ def test_an_nn_module_is_read_at_a_module_path_and_the_forward_stops_there() -> 
     mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
     expected = torch.relu(tower.conv1((images - mean[:, None, None]) / std[:, None, None]))
     assert torch.allclose(model.network(images), expected)
-    assert model.hparams.network == "Tower" and "Tower as given (tensors sha256" in model.network.weights
+    assert (
+        model.hparams.network == "Tower"
+        and "Tower as given (tensors sha256" in model.network.weights
+    )
 
 
 def test_input_convention_none_and_grey() -> None:
@@ -125,13 +128,17 @@ def test_input_convention_none_and_grey() -> None:
     net = build_feature_network(grey, "0", in_channels=1, input_mean=[0.5], input_std=[0.25])
     assert torch.allclose(net(torch.full((1, 1, 5, 5), 0.75)), grey(torch.ones(1, 1, 5, 5)))
     with pytest.raises(ValueError, match=r"input_mean needs 1 number\(s\)"):
-        build_feature_network(grey, "0", in_channels=1, input_mean=[0.5, 0.5, 0.5], input_std="none")
+        build_feature_network(
+            grey, "0", in_channels=1, input_mean=[0.5, 0.5, 0.5], input_std="none"
+        )
     with pytest.raises(ValueError, match="both 'none' or neither"):
         build_feature_network(tower, "conv1", input_mean="none")
 
 
 def test_dict_and_tuple_outputs_need_output_and_say_what_they_hold() -> None:
-    with pytest.raises(ValueError, match=r"gives a tuple \(\(1, 4, 8, 8\), \(1, 4, 8, 8\)\), not a tensor"):
+    with pytest.raises(
+        ValueError, match=r"gives a tuple \(\(1, 4, 8, 8\), \(1, 4, 8, 8\)\), not a tensor"
+    ):
         FeatureInversion(network=Pair().eval(), image_size=8, pyramid_levels=2)
     pair = FeatureInversion(network=Pair().eval(), output=1, image_size=8, pyramid_levels=2)
     assert pair.feature_shape == (4, 8, 8)
@@ -139,17 +146,28 @@ def test_dict_and_tuple_outputs_need_output_and_say_what_they_hold() -> None:
         FeatureInversion(network=Pair().eval(), output=5, image_size=8, pyramid_levels=2)
 
 
-def test_import_path_builds_from_a_file_with_its_arguments_once_per_sweep(user_module: object) -> None:
+def test_import_path_builds_from_a_file_with_its_arguments_once_per_sweep(
+    user_module: object,
+) -> None:
     model = FeatureInversion(network="usernet:Net", layer="block", network_args={"width": 6}, image_size=16,
                              pyramid_levels=2)  # fmt: skip
-    assert model.feature_shape == (6, 8, 8) and model.network.weights == "usernet:Net as built (seed 0)"
+    assert (
+        model.feature_shape == (6, 8, 8)
+        and model.network.weights == "usernet:Net as built (seed 0)"
+    )
     assert user_module.CALLS == [6]
     # A sweep's jobs (with_settings) read other layers of the same model: no second build.
     jobs = [model.with_settings(layer=layer) for layer in ("stem.0", "stem", "block")]
-    assert user_module.CALLS == [6] and [j.feature_shape for j in jobs] == [(6, 16, 16), (6, 16, 16), (6, 8, 8)]
+    assert user_module.CALLS == [6] and [j.feature_shape for j in jobs] == [
+        (6, 16, 16),
+        (6, 16, 16),
+        (6, 8, 8),
+    ]
     assert all(j.network.model is model.network.model for j in jobs)
     # The dict output needs its key; the FX-untraceable branch is no obstacle to a hook.
-    from_factory = FeatureInversion(network="usernet:factory", output="map", image_size=16, pyramid_levels=2)
+    from_factory = FeatureInversion(
+        network="usernet:factory", output="map", image_size=16, pyramid_levels=2
+    )
     assert from_factory.feature_shape == (8, 8, 8)
     with pytest.raises(torch.fx.proxy.TraceError):
         torch.fx.symbolic_trace(user_module.Net())
@@ -182,7 +200,9 @@ def test_bad_import_paths_say_what_is_wrong(spec: str, args: dict | None, messag
 
 @pytest.mark.usefixtures("user_module")
 def test_unknown_layers_list_the_closest_and_listing_gives_shapes_in_order() -> None:
-    with pytest.raises(ValueError, match=r"has no layer 'stem\.9'; closest: stem\.1, stem\.0, stem,"):
+    with pytest.raises(
+        ValueError, match=r"has no layer 'stem\.9'; closest: stem\.1, stem\.0, stem,"
+    ):
         build_feature_network("usernet:Net", "stem.9", output="map")
     rows = layer_listing("usernet:Net", 16)
     assert [name for name, _ in rows] == ["stem.0", "stem.1", "stem", "block", "head"]
@@ -219,12 +239,16 @@ def test_torchscript_and_export_files(tmp_path: Path) -> None:
     inner = FeatureInversion(network=str(exported), layer="relu", pyramid_levels=2)
     assert inner.image_size == 16 and inner.feature_shape == (4, 16, 16)  # the exported size
     images = torch.rand(3, 3, 16, 16)  # exported for batches of 1: read one image at a time
-    assert torch.allclose(inner.network(images), build_feature_network(tower, "relu")(images), atol=1e-6)
+    assert torch.allclose(
+        inner.network(images), build_feature_network(tower, "relu")(images), atol=1e-6
+    )
     # chunks.auto_chunk_size measures what a TorchScript model saves for its backward (hooks do not see it)
     assert target_bytes(model) > 4 * 2 * (4 * 16 * 16)
 
 
-def test_weights_files_load_into_a_model_and_a_file_of_another_model_is_refused(tmp_path: Path) -> None:
+def test_weights_files_load_into_a_model_and_a_file_of_another_model_is_refused(
+    tmp_path: Path,
+) -> None:
     tower = Tower().eval()
     path = tmp_path / "tower.pth"
     torch.save(tower.state_dict(), path)
@@ -245,7 +269,13 @@ def test_the_command_line_lists_runs_and_refuses_a_model_from_an_import_path(
         command(["fit", f"--model.network={spec}", "--model.layer=list", "--model.image_size=16"])
     listed = capsys.readouterr().out.splitlines()
     assert exit.value.code == 0
-    assert [line.split()[0] for line in listed[-5:]] == ["stem.0", "stem.1", "stem", "block", "head"]
+    assert [line.split()[0] for line in listed[-5:]] == [
+        "stem.0",
+        "stem.1",
+        "stem",
+        "block",
+        "head",
+    ]
     assert listed[-2].split(maxsplit=1) == ["block", "(1, 8, 8, 8)"]
     args = tiny_args(tmp_path, "skimage:coffee", f"--model.network={spec}", "--model.layer=block",
                      "--model.network_args={width: 6}", "--model.input_mean=none", "--model.input_std=none",
@@ -259,7 +289,9 @@ def test_the_command_line_lists_runs_and_refuses_a_model_from_an_import_path(
                          ("--model.input_mean=[0.5]", r"input_mean needs 3 number\(s\)")]:  # fmt: skip
         with pytest.raises(SystemExit) as exit:
             command([*args[:-1], bad])
-        assert exit.value.code == 2 and re.search(f"^error: .*{message}", capsys.readouterr().err, re.M)
+        assert exit.value.code == 2 and re.search(
+            f"^error: .*{message}", capsys.readouterr().err, re.M
+        )
 
 
 def test_a_weights_file_a_wheel_ships_is_found_by_its_name_and_checked(
@@ -289,7 +321,9 @@ def test_imagenet_mobilenet_v2_from_its_wheel_sees_an_espresso() -> None:
 
 
 @pytest.mark.slow
-def test_a_sweep_over_three_layers_of_a_user_model_builds_it_once(user_module: object, tmp_path: Path) -> None:
+def test_a_sweep_over_three_layers_of_a_user_model_builds_it_once(
+    user_module: object, tmp_path: Path
+) -> None:
     main(tiny_args(tmp_path, "skimage:coffee", "--model.network=usernet:Net", "--model.network_args={width: 6}",
                    "--model.layer=block", "--model.image_size=32", "--model.compactness=0",
                    "--trainer.max_steps=6", "--sweep.layers=[stem.0, stem, block]"))  # fmt: skip
@@ -300,20 +334,30 @@ def test_a_sweep_over_three_layers_of_a_user_model_builds_it_once(user_module: o
     assert all(0 < float(row["mean_normalized_error"]) for row in rows)
 
 
-def test_a_config_may_give_the_model_as_class_path_and_init_args(user_module: object, tmp_path: Path) -> None:
+def test_a_config_may_give_the_model_as_class_path_and_init_args(
+    user_module: object, tmp_path: Path
+) -> None:
     config = tmp_path / "net.yaml"
-    config.write_text("model:\n  network:\n    class_path: usernet.Net\n    init_args:\n      width: 5\n")
+    config.write_text(
+        "model:\n  network:\n    class_path: usernet.Net\n    init_args:\n      width: 5\n"
+    )
     with pytest.warns(UserWarning, match="Net was in training mode"):
         main(tiny_args(tmp_path, "skimage:coffee", f"--config={config}", "--model.layer=block",
                        "--model.image_size=16", "--trainer.max_steps=3"))  # fmt: skip
     assert user_module.CALLS == [5]
     results = json.loads(next(tmp_path.glob("Net_block/version_0/results.json")).read_text())
-    assert results["network"] == "Net" and results["weights"] == "random (seed 0)"  # tiny_args: random
+    assert (
+        results["network"] == "Net" and results["weights"] == "random (seed 0)"
+    )  # tiny_args: random
 
 
 @pytest.mark.usefixtures("user_module")
 def test_options_a_model_does_not_take_are_refused() -> None:
-    with pytest.raises(ValueError, match="arch is for network 'torchvision' only; network is 'usernet:Net'"):
+    with pytest.raises(
+        ValueError, match="arch is for network 'torchvision' only; network is 'usernet:Net'"
+    ):
         build_feature_network("usernet:Net", "block", arch="vgg16")
-    with pytest.raises(ValueError, match="network_args are for a class or factory .* a Tower object is built"):
+    with pytest.raises(
+        ValueError, match="network_args are for a class or factory .* a Tower object is built"
+    ):
         build_feature_network(Tower().eval(), "conv1", network_args={"width": 3})

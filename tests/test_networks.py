@@ -30,7 +30,12 @@ def test_every_paper_layer_inverts_on_alexnet_caffe(layer: str, coffee_227: torc
 def test_torchvision_models_invert_at_a_shallow_layer(arch: str, layer: str) -> None:
     assert layer in layer_names("torchvision", arch)
     model = FeatureInversion(
-        network="torchvision", arch=arch, layer=layer, weights="random", image_size=32, pyramid_levels=3
+        network="torchvision",
+        arch=arch,
+        layer=layer,
+        weights="random",
+        image_size=32,
+        pyramid_levels=3,
     )
     losses = short_inversion(model, load_image("skimage:chelsea", 32)[None])
     assert losses[-1] < losses[0]
@@ -40,7 +45,9 @@ def test_torchvision_models_invert_at_a_shallow_layer(arch: str, layer: str) -> 
 def test_grey_sift_inverts_a_grey_image_and_colour_sift_a_colour_one() -> None:
     image = load_image("skimage:astronaut", 48)[None]
     grey = FeatureInversion(network="dsift", image_size=48, pyramid_levels=3, init_noise=0.1)
-    colour = FeatureInversion(network="dsift_color", image_size=48, pyramid_levels=3, init_noise=0.1)
+    colour = FeatureInversion(
+        network="dsift_color", image_size=48, pyramid_levels=3, init_noise=0.1
+    )
     for model, channels, features in [(grey, 1, 128), (colour, 3, 384)]:
         losses = short_inversion(model, image)
         assert model.I_pre.shape == (1, channels, 48, 48)
@@ -51,7 +58,9 @@ def test_grey_sift_inverts_a_grey_image_and_colour_sift_a_colour_one() -> None:
 
 
 def test_layer_of_another_network_names_that_network() -> None:
-    with pytest.raises(ValueError, match=r"'norm1' is a layer of alexnet_caffe\); valid layers: conv1"):
+    with pytest.raises(
+        ValueError, match=r"'norm1' is a layer of alexnet_caffe\); valid layers: conv1"
+    ):
         build_feature_network("alexnet", "norm1", "random")
     with pytest.raises(ValueError, match=r"'conv5' is a layer of alexnet and alexnet_caffe"):
         build_feature_network("dsift", "conv5")
@@ -69,7 +78,9 @@ def test_arch_is_checked() -> None:
 def test_sift_takes_no_weights_and_rejects_images_below_a_patch() -> None:
     with pytest.raises(ValueError, match="takes no weights"):
         build_feature_network("dsift", None, "/some/file.pth")
-    with pytest.raises(ValueError, match="at least 16x16 px, got 8x8"):  # at once, not at the first step
+    with pytest.raises(
+        ValueError, match="at least 16x16 px, got 8x8"
+    ):  # at once, not at the first step
         FeatureInversion(network="dsift", image_size=8, pyramid_levels=2)
 
 

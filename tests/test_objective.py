@@ -19,7 +19,10 @@ def test_tv_baseline_terms() -> None:
 
 
 def test_the_papers_compactness_table_is_alexnets_only() -> None:
-    assert compactness_for_layer("alexnet", "conv5") == 0.1 and compactness_for_layer("alexnet_caffe", "fc6") == 1.0
+    assert (
+        compactness_for_layer("alexnet", "conv5") == 0.1
+        and compactness_for_layer("alexnet_caffe", "fc6") == 1.0
+    )
     # a ResNet's conv1 or a CRAFT layer is not AlexNet's: no λ_D from the paper's table
     assert compactness_for_layer("torchvision/resnet50", "conv1") == 0.0
     assert compactness_for_layer("craft_vgg16_bn", "relu3_3") == 0.0

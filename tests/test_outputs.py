@@ -22,7 +22,11 @@ def _columns(sheet: Path) -> int:
 
 @pytest.mark.parametrize(
     ("written", "columns"),
-    [({"a": [1], "b": [1]}, 2), ({"a": [3, 2, 1], "b": [3, 2, 1]}, 4), ({"a": [3], "b": [3, 2]}, 4)],
+    [
+        ({"a": [1], "b": [1]}, 2),
+        ({"a": [3, 2, 1], "b": [3, 2, 1]}, 4),
+        ({"a": [3], "b": [3, 2]}, 4),
+    ],
     ids=["baseline", "slp", "slp-stopped-early"],
 )
 def test_sheet_has_the_target_then_each_phase_reached(
@@ -40,21 +44,43 @@ def test_a_safe_name_is_its_own_file_stem_and_others_are_made_safe_and_distinct(
     assert [file_stem(n) for n in ["astronaut", "a_b", "img.v2", "my photo", "café"]] == [
         "astronaut", "a_b", "img.v2", "my photo", "café"
     ]  # fmt: skip
-    unsafe = ["/abs/path", "../../x", "sub/dir", "a/b", "a\\b", ".hidden", "..", "", "a~b", "x_level2", "é" * 150]
+    unsafe = [
+        "/abs/path",
+        "../../x",
+        "sub/dir",
+        "a/b",
+        "a\\b",
+        ".hidden",
+        "..",
+        "",
+        "a~b",
+        "x_level2",
+        "é" * 150,
+    ]
     stems = [file_stem(n) for n in unsafe]
     assert stems[:3] == ["_abs_path~6d80187b4541", "____x~9cdf6a50100a", "sub_dir~e3f5e63b9b69"]
     # No two share a stem, and none takes a kept name's files: a_b's, or x's phase-2 PNG (x_level2.png).
     assert len(set(stems)) == len(stems) and not {"a_b", "x_level2"} & set(stems)
     for stem in stems:
-        assert "/" not in stem and "\\" not in stem and ".." not in stem and stem[0] != "." and "~" in stem
+        assert (
+            "/" not in stem
+            and "\\" not in stem
+            and ".." not in stem
+            and stem[0] != "."
+            and "~" in stem
+        )
     # 300 bytes in 150 characters: cut in bytes, whole characters kept, with the longest ending.
-    assert len(f"{stems[-1]}_level999.png".encode()) == NAME_MAX - 1 and stems[-1].startswith("é" * 114 + "~")
+    assert len(f"{stems[-1]}_level999.png".encode()) == NAME_MAX - 1 and stems[-1].startswith(
+        "é" * 114 + "~"
+    )
 
 
 def test_names_from_a_features_file_write_only_inside_the_run_folder(tmp_path: Path) -> None:
     outside = tmp_path / "outside" / "abs"  # an absolute name, harmless if it escapes
     names = [str(outside), "../../x", "sub/dir", "a_b", "a/b", "é" * 150, "astronaut"]
-    torch.save({name: torch.rand(192, 7, 7) for name in names}, features := tmp_path / "f.pt")  # conv2 at 64 px
+    torch.save(
+        {name: torch.rand(192, 7, 7) for name in names}, features := tmp_path / "f.pt"
+    )  # conv2 at 64 px
     main(tiny_args(tmp_path / "logs", "", f"--data.features={features}", "--switch.min_steps=2",
                    "--switch.max_steps_per_level=3", "--trainer.max_steps=8"))  # fmt: skip
     run = tmp_path / "logs" / "alexnet_conv2" / "version_0"
@@ -65,7 +91,11 @@ def test_names_from_a_features_file_write_only_inside_the_run_folder(tmp_path: P
     files = [i["file"] for i in results["images"]]
     assert files[3] == "a_b" and files[6] == "astronaut" and len(set(files)) == len(names)
     pngs = {p.name for p in (run / "reconstructions").iterdir()}
-    assert all(p.parent.name == "reconstructions" for p in written if p.suffix == ".png" and p.name != "sheet.png")
+    assert all(
+        p.parent.name == "reconstructions"
+        for p in written
+        if p.suffix == ".png" and p.name != "sheet.png"
+    )
     assert [i["final_level"] for i in results["images"]] == [1] * len(names)  # every phase ran
     for file in files:  # each target's final PNG, and one per phase
         assert {f"{file}.png", *(f"{file}_level{k}.png" for k in (3, 2, 1))} <= pngs

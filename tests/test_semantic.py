@@ -30,12 +30,20 @@ from helpers import CLASSIFIER_SOURCE, classifier_args, tiny_args
 namespace: dict = {}
 exec(CLASSIFIER_SOURCE, namespace)  # noqa: S102 - the same class the run tests import from a file
 ColourClassifier = namespace["ColourClassifier"]
-SEMANTIC_KEYS = {"semantic", "mean_top1_agreement", "mean_top5", "mean_p_target_class", "mean_eval_feature_distance"}
+SEMANTIC_KEYS = {
+    "semantic",
+    "mean_top1_agreement",
+    "mean_top5",
+    "mean_p_target_class",
+    "mean_eval_feature_distance",
+}
 
 
 def tiny_evaluator():  # noqa: ANN201
     """The colour classifier as an evaluator: [0, 1] images as they are, ``pool`` as features."""
-    return build_evaluator(ColourClassifier().eval(), features_layer="pool", input_mean="none", input_std="none")
+    return build_evaluator(
+        ColourClassifier().eval(), features_layer="pool", input_mean="none", input_std="none"
+    )
 
 
 def colour(rgb: tuple[float, float, float], size: int = 16) -> torch.Tensor:
@@ -59,7 +67,9 @@ def test_a_constant_image_of_another_class_disagrees() -> None:
     assert scores["top1_agreement"].item() == 0.0
     assert scores["p_target_class"].item() < 0.01 < scores["target_p"].item()
     a, b = torch.tensor([0.1, 0.1, 0.9]), torch.tensor([0.9, 0.1, 0.1])  # the pooled colours
-    assert scores["feature_distance"].item() == pytest.approx(((a - b).norm() / b.norm()).item(), rel=1e-5)
+    assert scores["feature_distance"].item() == pytest.approx(
+        ((a - b).norm() / b.norm()).item(), rel=1e-5
+    )
 
 
 def test_top5_and_kept_probability_from_logits() -> None:
@@ -68,9 +78,14 @@ def test_top5_and_kept_probability_from_logits() -> None:
     fifth = torch.tensor([0.5, 4, 3, 2, 1, 0, 0, 0, 0, 0])
     sixth = torch.tensor([0.5, 5, 4, 3, 2, 1, 0, 0, 0, 0])
     scores = semantic_scores(target, torch.stack([fifth, sixth]))
-    assert scores["recon_class"].tolist() == [1, 1] and scores["top1_agreement"].tolist() == [0.0, 0.0]
+    assert scores["recon_class"].tolist() == [1, 1] and scores["top1_agreement"].tolist() == [
+        0.0,
+        0.0,
+    ]
     assert scores["top5"].tolist() == [1.0, 0.0]
-    assert scores["p_target_class"].tolist() == pytest.approx([fifth.softmax(0)[0].item(), sixth.softmax(0)[0].item()])
+    assert scores["p_target_class"].tolist() == pytest.approx(
+        [fifth.softmax(0)[0].item(), sixth.softmax(0)[0].item()]
+    )
     assert "feature_distance" not in scores
     with pytest.raises(ValueError, match=r"\(N, C\)"):
         semantic_scores(target, target[:, :5])
@@ -81,7 +96,9 @@ def test_results_and_summary_rows() -> None:
     summary carry the means; a summary of unscored jobs keeps its columns."""
     evaluator = tiny_evaluator()
     reds = torch.cat([colour((0.9, 0.1, 0.1))] * 2)
-    scores = evaluate(evaluator, reds, torch.cat([colour((0.8, 0.2, 0.1)), colour((0.1, 0.9, 0.1))]))
+    scores = evaluate(
+        evaluator, reds, torch.cat([colour((0.8, 0.2, 0.1)), colour((0.1, 0.9, 0.1))])
+    )
     results = as_results(evaluator, scores)
     assert [i["top1_agreement"] for i in results["images"]] == [True, False]
     assert results["images"][0]["target"]["name"] == "0"  # 5 classes: no ImageNet names
@@ -98,7 +115,9 @@ def test_summary_columns_only_when_scored(tmp_path: Path, monkeypatch: pytest.Mo
     base = {"method": "slp", "network": "n", "layer": "l", "images": 1, "steps": 2, "mean_normalized_error": 0.1,
             "mean_psnr": 10.0, "job": "j", "label": "slp", "column": "l"}  # fmt: skip
     write_summary([base], tmp_path / "plain")
-    assert (tmp_path / "plain" / "summary.csv").read_text().splitlines()[0].split(",") == SUMMARY_COLUMNS
+    assert (tmp_path / "plain" / "summary.csv").read_text().splitlines()[0].split(
+        ","
+    ) == SUMMARY_COLUMNS
     write_summary([{**base, "mean_top1_agreement": 0.5, "mean_top5": 1.0}], tmp_path / "scored")
     header = (tmp_path / "scored" / "summary.csv").read_text().splitlines()[0].split(",")
     assert header[-4:] == ["mean_top1_agreement", "mean_top5", "seconds", "job"]
@@ -109,7 +128,9 @@ def test_auto_never_lets_mobilenet_v2_judge_itself() -> None:
     mobilenet = build_feature_network("torchvision", "features.6", "random", arch=MOBILENET_V2)
     assert default_classifier(mobilenet) == EFFICIENTNET_LITE0
     assert default_classifier(build_feature_network("alexnet", "conv2", "random")) == MOBILENET_V2
-    assert default_classifier(build_feature_network(ColourClassifier().eval(), "pool")) == MOBILENET_V2
+    assert (
+        default_classifier(build_feature_network(ColourClassifier().eval(), "pool")) == MOBILENET_V2
+    )
 
 
 def test_efficientnet_lite0_calls_coffee_espresso() -> None:
@@ -134,10 +155,20 @@ def test_a_run_with_a_classifier_scores_every_image(tmp_path: Path, photos: Path
     spec = f"{tmp_path / 'classifier.py'}:ColourClassifier"
     results = _run(tmp_path, photos, f"--eval.classifier={spec}", "--eval.features_layer=pool",
                    "--eval.input_mean=none", "--eval.input_std=none")  # fmt: skip
-    assert results["semantic"]["classifier"] == spec and results["semantic"]["features_layer"] == "pool"
+    assert (
+        results["semantic"]["classifier"] == spec
+        and results["semantic"]["features_layer"] == "pool"
+    )
     for image in results["images"]:
         scores = image["semantic"]
-        fields = {"target", "reconstruction", "top1_agreement", "top5", "p_target_class", "feature_distance"}
+        fields = {
+            "target",
+            "reconstruction",
+            "top1_agreement",
+            "top5",
+            "p_target_class",
+            "feature_distance",
+        }
         assert fields <= set(scores)
         assert scores["target"]["name"] == str(scores["target"]["class"])
         assert 0 <= scores["p_target_class"] <= 1 and scores["feature_distance"] >= 0
@@ -166,7 +197,15 @@ def test_every_job_of_a_sweep_is_scored(tmp_path: Path, photos: Path) -> None:
 
 
 def test_a_chunked_run_sums_up_the_scores_of_every_chunk(tmp_path: Path, photos: Path) -> None:
-    main(tiny_args(tmp_path, photos, "--trainer.max_steps=2", "--data.chunk_size=2", *classifier_args(tmp_path)))
+    main(
+        tiny_args(
+            tmp_path,
+            photos,
+            "--trainer.max_steps=2",
+            "--data.chunk_size=2",
+            *classifier_args(tmp_path),
+        )
+    )
     run = next(tmp_path.glob("alexnet_conv2_chunks/version_0"))
     chunks = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
     images = [image for chunk in chunks for image in chunk["images"]]

@@ -15,7 +15,10 @@ from helpers import launch, tiny_args
 
 def start(root: Path, images: Path) -> subprocess.Popen:
     """A long tiny run in a subprocess, checkpointing every 5 steps."""
-    return launch(root, tiny_args(root, images, "--trainer.max_steps=100000", "--checkpoint.every_n_train_steps=5"))
+    return launch(
+        root,
+        tiny_args(root, images, "--trainer.max_steps=100000", "--checkpoint.every_n_train_steps=5"),
+    )
 
 
 @pytest.mark.slow
@@ -37,7 +40,10 @@ def test_sigint_and_sigterm_save_and_exit_non_zero(tmp_path: Path, photos: Path)
         assert results["status"] == f"interrupted: {name}"
         assert (run / "reconstructions" / "coffee.png").exists()
         # last.ckpt holds the step the run stopped at, and the message says to resume from it.
-        assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == results["steps"]
+        assert (
+            torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+            == results["steps"]
+        )
         hint = f"resume with --ckpt_path {run / 'checkpoints' / 'last.ckpt'}"
         assert hint in output
         # Then what the run produced (outputs.report), as at the end of a finished run.

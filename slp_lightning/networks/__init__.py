@@ -101,7 +101,16 @@ def layer_names(network: str, arch: str | None = None) -> tuple[str, ...]:
 
 
 # Options of a model read by hooks; a named network has its own input convention.
-LAYER_OPTIONS = ("weights", "weights_map", "network_args", "in_channels", "input_mean", "input_std", "output", "tokens")
+LAYER_OPTIONS = (
+    "weights",
+    "weights_map",
+    "network_args",
+    "in_channels",
+    "input_mean",
+    "input_std",
+    "output",
+    "tokens",
+)
 _TORCHVISION_OPTIONS = ("network_args", "output", "tokens")
 
 
@@ -147,17 +156,23 @@ def build_feature_network(
     allowed = _TORCHVISION_OPTIONS if network == "torchvision" else ()
     given = [k for k, v in options.items() if v is not None and k not in allowed]
     if given:
-        raise ValueError(f"{', '.join(given)}: for a model of your own, not network {network!r}, which has its own")
+        raise ValueError(
+            f"{', '.join(given)}: for a model of your own, not network {network!r}, which has its own"
+        )
     layer = layer or entry.default_layer
     if arch is not None and network != "torchvision":
         raise ValueError(f"--model.arch is for network 'torchvision' only; network is {network!r}")
     valid = entry.layers(arch)
     if layer is None:
-        raise ValueError(f"network {network!r} needs --model.layer; valid layers: {', '.join(valid)}")
+        raise ValueError(
+            f"network {network!r} needs --model.layer; valid layers: {', '.join(valid)}"
+        )
     if layer not in valid:
         if network == "torchvision":
             raise unknown_layer_error(f"torchvision {arch}", layer, valid)
-        owners = [n for n in NETWORKS if n not in (network, "torchvision") and layer in layer_names(n)]
+        owners = [
+            n for n in NETWORKS if n not in (network, "torchvision") and layer in layer_names(n)
+        ]
         hint = f" ({layer!r} is a layer of {' and '.join(owners)})" if owners else ""
         raise ValueError(
             f"unknown {network} layer {layer!r}{hint}; valid layers: {', '.join(valid)}"
@@ -180,11 +195,15 @@ def _load_source(spec: str, weights: str, network_args: dict[str, Any] | None) -
     raise _unknown_network(spec)
 
 
-def _check_model_options(network: Network, arch: str | None, network_args: dict[str, Any] | None) -> None:
+def _check_model_options(
+    network: Network, arch: str | None, network_args: dict[str, Any] | None
+) -> None:
     """Refuse the options a model's source does not take, rather than ignore them."""
     if arch is not None:
         raise ValueError(f"arch is for network 'torchvision' only; network is {_label(network)}")
-    takes_args = isinstance(network, str) and (network.startswith("timm:") or sources.is_import_path(network))
+    takes_args = isinstance(network, str) and (
+        network.startswith("timm:") or sources.is_import_path(network)
+    )
     if network_args and not takes_args:
         raise ValueError(
             f"network_args are for a class or factory (PKG.MODULE:CALLABLE), timm:NAME or a torchvision "
@@ -208,7 +227,11 @@ def _at_layer(
             reader.output if output is None else output,
             reader.tokens if tokens is None else tokens,
         )
-        return network if wanted == (reader.layer, reader.output, reader.tokens) else network.at_layer(*wanted)
+        return (
+            network
+            if wanted == (reader.layer, reader.output, reader.tokens)
+            else network.at_layer(*wanted)
+        )
     if layer is None or layer == network.layer:
         return network
     raise ValueError(f"{network.name} is built for layer {network.layer!r}; build it for {layer!r}")
@@ -243,7 +266,9 @@ def _meta_shape(network: str, layer: str, image_size: int) -> str:
     with torch.device("meta"):
         built = _entry(network).build(layer, "random", None, None)
         try:
-            return str(tuple(built(torch.zeros(1, built.in_channels, image_size, image_size)).shape))
+            return str(
+                tuple(built(torch.zeros(1, built.in_channels, image_size, image_size)).shape)
+            )
         except RuntimeError as error:
             return f"none at {image_size} px ({str(error).splitlines()[0]})"
 

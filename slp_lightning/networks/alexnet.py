@@ -40,7 +40,12 @@ def build_alexnet(
         return nn.Sequential(*layers)
 
     body, description = load_weights(
-        alexnet, weights, AlexNet_Weights, name="AlexNet", truncate=truncate, weights_map=weights_map,
+        alexnet,
+        weights,
+        AlexNet_Weights,
+        name="AlexNet",
+        truncate=truncate,
+        weights_map=weights_map,
         reuse="alexnet",
     )
     return FeatureNetwork(

@@ -56,7 +56,9 @@ _CONVS: dict[str, tuple[int, int, int, int, int, int]] = {
     "conv5": (384, 256, 3, 1, 1, 2),
 }
 _FCS: dict[str, tuple[int, int]] = {
-    "fc6": (256 * 6 * 6, 4096), "fc7": (4096, 4096), "fc8": (4096, 1000)
+    "fc6": (256 * 6 * 6, 4096),
+    "fc7": (4096, 4096),
+    "fc8": (4096, 1000),
 }
 _POOL5_SIZE = 6
 
@@ -187,6 +189,4 @@ def build_caffenet(
     net, description = load_weights(
         lambda: CaffeNet(layer), weights, None, name="CaffeNet", weights_map=weights_map
     )
-    return FeatureNetwork(
-        net, name="alexnet_caffe", layer=net.layer, weights=description
-    )
+    return FeatureNetwork(net, name="alexnet_caffe", layer=net.layer, weights=description)

@@ -182,7 +182,9 @@ def build_dsift(color: bool, layer: str = "descriptors", weights: str = "auto") 
     """
     network = "dsift_color" if color else "dsift"
     if weights not in ("auto", "random"):
-        raise ValueError(f"{network} is hand-designed and takes no weights; got weights={weights!r}")
+        raise ValueError(
+            f"{network} is hand-designed and takes no weights; got weights={weights!r}"
+        )
     return FeatureNetwork(
         DenseSIFT(color=color),
         name=network,

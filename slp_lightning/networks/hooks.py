@@ -48,7 +48,9 @@ def select_output(value: Any, output: str | int | None, where: str) -> Tensor:
     if output is None:
         if torch.is_tensor(value):
             return value
-        raise ValueError(f"{where} gives a {_describe(value)}, not a tensor: choose one with output=KEY_OR_INDEX")
+        raise ValueError(
+            f"{where} gives a {_describe(value)}, not a tensor: choose one with output=KEY_OR_INDEX"
+        )
     if isinstance(value, Mapping):
         key = str(output)
         if key not in value:
@@ -57,10 +59,14 @@ def select_output(value: Any, output: str | int | None, where: str) -> Tensor:
     elif isinstance(value, (tuple, list)):
         index = _index(output)
         if index is None or not -len(value) <= index < len(value):
-            raise ValueError(f"{where} gives a {_describe(value)}: output={output!r} is not an index of it")
+            raise ValueError(
+                f"{where} gives a {_describe(value)}: output={output!r} is not an index of it"
+            )
         chosen = value[index]
     else:
-        raise ValueError(f"{where} gives a {_describe(value)}, which has no entries; leave output unset")
+        raise ValueError(
+            f"{where} gives a {_describe(value)}, which has no entries; leave output unset"
+        )
     if not torch.is_tensor(chosen):
         raise ValueError(f"{where}: entry {output!r} is a {_describe(chosen)}, not a tensor")
     return chosen
@@ -91,7 +97,9 @@ def _short(value: Any) -> str:
     return str(tuple(value.shape)) if torch.is_tensor(value) else type(value).__name__
 
 
-def select_tokens(features: Tensor, tokens: str | None, prefix_tokens: int | None, where: str) -> Tensor:
+def select_tokens(
+    features: Tensor, tokens: str | None, prefix_tokens: int | None, where: str
+) -> Tensor:
     """Token features (N, T, D) of a Vision Transformer as ``tokens`` says: ``all`` as they are,
     ``cls`` the first token (N, D), ``patch`` the patch tokens as a grid (N, D, h, w), the
     ``prefix_tokens`` before them (class and register tokens) left out."""
@@ -152,7 +160,9 @@ class LayerReader(nn.Module):
         self.layer = layer
         self.output = output
         self.tokens = tokens
-        self.where = f"{name or type(model).__name__} " + (f"layer {layer!r}" if layer else "output")
+        self.where = f"{name or type(model).__name__} " + (
+            f"layer {layer!r}" if layer else "output"
+        )
         if layer is not None:
             modules = dict(model.named_modules())
             if layer not in modules or not layer:
@@ -172,7 +182,9 @@ class LayerReader(nn.Module):
     def _features(self, images: Tensor) -> Tensor:
         value = self._layer_output(images) if self.layer is not None else self._call(images)
         features = select_output(value, self.output, self.where)
-        return select_tokens(features, self.tokens, getattr(self.model, "num_prefix_tokens", None), self.where)
+        return select_tokens(
+            features, self.tokens, getattr(self.model, "num_prefix_tokens", None), self.where
+        )
 
     def _call(self, images: Tensor) -> Any:
         try:
@@ -198,7 +210,9 @@ class LayerReader(nn.Module):
         finally:
             handle.remove()
         if not captured:
-            raise ValueError(f"{self.where} did not run in the model's forward: choose a layer it calls")
+            raise ValueError(
+                f"{self.where} did not run in the model's forward: choose a layer it calls"
+            )
         return captured[0]
 
 

@@ -44,7 +44,9 @@ class ModuleNetwork(FeatureNetwork):
         self.layer_aliases = dict(layer_aliases or {})
         layer = self.layer_aliases.get(layer, layer)
         if layer is not None and layer_hint:
-            raise ValueError(f"{name}: layer {layer!r} cannot be read: {layer_hint}; leave layer unset")
+            raise ValueError(
+                f"{name}: layer {layer!r} cannot be read: {layer_hint}; leave layer unset"
+            )
         reader = LayerReader(model, layer, output=output, tokens=tokens, name=name, batch=batch)
         super().__init__(
             nn.Sequential(normalize, reader), name=name, layer=layer or "output", weights=weights,
@@ -62,7 +64,9 @@ class ModuleNetwork(FeatureNetwork):
         """The whole model (every layer), shared by ``at_layer``'s networks."""
         return self.reader.model
 
-    def at_layer(self, layer: str | None, output: str | int | None = None, tokens: str | None = None) -> ModuleNetwork:
+    def at_layer(
+        self, layer: str | None, output: str | int | None = None, tokens: str | None = None
+    ) -> ModuleNetwork:
         """The same model (not a copy) read at another ``layer``."""
         return ModuleNetwork(
             self.model, layer, name=self.name, weights=self.weights, normalize=self.body[0],
@@ -100,7 +104,9 @@ def from_loaded(
     mean = _convention(input_mean, loaded.mean, IMAGENET_MEAN, channels, "input_mean")
     std = _convention(input_std, loaded.std, IMAGENET_STD, channels, "input_std")
     if (mean is None) != (std is None):
-        raise ValueError(f"input_mean and input_std are both 'none' or neither; got {input_mean!r} and {input_std!r}")
+        raise ValueError(
+            f"input_mean and input_std are both 'none' or neither; got {input_mean!r} and {input_std!r}"
+        )
     normalize = nn.Identity() if mean is None else v2.Normalize(mean=list(mean), std=list(std))
     return ModuleNetwork(
         model, layer, name=loaded.name, weights=description, normalize=normalize, in_channels=channels,
@@ -121,7 +127,9 @@ def from_object(model: nn.Module, layer: str | None, **settings: object) -> Modu
             stacklevel=3,
         )
     name = type(model).__name__
-    return from_loaded(Loaded(model, name, f"{name} as given (tensors sha256 {digest(model)})"), layer, **settings)
+    return from_loaded(
+        Loaded(model, name, f"{name} as given (tensors sha256 {digest(model)})"), layer, **settings
+    )
 
 
 def digest(model: nn.Module) -> str:
@@ -129,16 +137,21 @@ def digest(model: nn.Module) -> str:
     hasher = hashlib.sha256()
     for key, tensor in model.state_dict().items():
         hasher.update(key.encode())
-        hasher.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        hasher.update(
+            tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+        )
     return hasher.hexdigest()[:12]
 
 
-def _load(model: nn.Module, weights: str, weights_map: dict[str, str] | None, loaded: Loaded) -> str:
+def _load(
+    model: nn.Module, weights: str, weights_map: dict[str, str] | None, loaded: Loaded
+) -> str:
     if weights == "auto":
         return loaded.weights
     if not loaded.hookable:
         raise ValueError(f"{loaded.name} holds its own weights: leave weights 'auto'")
     if weights == "random":
+
         def reset() -> nn.Module:
             for module in model.modules():
                 if hasattr(module, "reset_parameters"):
@@ -151,13 +164,19 @@ def _load(model: nn.Module, weights: str, weights_map: dict[str, str] | None, lo
 
 
 def _convention(
-    given: Convention, own: Sequence[float] | None, imagenet: Sequence[float], channels: int, argument: str
+    given: Convention,
+    own: Sequence[float] | None,
+    imagenet: Sequence[float],
+    channels: int,
+    argument: str,
 ) -> tuple[float, ...] | None:
     """``given`` (numbers, ``'none'``, ``'imagenet'`` or ``None`` for the source's ``own``) as
     numbers per channel, or ``None`` for no standardisation."""
     if isinstance(given, str):
         if given.lower() not in (NO_NORMALIZATION, IMAGENET):
-            raise ValueError(f"{argument} is {len(imagenet)} numbers, 'imagenet' or 'none'; got {given!r}")
+            raise ValueError(
+                f"{argument} is {len(imagenet)} numbers, 'imagenet' or 'none'; got {given!r}"
+            )
         values = None if given.lower() == NO_NORMALIZATION else imagenet
     else:
         values = own if given is None else given
@@ -167,6 +186,7 @@ def _convention(
     if channels == 1 and len(values) == 3 and (given is None or isinstance(given, str)):
         values = (sum(values) / 3,)  # a grey model with the source's colour convention
     if len(values) != channels:
-        raise ValueError(f"{argument} needs {channels} number(s), one per input channel; got {list(values)}")
+        raise ValueError(
+            f"{argument} needs {channels} number(s), one per input channel; got {list(values)}"
+        )
     return values
-

@@ -78,7 +78,9 @@ def from_import_path(spec: str, network_args: dict[str, Any] | None) -> Loaded:
     (``CALLABLE`` may be dotted, ``Net.from_config``; the module may be a ``.py`` file)."""
     target = import_object(spec)
     if not callable(target):
-        raise ValueError(f"network {spec!r} is a {type(target).__name__}, not an nn.Module class or a factory")
+        raise ValueError(
+            f"network {spec!r} is a {type(target).__name__}, not an nn.Module class or a factory"
+        )
     args = dict(network_args or {})
 
     def build() -> nn.Module:
@@ -90,7 +92,9 @@ def from_import_path(spec: str, network_args: dict[str, Any] | None) -> Loaded:
                 f"{type(error).__name__}: {error}"
             ) from None
         if not isinstance(model, nn.Module):
-            raise ValueError(f"network {spec!r} returned a {type(model).__name__}, not an nn.Module")
+            raise ValueError(
+                f"network {spec!r} returned a {type(model).__name__}, not an nn.Module"
+            )
         return model
 
     return Loaded(seeded(build), spec, f"{spec} as built (seed {RANDOM_SEED})")
@@ -148,7 +152,9 @@ def from_file(spec: str) -> Loaded:
             ) from None
         model = torch.export.unflatten(program)
         batch, size = _export_input_shape(program)
-        return Loaded(model, path.name, f"{path.name} (its own)", input_size=size or 224, batch=batch)
+        return Loaded(
+            model, path.name, f"{path.name} (its own)", input_size=size or 224, batch=batch
+        )
     try:
         model = torch.jit.load(str(path), map_location="cpu")
     except Exception as error:  # noqa: BLE001 - a corrupt archive fails in many ways
@@ -167,7 +173,11 @@ def _export_input_shape(program: torch.export.ExportedProgram) -> tuple[int | No
     for, where they are static (``None`` where dynamic or unknown)."""
     for node in program.graph.nodes:
         value = node.meta.get("val") if node.op == "placeholder" else None
-        if node.op == "placeholder" and node.name in program.graph_signature.user_inputs and value is not None:
+        if (
+            node.op == "placeholder"
+            and node.name in program.graph_signature.user_inputs
+            and value is not None
+        ):
             shape = tuple(value.shape)
             if len(shape) != 4:
                 return None, None
@@ -181,7 +191,9 @@ def optional_import(module: str, extra: str, spec: str) -> Any:
     try:
         return importlib.import_module(module)
     except ModuleNotFoundError:
-        raise ValueError(f'network {spec!r} needs {module}: pip install "slp_lightning[{extra}]"') from None
+        raise ValueError(
+            f'network {spec!r} needs {module}: pip install "slp_lightning[{extra}]"'
+        ) from None
 
 
 def from_timm(spec: str, weights: str, network_args: dict[str, Any] | None) -> Loaded:
@@ -249,7 +261,9 @@ def from_huggingface(spec: str, weights: str) -> Loaded:
             model = transformers.AutoModel.from_pretrained(source, local_files_only=True)
             description = f"{source} (its own)"
     except OSError as error:
-        raise ValueError(f"network {spec!r}: no local model there ({error})".splitlines()[0]) from None
+        raise ValueError(
+            f"network {spec!r}: no local model there ({error})".splitlines()[0]
+        ) from None
     processor = Path(source) / "preprocessor_config.json"
     mean, std = IMAGENET_MEAN, IMAGENET_STD
     if processor.is_file():
@@ -266,7 +280,11 @@ def hidden_state_paths(model: nn.Module) -> dict[str, str]:
     transformers model's ``hidden_states``, found as its list of ``num_hidden_layers`` blocks."""
     count = getattr(model.config, "num_hidden_layers", None)
     blocks = next(
-        (path for path, module in model.named_modules() if isinstance(module, nn.ModuleList) and len(module) == count),
+        (
+            path
+            for path, module in model.named_modules()
+            if isinstance(module, nn.ModuleList) and len(module) == count
+        ),
         None,
     )
     if blocks is None:

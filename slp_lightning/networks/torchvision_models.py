@@ -75,7 +75,11 @@ def build_torchvision(
     model's output."""
     arch = _check_arch(arch)
     args = dict(network_args or {})
-    graph = layer is not None and not (args or output is not None or tokens) and layer in _layer_names(arch)[0]
+    graph = (
+        layer is not None
+        and not (args or output is not None or tokens)
+        and layer in _layer_names(arch)[0]
+    )
     body, description = load_weights(
         lambda: torchvision.models.get_model(arch, **args), weights,
         torchvision.models.get_model_weights(arch), name=arch,
@@ -88,5 +92,11 @@ def build_torchvision(
     if graph:
         return FeatureNetwork(body, name=name, layer=layer, weights=description)
     return ModuleNetwork(
-        body, layer, name=name, weights=description, normalize=imagenet_normalize(), output=output, tokens=tokens
+        body,
+        layer,
+        name=name,
+        weights=description,
+        normalize=imagenet_normalize(),
+        output=output,
+        tokens=tokens,
     )

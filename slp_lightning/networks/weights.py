@@ -159,7 +159,7 @@ def load_needed(model: nn.Module, body: nn.Module, state: Mapping[str, Tensor], 
         raise ValueError(
             f"cannot load {source}: missing {_some(missing)} ({len(missing)} of the {len(needed)} "
             f"tensors needed up to this layer); it has {_some(list(state))} ({len(state)} keys); "
-            f"rename them with --model.weights_map, e.g. '{{\"^module\\\\.\": \"\"}}' drops "
+            f'rename them with --model.weights_map, e.g. \'{{"^module\\\\.": ""}}\' drops '
             f"a 'module.' prefix"
         )
     used = {k: state[k] for k in needed if k in state}

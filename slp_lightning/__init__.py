@@ -1,14 +1,26 @@
-"""slp_lightning: feature inversion with switched Laplacian pyramids (Singh & Namboodiri)."""
+"""slp_lightning: feature inversion with switched Laplacian pyramids (Singh & Namboodiri).
 
-from slp_lightning.callbacks import InversionCheckpoint, OutputWriter, PyramidSwitch, SemanticScore
-from slp_lightning.data import TargetImages
-from slp_lightning.inversion import FeatureInversion
+The names below are imported when first used: ``import slp_lightning.pyramid`` (plain PyTorch
+maths) does not load Lightning.
+"""
 
-__all__ = [
-    "FeatureInversion",
-    "InversionCheckpoint",
-    "OutputWriter",
-    "PyramidSwitch",
-    "SemanticScore",
-    "TargetImages",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "FeatureInversion": "slp_lightning.inversion",
+    "InversionCheckpoint": "slp_lightning.callbacks",
+    "OutputWriter": "slp_lightning.callbacks",
+    "PyramidSwitch": "slp_lightning.callbacks",
+    "SemanticScore": "slp_lightning.callbacks",
+    "TargetImages": "slp_lightning.data",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'slp_lightning' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

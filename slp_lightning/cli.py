@@ -36,6 +36,11 @@ from slp_lightning.sweep import Sweep
 from slp_lightning.sweep import run as run_sweep
 
 CALLBACK_KEYS = ("switch", "outputs", "eval", "checkpoint")
+# The command line's group of each class whose arguments an ``errors.ArgumentError`` names.
+FLAG_GROUPS = {
+    "FeatureInversion": "model", "TargetImages": "data", "PyramidSwitch": "switch", "OutputWriter": "outputs",
+    "SemanticScore": "eval", "InversionCheckpoint": "checkpoint", "Sweep": "sweep", "Trainer": "trainer",
+}  # fmt: skip
 CONSOLE_SCRIPT = "slp-lightning"  # pyproject.toml's [project.scripts]
 # Every process of a multi-device sweep or chunked run must write into the same folder: the
 # first process picks its version and the processes it launches inherit it through the environment.
@@ -385,5 +390,12 @@ def command(args: list[str] | None = None) -> None:
     """``python -m slp_lightning``: ``main``, with user errors and a lost process as one line
     (exit 2, exit 1), and a run stopped by SIGINT or SIGTERM exiting 130 or 143 after saving
     (``exits``)."""
-    with signal_exit_codes(), errors_as_one_line():
+    with signal_exit_codes(), errors_as_one_line(flag):
         main(args)
+
+
+def flag(argument: str) -> str:
+    """The flag of a qualified argument name: ``FeatureInversion.image_size`` ->
+    ``--model.image_size``."""
+    owner, name = argument.rsplit(".", 1)
+    return f"--{FLAG_GROUPS[owner]}.{name}" if owner in FLAG_GROUPS else name

@@ -6,13 +6,14 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from slp_lightning.distributed import PeerLostError
+from slp_lightning.errors import ArgumentError
 
 # 128 + the signal's number: what shells, SLURM and Kubernetes report for a run a signal stopped.
 EXIT_CODES = {"SIGINT": 128 + signal.SIGINT, "SIGTERM": 128 + signal.SIGTERM}
@@ -73,13 +74,15 @@ def signal_exit_codes() -> Iterator[None]:
 
 
 @contextmanager
-def errors_as_one_line() -> Iterator[None]:
+def errors_as_one_line(flag: Callable[[str], str] = str) -> Iterator[None]:
     """Print a user error as ``error: <message>`` and exit 2 (a ``RUN_ERRORS`` error: exit 1),
-    without the traceback that would bury the message (``SLP_LIGHTNING_DEBUG=1`` shows it)."""
+    without the traceback that would bury the message (``SLP_LIGHTNING_DEBUG=1`` shows it). An
+    ``ArgumentError`` names its arguments by ``flag(qualified name)``: their flags."""
     try:
         yield
     except USER_ERRORS + RUN_ERRORS as error:
         if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
             raise
-        print(f"error: {error}", file=sys.stderr)
+        message = error.named(flag) if isinstance(error, ArgumentError) else error
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(1 if isinstance(error, RUN_ERRORS) else USAGE_ERROR)

@@ -35,5 +35,7 @@ def test_the_maths_modules_load_without_lightning() -> None:
         "import sys, slp_lightning, slp_lightning.pyramid, slp_lightning.objective, slp_lightning.methods;"
         "print(sorted(m for m in sys.modules if m == 'lightning' or m.startswith('lightning.')))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "[]"

@@ -163,7 +163,7 @@ def inject(kills: list[Kill], reference: torch.Tensor) -> list[Row]:
         )  # fmt: skip
         last = killed / "checkpoints" / "last.ckpt"
         fit(kill.root, [*kill.args, f"--ckpt_path={last}"], kill.processes)
-        I_pre = last_checkpoint(run_dir(kill.root, 1))["state_dict"]["I_pre"]
+        I_pre = last_checkpoint(run_dir(kill.root, 1))["state_dict"]["inversion.I_pre"]
         max_diff = (I_pre - reference).abs().max().item()
         rows.append(Row(kill.signal, kill.step, stopped, resumed_from, max_diff))
     return rows
@@ -172,7 +172,7 @@ def inject(kills: list[Kill], reference: torch.Tensor) -> list[Row]:
 def reference_run(root: Path, args: list[str], processes: int = 1) -> torch.Tensor:
     """The uninterrupted run's final I_pre."""
     fit(root, args, processes)
-    return last_checkpoint(run_dir(root, 0))["state_dict"]["I_pre"]
+    return last_checkpoint(run_dir(root, 0))["state_dict"]["inversion.I_pre"]
 
 
 def table(rows: list[Row], tolerance: float) -> str:

@@ -61,7 +61,7 @@ def chunked(args: argparse.Namespace) -> None:
 
 def estimate() -> None:
     from slp_lightning.chunks import target_bytes
-    from slp_lightning.inversion import FeatureInversion
+    from slp_lightning.lightning_model import FeatureInversion
 
     print(
         "| network, layer, size | estimated MB per target | measured MB per target | estimate / measured |"

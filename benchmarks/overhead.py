@@ -98,12 +98,12 @@ def raw_loop(
     data = TargetImages(images, image_size=model.image_size)
     data.setup("fit")
     model.set_targets(data.targets, data.names)
-    model.finest_on.fill_(finest_on or levels)
+    model.schedule.finest_on.fill_(finest_on or levels)
     optimizer = model.configure_optimizers()
     stamps = []
     for _ in range(steps):
         optimizer.zero_grad()
-        model.losses()[2].sum().backward()
+        model.inversion.losses(model.schedule.finest_on)[2].sum().backward()
         optimizer.step()
         stamps.append(time.perf_counter())
     return stamps

@@ -10,7 +10,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "FeatureInversion": "slp_lightning.inversion",
+    "FeatureInversion": "slp_lightning.lightning_model",
+    "Inversion": "slp_lightning.torch_model",
+    "SwitchSchedule": "slp_lightning.schedule",
     "InversionCheckpoint": "slp_lightning.callbacks",
     "OutputWriter": "slp_lightning.callbacks",
     "PyramidSwitch": "slp_lightning.callbacks",

@@ -33,7 +33,7 @@ from slp_lightning import semantic
 from slp_lightning.callbacks import output_writer
 from slp_lightning.data import TargetImages
 from slp_lightning.distributed import Workers, sole_writer
-from slp_lightning.inversion import FeatureInversion
+from slp_lightning.lightning_model import FeatureInversion
 from slp_lightning.outputs import measured
 from slp_lightning.resume import read_checkpoint
 
@@ -59,7 +59,7 @@ def target_bytes(model: FeatureInversion) -> int:
     else:
         activations, features = _leaf_outputs(network, images)
     image = network.in_channels * size * size
-    return 4 * (2 * activations + (8 + 2 * model.pyramid.levels) * image + features.numel())
+    return 4 * (2 * activations + (8 + 2 * model.hparams.pyramid_levels) * image + features.numel())
 
 
 def _leaf_outputs(network: torch.nn.Module, images: Tensor) -> tuple[int, Tensor]:
@@ -191,7 +191,7 @@ def _first_chunk_n_f(
     first = data.chunk(range(min(size, len(data.target_names()))))
     model.network.to(device)
     try:
-        return model.normaliser(first.targets, first.features)
+        return model.measure_n_f(first.targets, first.features)
     finally:
         model.network.cpu()
 

@@ -28,7 +28,7 @@ from slp_lightning.distributed import (
     needs_processes,
 )
 from slp_lightning.exits import errors_as_one_line, signal_exit_codes
-from slp_lightning.inversion import FeatureInversion
+from slp_lightning.lightning_model import FeatureInversion
 from slp_lightning.networks import LAYER_OPTIONS, layer_listing
 from slp_lightning.outputs import remove_unstarted_run, report, write_summary
 from slp_lightning.resume import finished

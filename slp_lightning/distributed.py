@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 from lightning.fabric import Fabric
-from lightning.pytorch.strategies import DDPStrategy, StrategyRegistry
+from lightning.pytorch.strategies import DDPStrategy, ParallelStrategy, Strategy, StrategyRegistry
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
@@ -77,14 +77,30 @@ def gather_rows(local: Tensor, total: int, world: int, all_gather) -> Tensor:  #
     return gathered.transpose(0, 1).reshape(world * per_rank, *local.shape[1:])[:total]
 
 
+def check_strategy(strategy: Strategy) -> None:
+    """Refuse a strategy that would average the gradients of ``I_pre``."""
+    if isinstance(strategy, ParallelStrategy) and not isinstance(strategy, IndependentDDPStrategy):
+        raise ValueError(
+            f"strategy {type(strategy).__name__} would average the gradients of I_pre and make "
+            f"every process's images the same; leave the Trainer's strategy 'auto' (several devices "
+            f"then use '{STRATEGY_NAME}', which inverts each process's own images)"
+        )
+
+
 def _per_image(values: dict[str, Any], count: int) -> list[str]:
     return [k for k, v in values.items() if isinstance(v, Tensor) and v.shape[:1] == (count,)]
 
 
-def gather_checkpoint(checkpoint: dict, count: int, gather: Callable[[Tensor], Tensor]) -> None:
+def save_rows(
+    checkpoint: dict, count: int, gather: Callable[[Tensor], Tensor], partial: bool
+) -> None:
     """Put every process's rows into the checkpoint's per-image tensors: those of the model's
     state and of the optimiser's with ``count`` (this process's image count) rows (a collective:
-    ``gather`` is ``FeatureInversion.gather``)."""
+    ``gather`` is ``FeatureInversion.gather``). ``partial`` (a multi-process run that failed: the
+    other processes may be gone) makes no collective and marks the checkpoint partial instead."""
+    if partial:
+        checkpoint["partial"] = True
+        return
     state = checkpoint["state_dict"]
     for key in _per_image(state, count):
         state[key] = gather(state[key])
@@ -98,9 +114,20 @@ def gather_checkpoint(checkpoint: dict, count: int, gather: Callable[[Tensor], T
         }
 
 
-def own_checkpoint_rows(checkpoint: dict, total: int, rows: Tensor) -> None:
+def own_rows(checkpoint: dict, total: int, rows: Tensor, images_key: str) -> None:
     """Keep this process's ``rows`` of the checkpoint's per-image tensors (``total`` rows: every
-    process's images), in the model's state and the optimiser's."""
+    process's images, as ``state_dict[images_key]`` has), in the model's state and the
+    optimiser's; refuse a partial checkpoint or one of another image count."""
+    if checkpoint.get("partial"):
+        raise ValueError(
+            "this checkpoint was written while a multi-process run failed and holds only the "
+            "first process's images: resume from last.ckpt beside it, the newest complete state"
+        )
+    held = checkpoint["state_dict"][images_key].shape[0]
+    if held != total:
+        raise ValueError(
+            f"the checkpoint holds {held} images, this run has {total}: resume with the same targets"
+        )
 
     def own(values: dict[str, Any]) -> None:
         for key in _per_image(values, total):

@@ -7,16 +7,12 @@ import json
 import re
 import shlex
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
 from torch import Tensor
 from torchvision.transforms.v2.functional import pil_to_tensor
 from torchvision.utils import make_grid, save_image
-
-if TYPE_CHECKING:
-    from slp_lightning.inversion import FeatureInversion
 
 RECONSTRUCTIONS = "reconstructions"
 NAME_MAX = 255  # bytes in one file name on ext4, XFS, APFS and NTFS
@@ -95,24 +91,27 @@ def write_sheet(targets: Tensor | None, names: list[str], levels: int, run_dir: 
 
 
 def write_results(
-    module: FeatureInversion,
+    path: Path,
+    settings: dict,
+    n_f: float,
     names: list[str],
     errors: dict[str, Tensor],
     levels: Tensor,
     switch_steps: Tensor,
     steps: int,
     status: str,
-    path: Path,
     mean_normalized_error: float | None = None,
     semantic: dict | None = None,
 ) -> dict:
-    """Write ``results.json`` and return what it holds: the run's settings and, per image, its
-    errors on the final ``I_r`` (``errors`` as from ``FeatureInversion.evaluate``; PSNR, SSIM and
-    the high-frequency ratio ``None`` without target images), final level and switch steps, with means
-    (``mean_normalized_error`` as the cross-process metric computed it, when given). With
-    ``semantic`` (``semantic.as_results``: an evaluation classifier's scores), each image also
-    has ``semantic``, the results ``semantic`` (the classifier, what each field means) and the
-    means ``mean_top1_agreement``, ``mean_top5``, ``mean_p_target_class`` and
+    """Write ``results.json`` and return what it holds: the run's ``settings``
+    (``FeatureInversion.settings``), its step count, status and N_f, and per image its errors on
+    the final ``I_r`` (``errors`` as from ``Inversion.evaluate``; PSNR, SSIM and the
+    high-frequency ratio ``None`` without target images), final level and the steps of its
+    switches (``switch_steps``, -1 for those not made), with means (``mean_normalized_error`` as
+    the cross-process metric computed it, when given). With ``semantic``
+    (``semantic.as_results``: an evaluation classifier's scores), each image also has
+    ``semantic``, the results ``semantic`` (the classifier, what each field means) and the means
+    ``mean_top1_agreement``, ``mean_top5``, ``mean_p_target_class`` and
     ``mean_eval_feature_distance``; without it none of these keys exist."""
     measures = ["feature_error", "relative_error", "normalized_error", "psnr", "ssim", "hf_ratio"]
     images = [
@@ -124,8 +123,7 @@ def write_results(
             # No target images (features were given): no PSNR, SSIM or high-frequency ratio.
             **{m: float(errors[m][row]) if m in errors else None for m in measures},
             "final_level": int(levels[row]),
-            # Column j-1 holds the step level j came on: coarse to fine is right to left.
-            "switch_steps": [int(s) for s in switch_steps[row].flip(0) if s >= 0],
+            "switch_steps": [int(step) for step in switch_steps[row] if step >= 0],
         }
         for row, name in enumerate(names)
     ]
@@ -139,15 +137,10 @@ def write_results(
         return sum(i[measure] for i in images) / max(len(images), 1)
 
     results = {
-        "method": module.method.name,
-        "network": module.network.name,
-        "layer": module.network.layer,
-        "weights": module.network.weights,
-        "pyramid_levels": module.pyramid.levels,
-        "compactness": module.compactness,
+        **settings,
         "steps": steps,
         "status": status,
-        "N_f": module.n_f,
+        "N_f": n_f,
         "images": images,
         "mean_relative_error": mean("relative_error"),
         "mean_normalized_error": (

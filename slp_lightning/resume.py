@@ -55,6 +55,40 @@ def differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     return found
 
 
+def check_problem(checkpoint: dict[str, Any], problem: dict[str, Any]) -> None:
+    """Refuse a checkpoint of another problem than ``problem`` (``fingerprint``), listing the
+    differences. Checkpoints from before fingerprints have none: only their image count is
+    checked, when their rows are read."""
+    mismatches = differences(checkpoint["problem"], problem) if "problem" in checkpoint else []
+    if mismatches:
+        raise ValueError(
+            f"cannot resume: the checkpoint is of another problem ({'; '.join(mismatches)}); "
+            f"resume with the checkpoint's settings and targets, or start a new run"
+        )
+
+
+# A checkpoint from before the inversion's split into modules (d9dec37 and older) kept I_pre and
+# the switching state at the top level, and its switch_steps column j - 1 held the step level j
+# came on.
+_MOVED = {
+    "I_pre": "inversion.I_pre",
+    **{
+        k: f"schedule.{k}"
+        for k in ("finest_on", "phase_best", "phase_start", "last_improved", "done")
+    },
+}
+
+
+def migrated(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A checkpoint's ``state_dict``, an older one's entries renamed in place (``_MOVED``) and its
+    switch steps put in the order the switches were made."""
+    if "I_pre" in state:
+        for old, new in _MOVED.items():
+            state[new] = state.pop(old)
+        state["schedule.switch_steps"] = state.pop("switch_steps").flip(1)
+    return state
+
+
 def finished(ckpt_path: str | Path, max_steps: int) -> str | None:
     """A sentence saying that the checkpoint's run has nothing left to do and where its results
     are, or ``None`` when resuming it with ``max_steps`` would run more steps."""
@@ -62,7 +96,10 @@ def finished(ckpt_path: str | Path, max_steps: int) -> str | None:
     if not path.is_file():
         return None  # Lightning's own names ("last", "hpc") and missing files are Lightning's
     checkpoint = read_checkpoint(path)
-    step, done = checkpoint.get("global_step", 0), checkpoint["state_dict"].get("done")
+    step, done = (
+        checkpoint.get("global_step", 0),
+        migrated(checkpoint["state_dict"]).get("schedule.done"),
+    )
     if 0 < max_steps <= step:
         why = f"it reached step {step}, and --trainer.max_steps is {max_steps}; raise it to go on"
     elif (

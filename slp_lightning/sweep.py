@@ -22,7 +22,7 @@ from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from slp_lightning.callbacks import output_writer
-from slp_lightning.inversion import FeatureInversion
+from slp_lightning.lightning_model import FeatureInversion
 from slp_lightning.methods import METHODS
 from slp_lightning.networks import NETWORKS, FeatureNetwork, ModuleNetwork, layer_names
 from slp_lightning.networks.hooks import unknown_layer_error

@@ -72,7 +72,7 @@ def short_inversion(model: FeatureInversion, images: torch.Tensor, steps: int = 
     losses = []
     for _ in range(steps):
         optimizer.zero_grad()
-        Z = model.losses()[2]
+        Z = model.inversion.losses(model.schedule.finest_on)[2]
         Z.sum().backward()
         optimizer.step()
         losses.append(Z.mean().item())

@@ -10,24 +10,15 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from slp_lightning import FeatureInversion, OutputWriter, PyramidSwitch, TargetImages
 from slp_lightning.callbacks import SwitchListener
+from slp_lightning.schedule import SwitchSchedule
 
 
 def test_switch_waits_for_convergence() -> None:
     """A plateau switches after min_steps + patience; steady progress runs to the phase budget."""
 
     class Module:
-        def __init__(self) -> None:
-            self.finest_on = torch.tensor([3, 3])
-            self.phase_best = torch.full((2,), torch.inf)
-            self.phase_start = torch.zeros(2, dtype=torch.long)
-            self.last_improved = torch.zeros(2, dtype=torch.long)
-            self.done = torch.zeros(2, dtype=torch.bool)
-            self.device = torch.device("cpu")
-            self.switched_at: list[tuple[int, list[bool]]] = []
-
-        def switch_on_next_level(self, rows: torch.Tensor) -> None:
-            self.switched_at.append((trainer.global_step, rows.tolist()))
-            self.finest_on[rows] -= 1
+        schedule = SwitchSchedule(count=2, levels=3)
+        device = torch.device("cpu")
 
     class Heard(SwitchListener):
         def __init__(self) -> None:
@@ -55,9 +46,8 @@ def test_switch_waits_for_convergence() -> None:
         switch.on_train_batch_end(
             trainer, module, {"per_image": torch.tensor([plateau, progress])}, None, step
         )
-    assert module.switched_at[0] == (11, [True, False])  # last improvement at step 1, +10 patience
-    assert module.switched_at[1] == (22, [True, False])
-    assert module.switched_at[2] == (40, [False, True])  # budget, not convergence
+    # Image 0: last improvement at step 1, + 10 patience; again 11 steps later. Image 1: the budget.
+    assert module.schedule.switch_steps.tolist() == [[11, 22], [40, -1]]
     assert trainer.callbacks[0].steps == [11, 22, 40]  # what the other callbacks hear
     assert not trainer.should_stop
     trainer.global_step = 41
@@ -67,11 +57,13 @@ def test_switch_waits_for_convergence() -> None:
 
 def test_coarse_phases_take_a_share_of_the_step_budget() -> None:
     """Without ``max_steps_per_level`` each coarse phase may take ``phase_share`` of the run."""
-    switch = PyramidSwitch(min_steps=5)
-    assert switch.steps_per_level(1000) == 30 and switch.steps_per_level(200) == 6
-    assert switch.steps_per_level(100) == 5  # never below min_steps
-    assert switch.steps_per_level(-1) == float("inf")  # no budget: phases run to convergence
-    assert PyramidSwitch(max_steps_per_level=15).steps_per_level(1000) == 15  # explicit cap wins
+    rule = PyramidSwitch(min_steps=5).rule
+    assert rule.steps_per_level(1000) == 30 and rule.steps_per_level(200) == 6
+    assert rule.steps_per_level(100) == 5  # never below min_steps
+    assert rule.steps_per_level(-1) == float("inf")  # no budget: phases run to convergence
+    assert (
+        PyramidSwitch(max_steps_per_level=15).rule.steps_per_level(1000) == 15
+    )  # explicit cap wins
     for bad in (0.0, 1.0, -0.1):
         with pytest.raises(ValueError, match="phase_share"):
             PyramidSwitch(phase_share=bad)

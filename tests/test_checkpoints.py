@@ -9,6 +9,7 @@ import torch
 
 from slp_lightning.chunks import PLAN, RESULTS
 from slp_lightning.cli import command, main
+from slp_lightning.resume import migrated
 
 from helpers import tiny_args
 
@@ -28,7 +29,7 @@ def test_last_checkpoint_holds_the_final_step(run: Path) -> None:
     assert sorted(p.name for p in checkpoints.iterdir()) == ["epoch=0-step=40.ckpt", "last.ckpt"]
     last = torch.load(checkpoints / "last.ckpt", weights_only=True)  # what the tool reads it with
     assert last["global_step"] == 45
-    assert (last["state_dict"]["switch_steps"] >= 0).any()  # the run did switch levels
+    assert (last["state_dict"]["schedule.switch_steps"] >= 0).any()  # the run did switch levels
 
 
 def resume(run: Path, images: Path, *extra: str) -> None:
@@ -159,3 +160,34 @@ def test_an_empty_or_text_checkpoint_is_one_sentence(
         capsys, tiny_args(tmp_path / "logs", photos / "coffee.png", f"--ckpt_path={bad}")
     )
     assert line == f"error: cannot read checkpoint {bad} ({why}); give a .ckpt file this tool wrote"
+
+
+def test_a_checkpoint_of_the_old_layout_is_read_in_the_new_one() -> None:
+    """Before the split into modules a checkpoint kept I_pre and the switching state at its top
+    level, with switch_steps column j - 1 holding the step level j came on (K = 4 here)."""
+    old = {
+        "I_pre": torch.zeros(2, 3, 8, 8),
+        "finest_on": torch.tensor([1, 3]),
+        "switch_steps": torch.tensor([[30, 20, 10], [-1, -1, 12]]),
+        **{k: torch.zeros(2) for k in ("phase_best", "phase_start", "last_improved", "done")},
+    }
+    state = migrated(old)
+    assert sorted(state) == sorted(
+        ["inversion.I_pre"]
+        + [
+            f"schedule.{k}"
+            for k in (
+                "finest_on",
+                "switch_steps",
+                "phase_best",
+                "phase_start",
+                "last_improved",
+                "done",
+            )
+        ]
+    )
+    assert state["schedule.switch_steps"].tolist() == [
+        [10, 20, 30],
+        [12, -1, -1],
+    ]  # in the order made
+    assert migrated(dict(state)) == state  # a new checkpoint is left as it is

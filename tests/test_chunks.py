@@ -14,7 +14,7 @@ from slp_lightning.chunks import RESULTS, SUMMARY, claim
 from slp_lightning.cli import command, main
 from slp_lightning.data import TargetImages
 from slp_lightning.distributed import Workers
-from slp_lightning.inversion import FeatureInversion
+from slp_lightning.lightning_model import FeatureInversion
 
 from helpers import tiny_args
 

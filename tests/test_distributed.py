@@ -96,7 +96,9 @@ def test_two_processes_give_the_same_images_as_one(tmp_path: Path, two_photos: P
         "chelsea.png",
     }
     state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
-    assert state["state_dict"]["I_pre"].shape[0] == 2  # both processes' images in one checkpoint
+    assert (
+        state["state_dict"]["inversion.I_pre"].shape[0] == 2
+    )  # both processes' images in one checkpoint
 
 
 @pytest.mark.slow
@@ -154,9 +156,10 @@ def test_a_lost_process_is_named_in_one_sentence() -> None:
     def reduce(*args, **kwargs) -> None:  # noqa: ANN002, ANN003
         raise RuntimeError("Connection reset by peer\nsecond line")
 
+    from slp_lightning.schedule import SwitchSchedule
+
     one = torch.ones(1)
-    module = SimpleNamespace(phase_best=one * torch.inf, last_improved=one.long(), phase_start=one.long() * 0,
-                             finest_on=one.long() * 2, done=one.bool() & False, device=torch.device("cpu"))  # fmt: skip
+    module = SimpleNamespace(schedule=SwitchSchedule(count=1, levels=2), device=torch.device("cpu"))
     trainer = SimpleNamespace(global_step=7, max_steps=1000, world_size=2, global_rank=0,
                               strategy=SimpleNamespace(reduce=reduce))  # fmt: skip
     with pytest.raises(PeerLostError, match=r"^process 1 of this 2-process run is gone: the exchange at "

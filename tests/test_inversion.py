@@ -11,7 +11,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from slp_lightning import FeatureInversion, OutputWriter, PyramidSwitch, TargetImages
 from slp_lightning.data import load_image
-from slp_lightning.inversion import NonFiniteLossError
+from slp_lightning.guards import NonFiniteLossError
 
 
 class Recorder(Callback):
@@ -21,7 +21,7 @@ class Recorder(Callback):
         self.losses, self.levels, self.start = [], [], None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: FeatureInversion) -> None:
-        self.start = (trainer.global_step, pl_module.finest_on.clone())
+        self.start = (trainer.global_step, pl_module.schedule.finest_on.clone())
 
     def on_train_batch_end(
         self,
@@ -32,7 +32,7 @@ class Recorder(Callback):
         batch_idx: int,
     ) -> None:
         self.losses.append(outputs["per_image"].clone())
-        self.levels.append(pl_module.finest_on.clone())
+        self.levels.append(pl_module.schedule.finest_on.clone())
 
 
 def make_run(
@@ -64,9 +64,9 @@ def test_the_only_parameter_is_I_pre_one_row_per_image(tmp_path: Path, photos: P
     model, data, trainer = make_run(tmp_path, str(photos), steps=1)
     trainer.fit(model, data)
     trainable = [(n, tuple(p.shape)) for n, p in model.named_parameters() if p.requires_grad]
-    assert trainable == [("I_pre", (3, 3, 64, 64))]
+    assert trainable == [("inversion.I_pre", (3, 3, 64, 64))]
     optimised = [p for group in trainer.optimizers[0].param_groups for p in group["params"]]
-    assert len(optimised) == 1 and optimised[0] is model.I_pre
+    assert len(optimised) == 1 and optimised[0] is model.inversion.I_pre
     assert all(p.grad is None for p in model.network.parameters())
 
 
@@ -77,11 +77,11 @@ def test_loss_decreases_and_levels_switch_on_coarse_to_fine(tmp_path: Path, phot
     losses = torch.stack(recorder.losses)
     assert (losses[-1] < 0.5 * losses[0]).all()
     levels = torch.stack(recorder.levels)
-    assert levels[0].tolist() == [3, 3, 3] and model.finest_on.tolist() == [1, 1, 1]
+    assert levels[0].tolist() == [3, 3, 3] and model.schedule.finest_on.tolist() == [1, 1, 1]
     assert ((levels[1:] - levels[:-1]) <= 0).all(), "levels only ever go from coarse to fine"
     assert ((levels[:-1] - levels[1:]) <= 1).all(), "one level at a time"
-    for row in model.switch_steps.tolist():  # column j-1 holds the step level j came on
-        assert row[1] >= 5 and row[0] - row[1] >= 5  # min_steps per phase
+    for row in model.schedule.switch_steps.tolist():  # the steps of the switches, in order
+        assert row[0] >= 5 and row[1] - row[0] >= 5  # min_steps per phase
 
 
 def test_a_short_run_spends_its_budget_at_full_detail(tmp_path: Path, photos: Path) -> None:
@@ -92,7 +92,7 @@ def test_a_short_run_spends_its_budget_at_full_detail(tmp_path: Path, photos: Pa
     )  # fmt: skip
     trainer.fit(model, data)
     # Each of the K − 1 = 2 coarse phases ends at its cap, 0.1 × 60 = 6 steps.
-    assert model.switch_steps.tolist() == [[12, 6]] * 3  # column j-1: the step level j came on
+    assert model.schedule.switch_steps.tolist() == [[6, 12]] * 3
     # recorder.levels[i] is the state after step i + 1: the last 48 steps run at full detail.
     assert (recorder.levels[10] == 2).all() and all(
         (levels == 1).all() for levels in recorder.levels[11:]
@@ -108,7 +108,10 @@ class StepScales(Callback):
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: FeatureInversion, optimizer: object
     ) -> None:
-        self.before, self.grad = pl_module.I_pre.detach().clone(), pl_module.I_pre.grad.clone()
+        self.before, self.grad = (
+            pl_module.inversion.I_pre.detach().clone(),
+            pl_module.inversion.I_pre.grad.clone(),
+        )
 
     def on_train_batch_end(
         self,
@@ -118,7 +121,7 @@ class StepScales(Callback):
         batch: int,
         batch_idx: int,
     ) -> None:
-        step = (self.before - pl_module.I_pre.detach()).flatten(1)
+        step = (self.before - pl_module.inversion.I_pre.detach()).flatten(1)
         grad = self.lr * self.grad.flatten(1)
         self.scales.append((step * grad).sum(1) / (grad * grad).sum(1))
 
@@ -183,18 +186,20 @@ def test_resume_continues_at_the_same_level_and_step(tmp_path: Path, photos: Pat
     second, data, trainer = make_run(tmp_path / "c", images, steps=60, callbacks=[resumed])
     trainer.fit(second, data, ckpt_path=checkpoint)
     assert resumed.start[0] == 30 and torch.equal(resumed.start[1], level_at_30)
-    assert torch.allclose(second.I_pre, model.I_pre, atol=1e-5)
-    assert torch.equal(second.switch_steps, model.switch_steps)
+    assert torch.allclose(second.inversion.I_pre, model.inversion.I_pre, atol=1e-5)
+    assert torch.equal(second.schedule.switch_steps, model.schedule.switch_steps)
     # The checkpoint carries I_pre and the per-image state, not the frozen network.
     state = torch.load(checkpoint, weights_only=False)["state_dict"]
-    assert set(state) == {
-        "I_pre",
-        "finest_on",
-        "switch_steps",
-        "phase_best",
-        "phase_start",
-        "last_improved",
-        "done",
+    assert set(state) == {"inversion.I_pre"} | {
+        f"schedule.{name}"
+        for name in (
+            "finest_on",
+            "switch_steps",
+            "phase_best",
+            "phase_start",
+            "last_improved",
+            "done",
+        )
     }
 
 
@@ -208,7 +213,7 @@ class Poison(Callback):
         if trainer.global_step == self.at_step:
             if self.error is not None:
                 raise self.error()
-            pl_module.I_pre.grad.fill_(float("nan"))
+            pl_module.inversion.I_pre.grad.fill_(float("nan"))
 
 
 def test_non_finite_gradient_stops_with_the_step_and_keeps_the_last_good_image(
@@ -219,7 +224,7 @@ def test_non_finite_gradient_stops_with_the_step_and_keeps_the_last_good_image(
     )
     with pytest.raises(NonFiniteLossError, match="at step 12"):
         trainer.fit(model, data)
-    assert torch.isfinite(model.I_pre).all()
+    assert torch.isfinite(model.inversion.I_pre).all()
     run = Path(trainer.log_dir)
     results = json.loads((run / "results.json").read_text())
     assert results["status"].startswith("failed: NonFiniteLossError") and results["steps"] == 12
@@ -257,9 +262,9 @@ def test_a_level_switch_refreshes_last_ckpt(tmp_path: Path, photos: Path) -> Non
     with pytest.raises(RuntimeError):
         trainer.fit(model, data)
     last = torch.load(Path(saver.dirpath) / "last.ckpt", weights_only=False)
-    switched = model.switch_steps[model.switch_steps >= 0]
+    switched = model.schedule.switch_steps[model.schedule.switch_steps >= 0]
     assert len(switched) == 2 and last["global_step"] == int(switched.max()) < 38
-    assert last["state_dict"]["finest_on"].tolist() == [1]
+    assert last["state_dict"]["schedule.finest_on"].tolist() == [1]
 
 
 def test_baselines_start_with_every_level_on() -> None:
@@ -269,8 +274,8 @@ def test_baselines_start_with_every_level_on() -> None:
             method=method, layer="conv2", weights="random", image_size=64, pyramid_levels=3
         )
         model.set_targets(image, ["chelsea"])
-        assert model.finest_on.tolist() == [start]
-        I_r, I_in = model.image_model()
+        assert model.schedule.finest_on.tolist() == [start]
+        I_r, I_in = model.inversion.images(model.schedule.finest_on)
         assert torch.equal(I_r, I_in) == (method != "slp")
     with pytest.raises(ValueError, match="valid methods: slp, pixel, tv"):
         FeatureInversion(method="magic", weights="random")
@@ -284,11 +289,17 @@ def test_n_f_reference_set_for_a_single_target(photos: Path) -> None:
     folder = FeatureInversion(layer="conv1", weights="random", image_size=64, pyramid_levels=3,
                               reference_images=str(photos))  # fmt: skip
     folder.set_targets(image, ["coffee"])
-    assert builtin.n_f > 0 and folder.n_f > 0 and builtin.n_f != pytest.approx(folder.n_f)
+    assert (
+        builtin.inversion.n_f > 0
+        and folder.inversion.n_f > 0
+        and builtin.inversion.n_f != pytest.approx(folder.inversion.n_f)
+    )
     targets = torch.stack([load_image(str(p), 64) for p in sorted(photos.glob("*.png"))])
     own = FeatureInversion(layer="conv1", weights="random", image_size=64, pyramid_levels=3)
     own.set_targets(targets, ["a", "b", "c"])
-    assert own.n_f == pytest.approx(folder.n_f)  # the folder holds the same three photographs
+    assert own.inversion.n_f == pytest.approx(
+        folder.inversion.n_f
+    )  # the folder holds the same three photographs
 
 
 def test_flat_start_without_gradient_is_reported(tmp_path: Path) -> None:
@@ -299,3 +310,47 @@ def test_flat_start_without_gradient_is_reported(tmp_path: Path) -> None:
     )  # fmt: skip
     with pytest.warns(UserWarning, match="gradient of I_pre is exactly zero.*init_noise"):
         trainer.fit(model, TargetImages("skimage:camera", image_size=32))
+
+
+def test_identical_targets_are_refused_before_the_first_step() -> None:
+    """Two identical targets have N_f = 0: every error would be infinite at the end of the run."""
+    same = torch.rand(1, 3, 64, 64).expand(2, -1, -1, -1)
+    model = FeatureInversion(layer="conv2", weights="random", pyramid_levels=3, image_size=64)
+    with pytest.raises(ValueError, match=r"N_f, .* is 0.0: the targets are all alike"):
+        model.set_targets(same, ["a", "b"])
+    model.set_targets(torch.rand(2, 3, 64, 64), ["a", "b"])  # different targets are fine
+    assert model.inversion.n_f > 0
+
+
+def test_the_maths_runs_without_lightning_as_the_readme_shows() -> None:
+    """The README's loop of one's own: Inversion, SwitchSchedule and ConvergenceRule, no Trainer."""
+    from slp_lightning.methods import MethodSettings, build_method
+    from slp_lightning.networks import build_feature_network
+    from slp_lightning.schedule import ConvergenceRule, SwitchSchedule
+    from slp_lightning.torch_model import Inversion
+
+    targets = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    network = build_feature_network("alexnet", "conv2", weights="random")
+    method = build_method("slp", MethodSettings(layer="conv2", compactness=0.01))
+    inversion = Inversion(network, method, pyramid_levels=3, image_size=64)
+    start = method.initial_I_pre(targets.shape, torch.Generator().manual_seed(0))
+    inversion.set_targets(targets, inversion.features(targets), start, n_f=1.0)
+    schedule, rule = (
+        SwitchSchedule(len(targets), levels=3),
+        ConvergenceRule(min_steps=2, max_steps_per_level=4),
+    )
+    optimizer = torch.optim.Adam([inversion.I_pre], lr=0.05)
+    first = inversion.evaluate()["feature_error"]
+    for step in range(12):
+        optimizer.zero_grad()
+        E, D, Z = inversion.losses(schedule.finest_on)
+        Z.sum().backward()
+        optimizer.step()
+        schedule.switch_on_next_level(
+            rule.converged(schedule, Z.detach(), step, max_steps=12), step
+        )
+    assert schedule.finest_on.tolist() == [1, 1] and schedule.switch_steps.tolist() == [
+        [4, 8],
+        [4, 8],
+    ]
+    assert (inversion.evaluate()["feature_error"] < 0.8 * first).all()

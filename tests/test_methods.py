@@ -62,8 +62,10 @@ def test_losses_of_the_built_in_methods() -> None:
 def test_a_method_added_to_the_registry_runs_and_sweeps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(METHODS, "squared", SquaredError)
     model = fit("squared")
-    assert model.method.name == "squared" and model.finest_on.tolist() == [1]  # every level on
-    assert model.evaluate()["normalized_error"].item() < 1.5
+    assert model.inversion.method.name == "squared" and model.schedule.finest_on.tolist() == [
+        1
+    ]  # every level on
+    assert model.inversion.evaluate()["normalized_error"].item() < 1.5
     jobs = Sweep(methods=["slp", "squared"], compactness=[0.01, 0.1]).jobs(
         "slp", "alexnet", "conv2"
     )
@@ -78,16 +80,24 @@ def test_a_method_added_to_the_registry_runs_and_sweeps(monkeypatch: pytest.Monk
 def test_a_plain_trainer_runs_the_whole_coarse_to_fine_schedule() -> None:
     # No PyramidSwitch given: the module brings one, so every level comes on.
     model = fit("slp", steps=40)
-    assert model.finest_on.tolist() == [1]
-    assert (model.switch_steps > 0).all()
+    assert model.schedule.finest_on.tolist() == [1]
+    assert (model.schedule.switch_steps > 0).all()
 
 
 # ----------------------------------------------------------------- fft: Lucid's parametrisation
 def test_fft_runs_through_the_registry_and_sweeps() -> None:
     model = fit("fft")  # a Trainer, the cosine schedule's per-image scales on a 5-D I_pre
-    assert model.method.name == "fft" and model.finest_on.tolist() == [1]  # every level on
-    assert model.I_pre.shape == (1, 3, 64, 33, 2)  # the real view of a (3, 64, 64) image's rfft2
-    assert model.evaluate()["normalized_error"].item() < 1.5
+    assert model.inversion.method.name == "fft" and model.schedule.finest_on.tolist() == [
+        1
+    ]  # every level on
+    assert model.inversion.I_pre.shape == (
+        1,
+        3,
+        64,
+        33,
+        2,
+    )  # the real view of a (3, 64, 64) image's rfft2
+    assert model.inversion.evaluate()["normalized_error"].item() < 1.5
     jobs = Sweep(methods=["slp", "fft"], compactness=[0.01, 0.1]).jobs("slp", "alexnet", "conv2")
     assert [(j.method, j.compactness) for j in jobs] == [("slp", 0.01), ("slp", 0.1), ("fft", None)]
 
@@ -110,13 +120,14 @@ def test_fft_image_is_in_range_and_decorrelates_colour_only(channels: int, size:
 
 
 def test_fft_start_is_seeded_and_does_not_depend_on_rows() -> None:
-    targets, names = torch.full((3, 3, 32, 32), 0.5), ["a", "b", "c"]
+    targets = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    names = ["a", "b", "c"]
 
     def start(seed: int, rows: list[int] | None = None) -> Tensor:
         torch.manual_seed(seed)
         model = toy_inversion("fft", high_pass())
         model.set_targets(targets, names, None if rows is None else torch.tensor(rows))
-        return model.I_pre.detach()
+        return model.inversion.I_pre.detach()
 
     assert torch.equal(start(0), start(0))
     assert not torch.equal(start(0), start(1))
@@ -159,10 +170,10 @@ def image_error_after(method: str, steps: int, network: nn.Module, target: Tenso
     optimizer = model.configure_optimizers()
     for _ in range(steps):
         optimizer.zero_grad()
-        model.losses()[2].sum().backward()
+        model.inversion.losses(model.schedule.finest_on)[2].sum().backward()
         optimizer.step()
     with torch.no_grad():
-        return (model.image_model()[0] - target).pow(2).mean().item()
+        return (model.inversion.images(model.schedule.finest_on)[0] - target).pow(2).mean().item()
 
 
 def test_fft_recovers_a_smooth_image_faster_than_pixel_descent_through_a_high_pass_map() -> None:

@@ -37,11 +37,11 @@ def test_torchvision_vit_b_16_patch_tokens_invert() -> None:
         network="torchvision", arch="vit_b_16", network_args={"image_size": 32}, weights="random",
         layer="encoder.layers.encoder_layer_1", tokens="patch", image_size=32, pyramid_levels=2,
     )  # fmt: skip
-    assert model.feature_shape == (768, 2, 2)
+    assert model.inversion.feature_shape == (768, 2, 2)
     losses = short_inversion(model, torch.rand(1, 3, 32, 32), steps=5)
     assert losses[-1] < losses[0]
     cls = model.with_settings(tokens="cls")
-    assert cls.feature_shape == (768,) and cls.network.model is model.network.model
+    assert cls.inversion.feature_shape == (768,) and cls.network.model is model.network.model
     with pytest.raises(ValueError, match="needs token features"):
         model.with_settings(layer="conv_proj")
 
@@ -99,7 +99,7 @@ def test_hugging_face_model_from_a_local_folder_by_layer_index(tmp_path: Path) -
         '{"image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}'
     )
     model = FeatureInversion(network=f"hf:{tmp_path}", layer="2", tokens="patch", pyramid_levels=2)
-    assert model.image_size == 32 and model.feature_shape == (32, 4, 4)
+    assert model.image_size == 32 and model.inversion.feature_shape == (32, 4, 4)
     images = torch.rand(1, 3, 32, 32)
     hidden = reference(images * 2 - 1, output_hidden_states=True).hidden_states[2]
     assert torch.allclose(

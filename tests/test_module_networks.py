@@ -141,7 +141,7 @@ def test_dict_and_tuple_outputs_need_output_and_say_what_they_hold() -> None:
     ):
         FeatureInversion(network=Pair().eval(), image_size=8, pyramid_levels=2)
     pair = FeatureInversion(network=Pair().eval(), output=1, image_size=8, pyramid_levels=2)
-    assert pair.feature_shape == (4, 8, 8)
+    assert pair.inversion.feature_shape == (4, 8, 8)
     with pytest.raises(ValueError, match="output=5 is not an index"):
         FeatureInversion(network=Pair().eval(), output=5, image_size=8, pyramid_levels=2)
 
@@ -152,13 +152,13 @@ def test_import_path_builds_from_a_file_with_its_arguments_once_per_sweep(
     model = FeatureInversion(network="usernet:Net", layer="block", network_args={"width": 6}, image_size=16,
                              pyramid_levels=2)  # fmt: skip
     assert (
-        model.feature_shape == (6, 8, 8)
+        model.inversion.feature_shape == (6, 8, 8)
         and model.network.weights == "usernet:Net as built (seed 0)"
     )
     assert user_module.CALLS == [6]
     # A sweep's jobs (with_settings) read other layers of the same model: no second build.
     jobs = [model.with_settings(layer=layer) for layer in ("stem.0", "stem", "block")]
-    assert user_module.CALLS == [6] and [j.feature_shape for j in jobs] == [
+    assert user_module.CALLS == [6] and [j.inversion.feature_shape for j in jobs] == [
         (6, 16, 16),
         (6, 16, 16),
         (6, 8, 8),
@@ -168,7 +168,7 @@ def test_import_path_builds_from_a_file_with_its_arguments_once_per_sweep(
     from_factory = FeatureInversion(
         network="usernet:factory", output="map", image_size=16, pyramid_levels=2
     )
-    assert from_factory.feature_shape == (8, 8, 8)
+    assert from_factory.inversion.feature_shape == (8, 8, 8)
     with pytest.raises(torch.fx.proxy.TraceError):
         torch.fx.symbolic_trace(user_module.Net())
 
@@ -225,7 +225,11 @@ def test_torchscript_and_export_files(tmp_path: Path) -> None:
     traced = tmp_path / "client.pt"
     torch.jit.save(torch.jit.trace(tower, torch.zeros(1, 3, 16, 16)), traced)
     model = FeatureInversion(network=str(traced), image_size=16, pyramid_levels=2)
-    assert model.network.weights == "client.pt (its own)" and model.feature_shape == (4, 16, 16)
+    assert model.network.weights == "client.pt (its own)" and model.inversion.feature_shape == (
+        4,
+        16,
+        16,
+    )
     losses = short_inversion(model, torch.rand(1, 3, 16, 16), steps=6)
     assert losses[-1] < losses[0]
     with pytest.raises(ValueError, match="TorchScript file is read at its output"):
@@ -237,7 +241,11 @@ def test_torchscript_and_export_files(tmp_path: Path) -> None:
     exported = tmp_path / "client.pt2"
     torch.export.save(torch.export.export(tower, (torch.zeros(1, 3, 16, 16),)), exported)
     inner = FeatureInversion(network=str(exported), layer="relu", pyramid_levels=2)
-    assert inner.image_size == 16 and inner.feature_shape == (4, 16, 16)  # the exported size
+    assert inner.image_size == 16 and inner.inversion.feature_shape == (
+        4,
+        16,
+        16,
+    )  # the exported size
     images = torch.rand(3, 3, 16, 16)  # exported for batches of 1: read one image at a time
     assert torch.allclose(
         inner.network(images), build_feature_network(tower, "relu")(images), atol=1e-6

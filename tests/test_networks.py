@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from slp_lightning import FeatureInversion
+from slp_lightning.cli import flag
 from slp_lightning.data import load_image
 from slp_lightning.networks import build_feature_network, default_input_size, layer_names
 from slp_lightning.networks.caffenet import LAYERS as CAFFE_LAYERS
@@ -50,10 +51,10 @@ def test_grey_sift_inverts_a_grey_image_and_colour_sift_a_colour_one() -> None:
     )
     for model, channels, features in [(grey, 1, 128), (colour, 3, 384)]:
         losses = short_inversion(model, image)
-        assert model.I_pre.shape == (1, channels, 48, 48)
-        assert model.target_features.shape == (1, features, 5, 5)
+        assert model.inversion.I_pre.shape == (1, channels, 48, 48)
+        assert model.inversion.target_features.shape == (1, features, 5, 5)
         assert losses[-1] < losses[0]
-    assert torch.allclose(grey.targets, image.mean(dim=1, keepdim=True))
+    assert torch.allclose(grey.inversion.targets, image.mean(dim=1, keepdim=True))
     assert default_input_size("dsift") == 128 and grey.network.layer == "descriptors"
 
 
@@ -67,11 +68,12 @@ def test_layer_of_another_network_names_that_network() -> None:
 
 
 def test_arch_is_checked() -> None:
-    with pytest.raises(ValueError, match="needs --model.arch, one of: .*vgg16"):
+    with pytest.raises(ValueError, match="needs arch, one of: .*vgg16") as error:
         build_feature_network("torchvision", "features.0", "random", arch="vgg99")
+    assert error.value.named(flag).startswith("network 'torchvision' needs --model.arch, one of")
     with pytest.raises(ValueError, match="for network 'torchvision' only"):
         build_feature_network("alexnet", "conv1", "random", arch="vgg16")
-    with pytest.raises(ValueError, match="needs --model.layer"):
+    with pytest.raises(ValueError, match="needs a layer"):
         build_feature_network("torchvision", None, "random", arch="vgg16")
 
 

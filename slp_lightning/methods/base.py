@@ -9,6 +9,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from slp_lightning.errors import ArgumentError
 from slp_lightning.pyramid import range_constraint
 
 
@@ -21,6 +22,14 @@ class MethodSettings:
     tv_weights: tuple[float, float] | None = None
     #: standard deviation of the seeded Gaussian noise ``I_pre`` starts from.
     init_noise: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.compactness < 0 or self.init_noise < 0:
+            raise ArgumentError(
+                f"compactness and init_noise must be >= 0; got {self.compactness} and {self.init_noise}",
+                "FeatureInversion.compactness",
+                "FeatureInversion.init_noise",
+            )
 
 
 class InversionMethod:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from slp_lightning.errors import ArgumentError
 from slp_lightning.networks import alexnet, caffenet, craft, dsift, sources
 from slp_lightning.networks.base import FeatureNetwork
 from slp_lightning.networks.hooks import unknown_layer_error
@@ -161,11 +162,15 @@ def build_feature_network(
         )
     layer = layer or entry.default_layer
     if arch is not None and network != "torchvision":
-        raise ValueError(f"--model.arch is for network 'torchvision' only; network is {network!r}")
+        raise ArgumentError(
+            f"arch is for network 'torchvision' only; network is {network!r}",
+            "FeatureInversion.arch",
+        )
     valid = entry.layers(arch)
     if layer is None:
-        raise ValueError(
-            f"network {network!r} needs --model.layer; valid layers: {', '.join(valid)}"
+        raise ArgumentError(
+            f"network {network!r} needs a layer; valid layers: {', '.join(valid)}",
+            "FeatureInversion.layer",
         )
     if layer not in valid:
         if network == "torchvision":

@@ -10,6 +10,7 @@ import torchvision
 from torch import Tensor, nn
 from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
+from slp_lightning.errors import ArgumentError
 from slp_lightning.networks.base import FeatureNetwork, imagenet_normalize
 from slp_lightning.networks.hooks import module_paths
 from slp_lightning.networks.module_network import ModuleNetwork
@@ -25,9 +26,9 @@ def classification_models() -> list[str]:
 
 def _check_arch(arch: str | None) -> str:
     if arch not in classification_models():
-        raise ValueError(
-            f"network 'torchvision' needs --model.arch, one of: {', '.join(classification_models())}"
-            f"; got {arch!r}"
+        raise ArgumentError(
+            f"network 'torchvision' needs arch, one of: {', '.join(classification_models())}; got {arch!r}",
+            "FeatureInversion.arch",
         )
     return arch
 

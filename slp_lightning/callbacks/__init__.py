@@ -1,0 +1,17 @@
+"""The Lightning callbacks of an inversion: the switching schedule (``switch``), checkpoints
+that always hold the newest state (``checkpoint``), the writer of a run's outputs (``writer``) and
+the semantic score of an independent classifier (``semantic_score``)."""
+
+from slp_lightning.callbacks.checkpoint import InversionCheckpoint
+from slp_lightning.callbacks.semantic_score import SemanticScore
+from slp_lightning.callbacks.switch import PyramidSwitch, SwitchListener
+from slp_lightning.callbacks.writer import OutputWriter, output_writer
+
+__all__ = [
+    "InversionCheckpoint",
+    "OutputWriter",
+    "PyramidSwitch",
+    "SemanticScore",
+    "SwitchListener",
+    "output_writer",
+]

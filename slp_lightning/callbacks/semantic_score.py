@@ -1,0 +1,109 @@
+"""The semantic score of a run's reconstructions, by an independent classifier."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+
+from slp_lightning import semantic
+from slp_lightning.errors import ArgumentError
+from slp_lightning.networks.module_network import Convention
+from slp_lightning.networks.weights import RANDOM
+
+
+class SemanticScore(Callback):
+    """Semantic fidelity at the end of a run: an independent classifier's top-1 class of each
+    target and of its reconstruction ``I_r``, whether they agree, whether the target's class is in
+    the reconstruction's top 5, the probability the reconstruction keeps of it, and the distance
+    of their penultimate features (``slp_lightning.semantic``), in ``results.json``.
+
+    The inverted network's own label of its reconstruction proves little (the inversion matched
+    its features); another classifier says whether the image still shows the class. The images
+    are scored at the inversion's size. With several processes each scores its own images and
+    the scores are gathered. Without target images (``--data.features``) nothing is scored.
+
+    Args:
+        classifier: ``None`` (nothing computed), ``auto`` (EfficientNet-Lite0 for an inverted
+            MobileNetV2, else MobileNetV2), ``mobilenet_v2``, ``efficientnet_lite0``,
+            ``torchvision`` (with ``arch``), or any network spec or ``nn.Module`` giving logits.
+        arch: the architecture of ``classifier: torchvision``.
+        logits_layer: the module path of a network's logits (``None``: its output).
+        features_layer: the module path of its penultimate features (a shortcut's own by
+            default; none for other networks: no feature distance).
+        weights: the classifier's weights (``auto``: its own; a path: a state dict).
+        network_args: the keyword arguments of a classifier's class or factory.
+        input_mean: its input convention (``build_feature_network``'s).
+        input_std: its input convention.
+        batch_size: images per forward of the classifier.
+    """
+
+    def __init__(
+        self,
+        classifier: str | nn.Module | None = None,
+        arch: str | None = None,
+        logits_layer: str | None = None,
+        features_layer: str | None = None,
+        weights: str = "auto",
+        network_args: dict[str, Any] | None = None,
+        input_mean: Convention = None,
+        input_std: Convention = None,
+        batch_size: int = 16,
+    ) -> None:
+        if batch_size < 1:
+            raise ArgumentError(
+                f"batch_size must be >= 1, got {batch_size}", "SemanticScore.batch_size"
+            )
+        self.classifier = classifier
+        self.settings = {
+            "arch": arch, "logits_layer": logits_layer, "features_layer": features_layer, "weights": weights,
+            "network_args": network_args, "input_mean": input_mean, "input_std": input_std,
+        }  # fmt: skip
+        self.batch_size = batch_size
+        self._evaluators: dict[str, semantic.Evaluator] = {}
+        #: ``semantic.as_results`` of the last run (on the first process), or ``None``
+        self.results: dict | None = None
+        self._measured = False
+
+    def evaluator(self, inverted: nn.Module) -> semantic.Evaluator | None:
+        """The classifier for a run of ``inverted`` (built once), ``None`` when none is set or its
+        weights fell back to random (a loud warning has said so)."""
+        classifier = self.classifier
+        if classifier is None:
+            return None
+        if classifier == semantic.AUTO:
+            classifier = semantic.default_classifier(inverted)
+        key = classifier if isinstance(classifier, str) else "module"
+        if key not in self._evaluators:
+            self._evaluators[key] = semantic.build_evaluator(classifier, **self.settings)
+        evaluator = self._evaluators[key]
+        return None if evaluator.weights == RANDOM else evaluator
+
+    def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict | None:
+        """Score every process's final ``I_r``, once per run (every process must call: the
+        scores are gathered); on the first process, ``semantic.as_results`` of every image, else
+        ``None``. The ``OutputWriter`` calls it to put the scores in ``results.json``."""
+        if self._measured:
+            return self.results
+        self._measured = True
+        inversion = pl_module.inversion
+        evaluator = self.evaluator(inversion.network)
+        if evaluator is None or inversion.targets is None:
+            return None
+        evaluator.to(pl_module.device)
+        I_r = inversion.reconstruction().detach()
+        scores = semantic.evaluate(evaluator, inversion.targets, I_r, batch_size=self.batch_size)
+        scores = {key: pl_module.gather(value) for key, value in scores.items()}
+        self.results = semantic.as_results(evaluator, scores) if trainer.is_global_zero else None
+        return self.results
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.results, self._measured = None, False
+        self.evaluator(
+            pl_module.network
+        )  # a missing package or a bad spec fails now, not at the end
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.measure(trainer, pl_module)

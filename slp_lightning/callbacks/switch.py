@@ -1,0 +1,74 @@
+"""The switching schedule as a callback: a level comes on when an image's phase converges."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from slp_lightning.distributed import lost_peer
+from slp_lightning.schedule import ConvergenceRule
+
+
+class SwitchListener(Callback):
+    """A callback that acts when pyramid levels switch on. ``PyramidSwitch`` calls
+    ``on_pyramid_switch`` on every listener of the Trainer, on every process, at each step where
+    any image on any process switched (so listeners may use collectives), right after the switch
+    and whatever the order of the callbacks."""
+
+    def on_pyramid_switch(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Levels were switched on at ``trainer.global_step`` (``pl_module.schedule`` says which)."""
+
+
+class PyramidSwitch(Callback):
+    """Switch on the next finer pyramid level of an image when its phase has converged
+    (``schedule.ConvergenceRule``, of these arguments: ``rule``).
+
+    Converging in the final phase (all levels on, where the baselines start) marks the image
+    done; the run stops when every image on every process is done (done images keep refining
+    until then). Each image switches on its own; the stop is decided jointly, and every
+    ``SwitchListener`` hears of a step where any image on any process switched. The state lives in
+    the module's ``schedule``, so checkpoints carry it. The optimiser state carries over a switch
+    (see the README). ``FeatureInversion`` adds one with these defaults to a Trainer that has none.
+    """
+
+    def __init__(
+        self,
+        rel_tol: float = 1e-3,
+        patience: int = 10,
+        min_steps: int = 5,
+        max_steps_per_level: int | None = None,
+        final_patience: int | None = 200,
+        phase_share: float = 0.03,
+    ) -> None:
+        self.rule = ConvergenceRule(
+            rel_tol, patience, min_steps, max_steps_per_level, final_patience, phase_share
+        )
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+        batch_idx: int,
+    ) -> None:  # fmt: skip
+        schedule, step = pl_module.schedule, trainer.global_step
+        switch = self.rule.converged(
+            schedule, outputs["per_image"].detach().float(), step, trainer.max_steps
+        )
+        schedule.switch_on_next_level(switch, step)
+        # One collective a step answers both questions every process must agree on.
+        here = torch.tensor(
+            [float(switch.any()), float(not schedule.done.all())], device=pl_module.device
+        )
+        try:
+            anywhere = trainer.strategy.reduce(here, reduce_op="sum")
+        except RuntimeError as error:  # the first collective of a step: where a lost peer shows
+            if trainer.world_size == 1:
+                raise
+            raise lost_peer(error, trainer.global_rank, trainer.world_size, step) from error
+        if anywhere[0] > 0:
+            for listener in trainer.callbacks:
+                if isinstance(listener, SwitchListener):
+                    listener.on_pyramid_switch(trainer, pl_module)
+        if anywhere[1] == 0:
+            trainer.should_stop = True

@@ -1,0 +1,189 @@
+"""The writer of what a run produces: PNGs, the sheet, ``results.json`` and TensorBoard images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.loggers import TensorBoardLogger
+from torch import Tensor
+
+from slp_lightning.callbacks.semantic_score import SemanticScore
+from slp_lightning.callbacks.switch import SwitchListener
+from slp_lightning.exits import stopping_signal
+from slp_lightning.features import TARGET_FEATURES, write_features
+from slp_lightning.metrics import NormalizedError
+from slp_lightning.outputs import RECONSTRUCTIONS, report, write_png, write_results, write_sheet
+
+
+def output_writer(trainer: pl.Trainer, needed_by: str) -> OutputWriter:
+    """The Trainer's ``OutputWriter``, whose ``results`` ``needed_by`` reads."""
+    writer = next((c for c in trainer.callbacks if isinstance(c, OutputWriter)), None)
+    if writer is None:
+        raise ValueError(f"{needed_by} need an OutputWriter: its results are read after each run")
+    return writer
+
+
+class OutputWriter(SwitchListener):
+    """Write what a run produces, under the logger's run directory (by the first process).
+
+    TensorBoard: the targets once; ``I_r`` and ``I_in`` at every level switch and every
+    ``image_every_n_steps``. Files: ``reconstructions/<stem>_level<k>.png`` when an image's phase
+    k ends, ``reconstructions/<stem>.png`` and ``sheet.png`` at the end, and ``results.json``
+    (``outputs.file_stem``: the name, made a safe and unique file name when it is not one).
+    The files are also written when the run stops on an error or Ctrl-C, with what was reached
+    (with several processes, each then writes its own images and ``results_rank<r>.json``).
+
+    Args:
+        image_every_n_steps: how often ``I_r`` and ``I_in`` go to TensorBoard between switches.
+        save_target_features: also write ``target_features.pt`` at the start: the targets'
+            features, name → tensor, which ``--data.features`` inverts without the images.
+    """
+
+    def __init__(self, image_every_n_steps: int = 100, save_target_features: bool = False) -> None:
+        if image_every_n_steps < 1:
+            raise ValueError(f"image_every_n_steps must be >= 1, got {image_every_n_steps}")
+        self.image_every_n_steps = image_every_n_steps
+        self.save_target_features = save_target_features
+        self._finest_on: Tensor | None = None
+        self._images_step = -1  # the last step whose images went to TensorBoard
+        self.run_dir: Path | None = None
+        #: what ``results.json`` holds, once the run has ended (on the first process; after an
+        #: exception, on every process, what it wrote: see ``results_file``)
+        self.results: dict | None = None
+        self.results_file: Path | None = None
+
+    @staticmethod
+    def _tensorboard(trainer: pl.Trainer):  # noqa: ANN205
+        for logger in trainer.loggers:
+            if isinstance(logger, TensorBoardLogger):
+                return logger.experiment
+        return None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # trainer.log_dir is a collective: read it once, here, on every process.
+        self.run_dir = Path(trainer.log_dir or trainer.default_root_dir)
+        inversion = pl_module.inversion
+        self._finest_on = pl_module.schedule.finest_on.clone()
+        targets = None if inversion.targets is None else pl_module.gather(inversion.targets)
+        features = (
+            pl_module.gather(inversion.target_features) if self.save_target_features else None
+        )
+        board = self._tensorboard(trainer)
+        if trainer.is_global_zero and board is not None:
+            if targets is not None:
+                board.add_images("targets", targets, 0)
+            board.add_text("weights", inversion.network.weights, 0)
+        if trainer.is_global_zero and features is not None:
+            write_features(self.run_dir / TARGET_FEATURES, pl_module.names, features)
+
+    def on_pyramid_switch(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The PNG of each phase that ended, and the images to TensorBoard (every process takes
+        part: the gathers are collective)."""
+        finest_on = pl_module.schedule.finest_on
+        ended_levels = pl_module.gather(
+            torch.where(finest_on != self._finest_on, self._finest_on, 0)
+        )
+        self._finest_on = finest_on.clone()
+        I_r = self._log_images(trainer, pl_module)
+        if trainer.is_global_zero:
+            for row in torch.nonzero(ended_levels).flatten().tolist():
+                write_png(I_r[row], self.run_dir, pl_module.names[row], int(ended_levels[row]))
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+        batch_idx: int,
+    ) -> None:  # fmt: skip
+        if (
+            trainer.global_step % self.image_every_n_steps == 0
+            and self._images_step != trainer.global_step
+        ):
+            self._log_images(trainer, pl_module)
+
+    def _log_images(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Tensor:
+        """Every process's ``I_r`` and ``I_in`` to TensorBoard (a collective); returns ``I_r``."""
+        images = pl_module.inversion.images(pl_module.schedule.finest_on)
+        I_r, I_in = (pl_module.gather(x.detach()) for x in images)
+        self._images_step = trainer.global_step
+        board = self._tensorboard(trainer)
+        if trainer.is_global_zero and board is not None:
+            board.add_images("I_r", I_r, trainer.global_step)
+            board.add_images("I_in", I_in, trainer.global_step)
+        return I_r
+
+    def _write_pngs(self, I_r: Tensor, names: list[str], levels: Tensor) -> None:
+        """The final image of each target, also as the end of the phase it was in."""
+        for image, name, level in zip(I_r, names, levels.tolist()):
+            write_png(image, self.run_dir, name)
+            write_png(image, self.run_dir, name, level)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        inversion, schedule, gather = pl_module.inversion, pl_module.schedule, pl_module.gather
+        I_r = gather(inversion.reconstruction().detach())
+        levels = gather(schedule.finest_on)
+        # Synchronised over this Trainer's processes only: a dealt chunk's process is one of
+        # several in the process group, yet its run is a one-process run.
+        metric = NormalizedError(
+            inversion.n_f, distributed_available_fn=lambda: trainer.world_size > 1
+        )
+        metric = metric.to(pl_module.device)
+        errors = {k: gather(v) for k, v in inversion.evaluate(metric).items()}
+        targets = None if inversion.targets is None else gather(inversion.targets)
+        switch_steps = gather(schedule.switch_steps)
+        mean_normalized_error = metric.compute().item()  # a collective: every process's images
+        scorer = next((c for c in trainer.callbacks if isinstance(c, SemanticScore)), None)
+        scores = scorer.measure(trainer, pl_module) if scorer is not None else None  # a collective
+        if trainer.is_global_zero:
+            self._write_pngs(I_r, pl_module.names, levels)
+            write_sheet(targets, pl_module.names, inversion.pyramid.levels, self.run_dir)
+            self.results_file = self.run_dir / "results.json"
+            self.results = write_results(
+                self.results_file, pl_module.settings(), inversion.n_f, pl_module.names, errors, levels,
+                switch_steps, trainer.global_step, "finished", mean_normalized_error, scores,
+            )  # fmt: skip
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        inversion, schedule = pl_module.inversion, pl_module.schedule
+        if self.run_dir is None or inversion.I_pre is None:
+            return  # failed before the run started: nothing reached yet
+        signal_name = stopping_signal(exception)
+        status = (
+            f"interrupted: {signal_name}" if signal_name
+            else f"failed: {type(exception).__name__}: {exception}"
+        )  # fmt: skip
+        # No collectives here: other processes may be gone. Each writes its own images.
+        names = pl_module.local_names
+        self._write_pngs(inversion.reconstruction().detach(), names, schedule.finest_on)
+        name = (
+            "results.json" if trainer.world_size == 1 else f"results_rank{trainer.global_rank}.json"
+        )
+        self.results_file = self.run_dir / name
+        self.results = write_results(
+            self.results_file, pl_module.settings(), inversion.n_f, names, inversion.evaluate(),
+            schedule.finest_on, schedule.switch_steps, trainer.global_step, status,
+        )  # fmt: skip
+        if trainer.world_size == 1:
+            write_sheet(inversion.targets, names, inversion.pyramid.levels, self.run_dir)
+
+    def report(self) -> str | None:
+        """What the run produced, in the lines the command line prints at a run's end
+        (``outputs.report``): its status, images, steps and means, where the reconstructions,
+        ``sheet.png`` and the results file are, and the TensorBoard command; ``None`` while this
+        process has written no results. Printing is left to the caller: a sweep's jobs and a
+        chunked run's chunks each have an ``OutputWriter``, and their Trainers stay quiet."""
+        if self.results is None or self.results_file is None:
+            return None
+        count, results = len(self.results["images"]), self.results
+        files = {
+            "reconstructions": self.run_dir / RECONSTRUCTIONS,
+            "sheet": self.run_dir / "sheet.png",
+            "results": self.results_file,
+        }
+        headline = f"{count} image{'s' if count != 1 else ''}, {results['steps']} steps ({results['status']})"
+        return report(
+            headline, results, {k: v for k, v in files.items() if v.exists()}, self.run_dir
+        )

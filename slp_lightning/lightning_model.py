@@ -1,0 +1,340 @@
+"""The inversion as a LightningModule: ``I_pre`` is its only parameter.
+
+The maths is ``torch_model.Inversion``; the switching state and the learning-rate rule are
+``schedule``'s; sharding and checkpoint rows are ``distributed``'s. This module turns settings
+into those collaborators and runs them in a Trainer.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.cli import OptimizerCallable
+from torch import Tensor
+
+from slp_lightning import distributed
+from slp_lightning.callbacks.switch import PyramidSwitch
+from slp_lightning.errors import ArgumentError
+from slp_lightning.guards import check_gradient, check_loss
+from slp_lightning.methods import MethodSettings, build_method
+from slp_lightning.n_f import measure_n_f
+from slp_lightning.networks import FeatureNetwork, ModuleNetwork, Network, build_feature_network
+from slp_lightning.objective import compactness_for_layer
+from slp_lightning.resume import check_problem, fingerprint, migrated
+from slp_lightning.schedule import LearningRates, SwitchSchedule
+from slp_lightning.torch_model import Inversion
+
+# What builds the network: a job that changes none of them reuses the model (``with_settings``).
+_NETWORK_SETTINGS = {
+    "network", "weights", "arch", "weights_map", "network_args", "in_channels", "input_mean", "input_std",
+}  # fmt: skip
+
+
+def adam(params) -> torch.optim.Optimizer:  # noqa: ANN001 - an OptimizerCallable
+    """The default optimiser: Adam with lr 0.05 on ``I_pre`` (logit units)."""
+    return torch.optim.Adam(params, lr=0.05)
+
+
+class FeatureInversion(pl.LightningModule):
+    """Reconstruct images from one layer's features with a switched Laplacian pyramid.
+
+    Args:
+        method: a name in ``methods.METHODS``: ``slp`` (the paper: switched Laplacian
+            pyramid), or a baseline with the same range constraint and no pyramid: ``pixel``
+            (plain descent on ``E``), ``tv`` (Mahendran & Vedaldi's normalised data term with
+            α-norm and TV^β regularisers) or ``fft`` (plain descent on ``E`` with Lucid's
+            parametrisation: ``I_pre`` a 1/f-scaled spectrum, colours decorrelated).
+        network: feature network: a name (``alexnet``, ``alexnet_caffe``, ``dsift``,
+            ``dsift_color``, ``torchvision`` with ``arch``, ``craft_vgg16_bn``), any ``nn.Module``
+            or ``FeatureNetwork``, or a model's spec: ``PKG.MODULE:CALLABLE`` (a class or
+            factory, called with ``network_args``), a TorchScript or ``.pt2`` file,
+            ``timm:NAME``, ``hf:FOLDER`` (``networks.sources``).
+        layer: layer whose features are inverted: a name of a named network (``conv5``,
+            ``relu3_3``) or a module path of a model (``features.6``, ``layer3.1``,
+            ``blocks.5``), read by a forward hook; ``None``: conv5 for AlexNets, the descriptors
+            for SIFT, a model's output; ``list`` on the command line prints every layer with its
+            output shape.
+        weights: ``auto``, ``random``, a torchvision weights name or a state-dict path.
+        arch: the torchvision classification model for ``network: torchvision`` (``vgg16``).
+        pyramid_levels: K, the number of Laplacian pyramid levels.
+        compactness: λ_D, weight of the compactness term; ``None`` takes the paper's value
+            for the layer.
+        image_size: side of the square images; ``None`` takes the network's input size.
+        init_noise: standard deviation of the seeded Gaussian noise ``I_pre`` starts from
+            (0 starts from mid-grey, where dense SIFT has no gradient; for ``fft`` the noise of
+            the spectrum).
+        optimizer: the optimiser of ``I_pre``.
+        reference_images: folder of images whose features give N_f for the normalised error;
+            ``None`` uses the run's own targets when there are at least two, else a few of
+            scikit-image's photographs.
+        tv_weights: ``(λ_α, λ_TV)`` of the ``tv`` method; ``None`` takes the defaults for the
+            layer (``objective.TV_WEIGHTS``).
+        lr_schedule: ``constant``, or ``cosine``: each image's learning rate falls to 1 % of
+            its start along a cosine over its final phase, from the step it began (step 0 for
+            the baselines, whose one phase is the run) to the Trainer's ``max_steps``; coarse
+            phases run at ``coarse_lr`` (``schedule.LearningRates``).
+        weights_map: regex -> replacement, applied in order to every key of a weights file
+            (``{"^module\\.": ""}`` drops DataParallel's prefix); ``None``: the network's own.
+        n_f: N_f itself, instead of measuring it (a chunked run gives every chunk the one of
+            its first chunk, so that errors compare across the dataset).
+        coarse_lr: the learning rate of the coarse phases, as a share of the optimiser's (1: the
+            same). Below 1 for dense SIFT: Adam moves every pixel about one rate a step, and the
+            coarsest phase's smooth, consistent gradients add up to contrast a nearly flat colour
+            channel never had (benchmarks/RESULTS.md, "Why blinds stalled").
+        network_args: keyword arguments of a model's class or factory (or of a torchvision
+            ``arch``: ``{"image_size": 64}``).
+        in_channels: the channels a model takes (3; 1 inverts grey images).
+        input_mean: a model's input convention: numbers per channel subtracted from [0, 1]
+            images before ``input_std`` divides them; ``'none'`` for a model that takes [0, 1];
+            ``None``: its source's (timm's, a Hugging Face processor's), else ImageNet's.
+        input_std: see ``input_mean``.
+        output: the entry (key or index) of a layer that gives a tuple, list, dict or ModelOutput.
+        tokens: token features (N, T, D) of a Vision Transformer: ``all``, ``cls`` (the class
+            token) or ``patch`` (the patch tokens as a (D, h, w) grid).
+
+    ``setup`` takes the targets from the datamodule (``set_targets`` does the same without a
+    Trainer): ``inversion`` (``torch_model.Inversion``) then holds ``I_pre``, the targets and
+    their features, and ``schedule`` (``schedule.SwitchSchedule``) each image's pyramid state;
+    checkpoints hold both.
+    """
+
+    def __init__(
+        self,
+        method: str = "slp",
+        network: Network = "alexnet",
+        layer: str | None = None,
+        weights: str = "auto",
+        arch: str | None = None,
+        pyramid_levels: int = 6,
+        compactness: float | None = None,
+        image_size: int | None = None,
+        init_noise: float = 0.1,
+        optimizer: OptimizerCallable = adam,
+        reference_images: str | None = None,
+        tv_weights: tuple[float, float] | None = None,
+        lr_schedule: str = "cosine",
+        weights_map: dict[str, str] | None = None,
+        n_f: float | None = None,
+        coarse_lr: float = 1.0,
+        network_args: dict[str, Any] | None = None,
+        in_channels: int | None = None,
+        input_mean: tuple[float, ...] | str | None = None,
+        input_std: tuple[float, ...] | str | None = None,
+        output: str | int | None = None,
+        tokens: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.rates = LearningRates(lr_schedule, coarse_lr)
+        # A model object is not a setting: hparams name it; with_settings reuses the object.
+        self.save_hyperparameters(
+            ignore=["optimizer"] if isinstance(network, str) else ["optimizer", "network"]
+        )
+        feature_network = build_feature_network(
+            network, layer, weights, arch, weights_map, network_args=network_args, in_channels=in_channels,
+            input_mean=input_mean, input_std=input_std, output=output, tokens=tokens,
+        )  # fmt: skip
+        # A model given as an object is reused as it is by with_settings.
+        self.given_network = None if isinstance(network, str) else feature_network
+        if self.given_network is not None:
+            self.hparams["network"] = feature_network.name
+        self.compactness = (
+            compactness_for_layer(feature_network.name, feature_network.layer)
+            if compactness is None
+            else compactness
+        )
+        inverted = build_method(
+            method,
+            MethodSettings(
+                feature_network.layer, self.compactness, tv_weights, init_noise=init_noise
+            ),
+        )
+        self.inversion = Inversion(
+            feature_network, inverted, pyramid_levels, image_size or feature_network.input_size
+        )
+        self.optimizer = optimizer
+        self.schedule: SwitchSchedule | None = None
+        #: every target's name, in order, and those of the targets this process inverts
+        self.names: list[str] = []
+        self.local_names: list[str] = []
+
+    def with_settings(self, **changes: Any) -> FeatureInversion:
+        """A fresh module with this one's settings and optimiser, ``changes`` applied (a job of a
+        sweep, a chunk of a dataset)."""
+        accepted = inspect.signature(FeatureInversion).parameters
+        settings = {k: v for k, v in self.hparams.items() if k in accepted}
+        network = self.inversion.network
+        reusable = isinstance(network, ModuleNetwork) or self.given_network is not None
+        if reusable and not _NETWORK_SETTINGS & changes.keys():
+            settings["network"] = network  # the same model, read at the job's layer
+        return FeatureInversion(**{**settings, **changes}, optimizer=self.optimizer)
+
+    @property
+    def network(self) -> FeatureNetwork:
+        """The feature network f, frozen (``inversion.network``)."""
+        return self.inversion.network
+
+    @property
+    def image_size(self) -> int:
+        """The side of the square images inverted."""
+        return self.inversion.image_size
+
+    def settings(self) -> dict[str, Any]:
+        """What defines the problem besides its targets, as ``results.json`` names it."""
+        network = self.inversion.network
+        return {
+            "method": self.inversion.method.name, "network": network.name, "arch": self.hparams.arch,
+            "layer": network.layer, "weights": network.weights, "output": self.hparams.output,
+            "tokens": self.hparams.tokens, "image_size": self.inversion.image_size,
+            "pyramid_levels": self.inversion.pyramid.levels, "compactness": self.compactness,
+        }  # fmt: skip
+
+    # ----------------------------------------------------------------- targets and state
+    def configure_callbacks(self) -> list[pl.Callback]:
+        """A ``PyramidSwitch`` with its defaults when the Trainer has none: without it the run
+        would never leave the coarsest level (nor stop when every image has converged)."""
+        if any(isinstance(callback, PyramidSwitch) for callback in self.trainer.callbacks):
+            return []
+        return [PyramidSwitch()]
+
+    def setup(self, stage: str) -> None:
+        distributed.check_strategy(self.trainer.strategy)
+        if self.inversion.I_pre is None:
+            datamodule, world = self.trainer.datamodule, self.trainer.world_size
+            rows = distributed.shard(len(datamodule.names), self.global_rank, world)
+            # f(I) is computed once, on the device that will run the inversion.
+            self.inversion.network.to(self.trainer.strategy.root_device)
+            self.set_targets(
+                datamodule.targets,
+                datamodule.names,
+                rows,
+                features=getattr(datamodule, "features", None),
+            )
+
+    def set_targets(
+        self,
+        targets: Tensor | None,
+        names: list[str],
+        rows: Tensor | None = None,
+        features: Tensor | None = None,
+    ) -> None:
+        """Fix the targets (N, 3, S, S) in [0, 1], of which this process inverts ``rows``
+        (default: all): compute ``f(I)`` once and create ``I_pre``, one row per owned target.
+        With ``features`` (N, …), those are ``f(I)`` and ``targets`` (may be ``None``) is only
+        the ground truth for PSNR and SSIM.
+
+        For a network of grey images the targets become grey (the mean of R, G and B) and
+        ``I_pre`` has one channel. The starting noise of a target does not depend on ``rows``.
+        """
+        inversion, size = self.inversion, self.inversion.image_size
+        if targets is not None and targets.shape[-2:] != (size, size):
+            raise ArgumentError(
+                f"targets are {tuple(targets.shape[-2:])} px but image_size is {size}",
+                "FeatureInversion.image_size",
+            )
+        if features is not None:
+            inversion.check_features(features)
+        targets = inversion.as_input(targets)
+        rows = torch.arange(len(names)) if rows is None else rows
+        # The method makes every target's start from the seed, then this process keeps its rows.
+        generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
+        I_pre = inversion.method.initial_I_pre(
+            (len(names), inversion.network.in_channels, size, size), generator
+        )
+        # What a checkpoint of this run must match to be resumed.
+        self.problem = fingerprint(self.settings(), names, targets, features)
+        self.names, self.local_names = list(names), [names[i] for i in rows.tolist()]
+        # Every process computes f of every target: N_f needs them all, and it saves a gather.
+        all_features = inversion.features(targets) if features is None else features.float()
+        n_f = self.measure_n_f(None, all_features)
+        device = self.device
+        inversion.set_targets(
+            None if targets is None else targets[rows],
+            all_features[rows],
+            I_pre[rows].to(device),
+            n_f,
+        )
+        self.schedule = SwitchSchedule(
+            len(rows), inversion.pyramid.levels, inversion.method.coarse_to_fine, device
+        )
+
+    def measure_n_f(self, targets: Tensor | None, features: Tensor | None = None) -> float:
+        """The N_f that ``set_targets`` would use for these targets (or their ``features``):
+        ``n_f`` when given, else measured (``n_f.measure_n_f``) on the network's device."""
+        inversion = self.inversion
+        if features is None:
+            features = inversion.features(inversion.as_input(targets))
+        return self.hparams.n_f or measure_n_f(
+            inversion, features.float(), self.hparams.reference_images
+        )
+
+    def gather(self, local: Tensor) -> Tensor:
+        """All processes' rows of a per-image tensor, in target order (every process must call)."""
+        if self._trainer is None or self.trainer.world_size == 1:
+            return local
+        return distributed.gather_rows(
+            local, len(self.names), self.trainer.world_size, self.trainer.strategy.all_gather
+        )
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["problem"] = self.problem
+        # The frozen network is rebuilt from its weights spec; keep checkpoints to I_pre and state.
+        state = checkpoint["state_dict"]
+        for key in [k for k in state if k.startswith("inversion.network.")]:
+            del state[key]
+        trainer = self.trainer
+        distributed.save_rows(
+            checkpoint,
+            len(self.local_names),
+            self.gather,
+            trainer.world_size > 1 and trainer.interrupted,
+        )
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        check_problem(checkpoint, self.problem)
+        state = migrated(checkpoint["state_dict"])
+        rows = distributed.shard(len(self.names), self.global_rank, self.trainer.world_size)
+        distributed.own_rows(checkpoint, len(self.names), rows, "inversion.I_pre")
+        state.update(
+            {f"inversion.network.{k}": v for k, v in self.inversion.network.state_dict().items()}
+        )
+
+    # ----------------------------------------------------------------- the steps
+    def training_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:
+        E, D, Z = self.inversion.losses(self.schedule.finest_on)
+        check_loss(Z, self.global_step, self.local_names)
+        self.log_dict({"loss/E": E.mean(), "loss/D": D.mean(), "loss/Z": Z.mean()})
+        self.log("pyramid/level", self.schedule.finest_on.float().mean(), prog_bar=True)
+        # Summing keeps the images independent: row n's gradient only depends on image n.
+        return {"loss": Z.sum(), "per_image": Z.detach()}
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        scaled = getattr(self.trainer.precision_plugin, "scaler", None) is not None
+        check_gradient(self.inversion.I_pre.grad, self.global_step, scaled)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        # The schedule is per image (``schedule.LearningRates``), applied in ``optimizer_step``.
+        return self.optimizer([self.inversion.I_pre])
+
+    def optimizer_step(
+        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
+    ) -> None:
+        """The optimiser's step, each image's update then scaled by ``schedule.LearningRates``:
+        exactly a learning rate per image for optimisers whose step is proportional to it (Adam,
+        SGD)."""
+        # The scales depend on the step and the switches only, which the optimiser's step does not
+        # change: known before it, so a step at the full rate copies nothing.
+        scales = self.rates.scales(self.schedule, self.global_step, self.trainer.max_steps)
+        if bool((scales == 1).all()):
+            optimizer.step(closure=optimizer_closure)
+            return
+        I_pre = self.inversion.I_pre
+        before = I_pre.detach().clone()
+        optimizer.step(closure=optimizer_closure)
+        with torch.no_grad():
+            I_pre.copy_(
+                before
+                + scales.to(before.dtype).view(-1, *[1] * (before.dim() - 1)) * (I_pre - before)
+            )

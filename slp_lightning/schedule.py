@@ -1,0 +1,175 @@
+"""The coarse-to-fine schedule in plain PyTorch: each image's pyramid state, the rule that says
+when an image's phase has converged, and each image's learning rate.
+
+A *phase* is the run of steps between two switches: it starts with the image's finest level
+``finest_on`` switched on and ends when the next finer level comes on (or, for the final phase,
+level 1 on, when it has converged and the image is done).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from slp_lightning.errors import ArgumentError
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+class SwitchSchedule(nn.Module):
+    """The switching state of ``count`` images of a ``levels``-level pyramid, one entry per image,
+    all buffers (a checkpoint holds them):
+
+    - ``finest_on``: the finest level switched on, K down to 1 (1 from the start for a method
+      without a pyramid, ``coarse_to_fine=False``: ``I_in = I_r``);
+    - ``switch_steps`` (count, K − 1): the steps of the image's switches in the order they were
+      made, -1 for those still to come;
+    - ``phase_start``, ``phase_best``, ``last_improved``: the step its phase began, its lowest
+      loss in the phase and the step that loss last improved;
+    - ``done``: its final phase has converged.
+    """
+
+    def __init__(
+        self,
+        count: int,
+        levels: int,
+        coarse_to_fine: bool = True,
+        device: torch.device | None = None,
+    ) -> None:
+        super().__init__()
+        self.levels = levels
+        start = levels if coarse_to_fine else 1
+        self.register_buffer("finest_on", torch.full((count,), start, device=device))
+        self.register_buffer("switch_steps", torch.full((count, levels - 1), -1, device=device))
+        self.register_buffer("phase_start", torch.zeros(count, dtype=torch.long, device=device))
+        self.register_buffer("phase_best", torch.full((count,), torch.inf, device=device))
+        self.register_buffer("last_improved", torch.zeros(count, dtype=torch.long, device=device))
+        self.register_buffer("done", torch.zeros(count, dtype=torch.bool, device=device))
+
+    @property
+    def final(self) -> Tensor:
+        """Whether each image is in its final phase (every level on)."""
+        return self.finest_on == 1
+
+    def switch_on_next_level(self, rows: Tensor, step: int) -> None:
+        """Switch on the next finer level at ``step`` for images ``rows`` (bool) not yet at
+        level 1, each starting a new phase."""
+        rows = rows.to(self.finest_on.device) & ~self.final
+        self.finest_on[rows] -= 1
+        made = self.levels - self.finest_on[rows]  # this image's switches so far, this one included
+        self.switch_steps[rows, made - 1] = step
+        self.phase_start[rows] = step
+        self.phase_best[rows] = torch.inf
+        self.last_improved[rows] = step
+
+
+@dataclass(frozen=True)
+class ConvergenceRule:
+    """When an image's phase has converged: once it has run ``min_steps``, when its loss ``Z``
+    has not improved by a relative ``rel_tol`` for ``patience`` steps (``final_patience`` in the
+    final phase; ``None``: ``patience``), or, in a coarse phase, when the phase has used its share
+    of the budget: ``max_steps_per_level`` steps when given, else ``phase_share`` of the run's
+    ``max_steps`` (30 of 1000 steps, 6 of 200: a short run is not mostly coarse; without a step
+    budget a coarse phase runs until it converges, the paper's rule)."""
+
+    rel_tol: float = 1e-3
+    patience: int = 10
+    min_steps: int = 5
+    max_steps_per_level: int | None = None
+    final_patience: int | None = 200
+    phase_share: float = 0.03
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rel_tol < 1:
+            raise ArgumentError(
+                f"rel_tol must be in [0, 1), got {self.rel_tol}", "PyramidSwitch.rel_tol"
+            )
+        if not 0 < self.phase_share < 1:
+            raise ArgumentError(
+                f"phase_share is a share of the step budget, in (0, 1); got {self.phase_share}",
+                "PyramidSwitch.phase_share",
+            )
+        cap = self.max_steps_per_level
+        if (
+            self.patience < 1
+            or self.min_steps < 0
+            or (self.final_patience or 1) < 1
+            or (cap is not None and cap < max(self.min_steps, 1))
+        ):
+            raise ArgumentError(
+                "need patience >= 1, final_patience >= 1, min_steps >= 0 and max_steps_per_level >= "
+                f"max(min_steps, 1); got patience={self.patience}, final_patience={self.final_patience}, "
+                f"min_steps={self.min_steps}, max_steps_per_level={cap}",
+                *(f"PyramidSwitch.{name}" for name in ("patience", "final_patience", "min_steps")),
+                "PyramidSwitch.max_steps_per_level",
+            )
+
+    def steps_per_level(self, max_steps: int) -> float:
+        """The step cap of each coarse phase for a run of ``max_steps`` (-1: unbounded)."""
+        if self.max_steps_per_level is not None:
+            return self.max_steps_per_level
+        if max_steps <= 0:
+            return float("inf")
+        return max(self.min_steps, 1, round(self.phase_share * max_steps))
+
+    def converged(
+        self, schedule: SwitchSchedule, loss: Tensor, step: int, max_steps: int
+    ) -> Tensor:
+        """Record each image's loss (N,) at ``step`` in ``schedule``'s bookkeeping and mark the
+        images whose final phase converged ``done``; returns the images whose coarse phase
+        converged (bool (N,)): those due a switch."""
+        s = schedule
+        improved = loss < s.phase_best * (1 - self.rel_tol)  # Z >= 0, and inf * x stays inf
+        s.last_improved[improved] = step
+        s.phase_best.copy_(torch.minimum(s.phase_best, loss))
+        age, final = step - s.phase_start, s.final
+        # The phase budget forces switches; the final phase runs until it stalls (or the run's
+        # step budget ends), so the baselines, which start there, get the whole budget too.
+        patience = torch.where(final, self.final_patience or self.patience, self.patience)
+        capped = (age >= self.steps_per_level(max_steps)) & ~final
+        converged = (age >= self.min_steps) & ((step - s.last_improved >= patience) | capped)
+        s.done |= converged & final
+        return converged & ~final
+
+
+@dataclass(frozen=True)
+class LearningRates:
+    """Each image's learning rate as a share of the optimiser's: ``coarse_lr`` in coarse phases;
+    in the final phase 1 (``lr_schedule: constant``) or, with ``cosine``, a cosine from 1 down to
+    1 % from the step the image's final phase began to the run's ``max_steps``.
+
+    Why per phase, not over the run: at a shallow layer of a trained network (CRAFT relu1_2)
+    what is left after a short run is the image's mean brightness, which the features barely
+    see and which Adam moves by about one learning rate a step, so the error at the end is set
+    by the sum of the final phase's rates (benchmarks/RESULTS.md, "Why relu1_2 loses").
+    """
+
+    lr_schedule: str = "cosine"
+    coarse_lr: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.coarse_lr <= 1:
+            raise ArgumentError(
+                f"coarse_lr is a share of the optimiser's learning rate, in (0, 1]; got {self.coarse_lr}",
+                "FeatureInversion.coarse_lr",
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ArgumentError(
+                f"unknown lr_schedule {self.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}",
+                "FeatureInversion.lr_schedule",
+            )
+
+    def scales(self, schedule: SwitchSchedule, step: int, max_steps: int) -> Tensor:
+        """The shares (N,) at optimiser step ``step`` of a run of ``max_steps`` (-1: unbounded)."""
+        final = schedule.final
+        ones = torch.ones(len(final), device=final.device)
+        coarse = torch.full_like(ones, self.coarse_lr)
+        if self.lr_schedule == "constant" or max_steps <= 0:
+            return torch.where(final, ones, coarse)
+        start = schedule.phase_start  # of the final phase, where the cosine counts
+        length = (max_steps - start).clamp(min=1).float()
+        progress = ((step - start).float() / length).clamp(0, 1)
+        cosine = 0.01 + 0.99 * 0.5 * (1 + torch.cos(torch.pi * progress))
+        return torch.where(final, cosine, coarse)

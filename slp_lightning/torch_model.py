@@ -1,0 +1,158 @@
+"""The inversion's maths as a plain ``nn.Module``: the image model, the losses and the evaluation,
+usable without Lightning (``lightning_model.FeatureInversion`` runs it in a Trainer).
+
+    inversion = Inversion(network, build_method("slp", settings), pyramid_levels=6, image_size=224)
+    inversion.set_targets(targets, inversion.features(targets), n_f=...)  # I_pre from the method
+    schedule = SwitchSchedule(len(targets), 6)
+    E, D, Z = inversion.losses(schedule.finest_on)
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+from torch import Tensor, nn
+
+from slp_lightning.errors import ArgumentError
+from slp_lightning.methods import InversionMethod
+from slp_lightning.metrics import NormalizedError, image_quality
+from slp_lightning.networks import FeatureNetwork
+from slp_lightning.objective import feature_distance, inversion_loss
+from slp_lightning.pyramid import LaplacianPyramid, check_pyramid_size
+
+
+class Inversion(nn.Module):
+    """Invert ``network``'s features of square ``image_size`` images with ``method`` and a
+    ``pyramid_levels``-level Laplacian pyramid. ``set_targets`` gives it the targets and creates
+    ``I_pre``, its only parameter; the frozen network's own parameters never train.
+
+    Attributes, once the targets are set: ``I_pre`` (N, C, S, S), ``targets`` (the same shape, or
+    ``None`` when only features are known), ``target_features`` f(I) (N, …) and ``n_f``, the
+    N_f that normalises the feature error.
+    """
+
+    def __init__(
+        self, network: FeatureNetwork, method: InversionMethod, pyramid_levels: int, image_size: int
+    ) -> None:
+        super().__init__()
+        check_pyramid_size(image_size, image_size, pyramid_levels)
+        self.network = network
+        self.method = method
+        self.pyramid = LaplacianPyramid(pyramid_levels)
+        self.image_size = image_size
+        self.feature_shape = self._feature_shape()
+        self.I_pre: nn.Parameter | None = None
+        self.n_f: float | None = None
+
+    @torch.no_grad()
+    def _feature_shape(self) -> tuple[int, ...]:
+        """The shape of one image's features; fails now, in a sentence, when the layer cannot
+        take images of ``image_size`` (a pooling layer would otherwise fail at the first step
+        with a bare RuntimeError)."""
+        size, network = self.image_size, self.network
+        try:
+            return tuple(
+                network(
+                    torch.zeros(1, network.in_channels, size, size, device=network.device)
+                ).shape[1:]
+            )
+        except (RuntimeError, AssertionError) as error:
+            raise ArgumentError(
+                f"{network.name} {network.layer} cannot take {size}x{size} px images "
+                f"({str(error).splitlines()[0]}); use another image_size (the network's own is "
+                f"{network.input_size})",
+                "FeatureInversion.image_size",
+            ) from None
+
+    def check_features(self, features: Tensor) -> None:
+        """Refuse features (M, …) of another shape than the network gives at its layer."""
+        if tuple(features.shape[1:]) != self.feature_shape:
+            network, size = self.network, self.image_size
+            raise ArgumentError(
+                f"the features are {tuple(features.shape[1:])} per target, but {network.name} "
+                f"{network.layer} gives {self.feature_shape} at {size}x{size} px: features of "
+                f"another network, layer or image_size",
+                "FeatureInversion.image_size",
+            )
+
+    def as_input(self, images: Tensor | None) -> Tensor | None:
+        """Images (M, 3, S, S) as the network takes them: grey (the mean of R, G and B) for a grey
+        network."""
+        if images is not None and self.network.in_channels == 1:
+            return images.mean(dim=1, keepdim=True)
+        return images
+
+    @torch.no_grad()
+    def features(self, images: Tensor) -> Tensor:
+        """f of (M, C, S, S) images, in float32 on the CPU, computed in batches of 16 on the
+        network's device."""
+        device = self.network.device
+        return torch.cat(
+            [self.network(batch.to(device)).float().cpu() for batch in images.split(16)]
+        )
+
+    def set_targets(
+        self, targets: Tensor | None, features: Tensor, I_pre: Tensor, n_f: float
+    ) -> None:
+        """Fix the problem: ``targets`` (N, C, S, S) in [0, 1] as the network takes them
+        (``as_input``; ``None``: only their ``features`` are known), their features f(I),
+        the start of ``I_pre`` and N_f."""
+        device = I_pre.device
+        # Targets and f(I) come from the data on every start; checkpoints need not carry them.
+        self.register_buffer(
+            "targets", None if targets is None else targets.to(device), persistent=False
+        )
+        self.register_buffer("target_features", features.float().to(device), persistent=False)
+        self.n_f = n_f
+        self.I_pre = nn.Parameter(I_pre)
+
+    def reconstruction(self) -> Tensor:
+        """``I_r``, the method's image of ``I_pre`` (by default ``σ(I_pre)``), (N, C, S, S) in
+        float32 whatever the precision around it."""
+        with full_precision(self.I_pre.device):
+            return self.method.image(self.I_pre.float())
+
+    def images(self, finest_on: Tensor) -> tuple[Tensor, Tensor]:
+        """``(I_r, I_in)``: ``I_in`` is ``I_r``'s pyramid recomposed with levels ``finest_on[n]``
+        to K of image n switched on."""
+        I_r = self.reconstruction()
+        with full_precision(I_r.device):
+            return I_r, self.pyramid.switched(I_r, finest_on)
+
+    def losses(self, finest_on: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(E, D, Z)`` per image (N,) for the current ``I_pre`` with levels ``finest_on`` on."""
+        I_r, I_in = self.images(finest_on)
+        features = self.network(I_in)
+        with full_precision(I_r.device):
+            E, D = inversion_loss(features.float(), self.target_features, I_r, I_in)
+            return E, D, self.method.loss(E, D, features.float(), self.target_features, I_r)
+
+    @torch.no_grad()
+    def evaluate(self, metric: NormalizedError | None = None) -> dict[str, Tensor]:
+        """Per image, on the current ``I_r``: ``feature_error = ‖f(I_r) − f(I)‖₂``,
+        ``relative_error`` (÷ ‖f(I)‖₂), ``normalized_error`` (÷ N_f), and with targets ``psnr``,
+        ``ssim`` and ``hf_ratio``.
+
+        ``metric``, when given, is updated with the same features (its ``compute()`` then gives
+        the mean over every process's images).
+        """
+        I_r = self.reconstruction()
+        features = self.network(I_r).float()
+        if metric is not None:
+            metric.update(features, self.target_features)
+        error = feature_distance(features, self.target_features)
+        reference = self.target_features.flatten(1).norm(dim=1)
+        return {
+            "feature_error": error,
+            "relative_error": error / reference,
+            "normalized_error": error / self.n_f,
+            **(image_quality(I_r, self.targets) if self.targets is not None else {}),
+        }
+
+
+def full_precision(device: torch.device) -> AbstractContextManager:
+    """Autocast off: the image model and the losses stay in float32 under mixed precision."""
+    if torch.is_autocast_enabled(device.type):
+        return torch.autocast(device.type, enabled=False)
+    return nullcontext()

@@ -6,7 +6,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
-from torch import nn
+from torch import Tensor, nn
 
 from slp_lightning import semantic
 from slp_lightning.errors import ArgumentError
@@ -81,13 +81,9 @@ class SemanticScore(Callback):
         evaluator = self._evaluators[key]
         return None if evaluator.weights == RANDOM else evaluator
 
-    def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict | None:
-        """Score every process's final ``I_r``, once per run (every process must call: the
-        scores are gathered); on the first process, ``semantic.as_results`` of every image, else
-        ``None``. The ``OutputWriter`` calls it to put the scores in ``results.json``."""
-        if self._measured:
-            return self.results
-        self._measured = True
+    def scores(self, pl_module: pl.LightningModule) -> dict[str, Tensor] | None:
+        """``semantic.evaluate``'s scores of every process's current ``I_r``, in target order
+        (every process must call: they are gathered); ``None`` without a classifier or targets."""
         inversion = pl_module.inversion
         evaluator = self.evaluator(inversion.network)
         if evaluator is None or inversion.targets is None:
@@ -95,8 +91,18 @@ class SemanticScore(Callback):
         evaluator.to(pl_module.device)
         I_r = inversion.reconstruction().detach()
         scores = semantic.evaluate(evaluator, inversion.targets, I_r, batch_size=self.batch_size)
-        scores = {key: pl_module.gather(value) for key, value in scores.items()}
-        self.results = semantic.as_results(evaluator, scores) if trainer.is_global_zero else None
+        return {key: pl_module.gather(value) for key, value in scores.items()}
+
+    def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict | None:
+        """Score every process's final ``I_r``, once per run (every process must call: the
+        scores are gathered); on the first process, ``semantic.as_results`` of every image, else
+        ``None``. The ``OutputWriter`` calls it to put the scores in ``results.json``."""
+        if self._measured:
+            return self.results
+        self._measured = True
+        scores = self.scores(pl_module)
+        if scores is not None and trainer.is_global_zero:
+            self.results = semantic.as_results(self.evaluator(pl_module.inversion.network), scores)
         return self.results
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

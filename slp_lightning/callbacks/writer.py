@@ -7,15 +7,20 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.loggers import TensorBoardLogger
 from torch import Tensor
 
+from slp_lightning.callbacks.board import log_curves, log_hparams, tensorboard
 from slp_lightning.callbacks.semantic_score import SemanticScore
 from slp_lightning.callbacks.switch import SwitchListener
+from slp_lightning.errors import ArgumentError
 from slp_lightning.exits import stopping_signal
 from slp_lightning.features import TARGET_FEATURES, write_features
 from slp_lightning.metrics import NormalizedError
 from slp_lightning.outputs import RECONSTRUCTIONS, report, write_png, write_results, write_sheet
+
+
+def _scorer(trainer: pl.Trainer) -> SemanticScore | None:
+    return next((c for c in trainer.callbacks if isinstance(c, SemanticScore)), None)
 
 
 def output_writer(trainer: pl.Trainer, needed_by: str) -> OutputWriter:
@@ -30,8 +35,12 @@ class OutputWriter(SwitchListener):
     """Write what a run produces, under the logger's run directory (by the first process).
 
     TensorBoard: the targets once; ``I_r`` and ``I_in`` at every level switch and every
-    ``image_every_n_steps``. Files: ``reconstructions/<stem>_level<k>.png`` when an image's phase
-    k ends, ``reconstructions/<stem>.png`` and ``sheet.png`` at the end, and ``results.json``
+    ``image_every_n_steps``; the quality curves (``board.CURVES``: the normalised error of ``I_r``,
+    PSNR and SSIM against the target, an evaluation classifier's scores), the mean and each
+    image's, at every switch, every ``metrics_every_n_steps`` and at the end; the run's row of
+    the HParams table (its settings and final means) at the end. Files:
+    ``reconstructions/<stem>_level<k>.png`` when an image's phase k ends,
+    ``reconstructions/<stem>.png`` and ``sheet.png`` at the end, and ``results.json``
     (``outputs.file_stem``: the name, made a safe and unique file name when it is not one).
     The files are also written when the run stops on an error or Ctrl-C, with what was reached
     (with several processes, each then writes its own images and ``results_rank<r>.json``).
@@ -40,27 +49,32 @@ class OutputWriter(SwitchListener):
         image_every_n_steps: how often ``I_r`` and ``I_in`` go to TensorBoard between switches.
         save_target_features: also write ``target_features.pt`` at the start: the targets'
             features, name → tensor, which ``--data.features`` inverts without the images.
+        metrics_every_n_steps: how often the quality curves go to TensorBoard between switches
+            (``None``: as often as the images).
     """
 
-    def __init__(self, image_every_n_steps: int = 100, save_target_features: bool = False) -> None:
-        if image_every_n_steps < 1:
-            raise ValueError(f"image_every_n_steps must be >= 1, got {image_every_n_steps}")
+    def __init__(
+        self,
+        image_every_n_steps: int = 100,
+        save_target_features: bool = False,
+        metrics_every_n_steps: int | None = None,
+    ) -> None:
+        for name, every in [
+            ("image_every_n_steps", image_every_n_steps),
+            ("metrics_every_n_steps", metrics_every_n_steps),
+        ]:
+            if every is not None and every < 1:
+                raise ArgumentError(f"{name} must be >= 1, got {every}", f"OutputWriter.{name}")
         self.image_every_n_steps = image_every_n_steps
+        self.metrics_every_n_steps = metrics_every_n_steps or image_every_n_steps
         self.save_target_features = save_target_features
         self._finest_on: Tensor | None = None
-        self._images_step = -1  # the last step whose images went to TensorBoard
+        self._images_step = self._curves_step = -1  # the last steps logged to TensorBoard
         self.run_dir: Path | None = None
         #: what ``results.json`` holds, once the run has ended (on the first process; after an
         #: exception, on every process, what it wrote: see ``results_file``)
         self.results: dict | None = None
         self.results_file: Path | None = None
-
-    @staticmethod
-    def _tensorboard(trainer: pl.Trainer):  # noqa: ANN205
-        for logger in trainer.loggers:
-            if isinstance(logger, TensorBoardLogger):
-                return logger.experiment
-        return None
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # trainer.log_dir is a collective: read it once, here, on every process.
@@ -71,8 +85,8 @@ class OutputWriter(SwitchListener):
         features = (
             pl_module.gather(inversion.target_features) if self.save_target_features else None
         )
-        board = self._tensorboard(trainer)
-        if trainer.is_global_zero and board is not None:
+        board = tensorboard(trainer)
+        if board is not None:
             if targets is not None:
                 board.add_images("targets", targets, 0)
             board.add_text("weights", inversion.network.weights, 0)
@@ -88,6 +102,7 @@ class OutputWriter(SwitchListener):
         )
         self._finest_on = finest_on.clone()
         I_r = self._log_images(trainer, pl_module)
+        self._log_curves(trainer, pl_module)
         if trainer.is_global_zero:
             for row in torch.nonzero(ended_levels).flatten().tolist():
                 write_png(I_r[row], self.run_dir, pl_module.names[row], int(ended_levels[row]))
@@ -96,19 +111,29 @@ class OutputWriter(SwitchListener):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
         batch_idx: int,
     ) -> None:  # fmt: skip
-        if (
-            trainer.global_step % self.image_every_n_steps == 0
-            and self._images_step != trainer.global_step
-        ):
+        step = trainer.global_step
+        if step % self.image_every_n_steps == 0 and self._images_step != step:
             self._log_images(trainer, pl_module)
+        if step % self.metrics_every_n_steps == 0 and self._curves_step != step:
+            self._log_curves(trainer, pl_module)
+
+    def _log_curves(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Every process's quality measures to TensorBoard (a collective)."""
+        self._curves_step = trainer.global_step
+        measures = {k: pl_module.gather(v) for k, v in pl_module.inversion.evaluate().items()}
+        scorer = _scorer(trainer)
+        measures |= (scorer.scores(pl_module) or {}) if scorer is not None else {}
+        board = tensorboard(trainer)
+        if board is not None:
+            log_curves(board, trainer.global_step, pl_module.names, measures)
 
     def _log_images(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> Tensor:
         """Every process's ``I_r`` and ``I_in`` to TensorBoard (a collective); returns ``I_r``."""
         images = pl_module.inversion.images(pl_module.schedule.finest_on)
         I_r, I_in = (pl_module.gather(x.detach()) for x in images)
         self._images_step = trainer.global_step
-        board = self._tensorboard(trainer)
-        if trainer.is_global_zero and board is not None:
+        board = tensorboard(trainer)
+        if board is not None:
             board.add_images("I_r", I_r, trainer.global_step)
             board.add_images("I_in", I_in, trainer.global_step)
         return I_r
@@ -133,7 +158,7 @@ class OutputWriter(SwitchListener):
         targets = None if inversion.targets is None else gather(inversion.targets)
         switch_steps = gather(schedule.switch_steps)
         mean_normalized_error = metric.compute().item()  # a collective: every process's images
-        scorer = next((c for c in trainer.callbacks if isinstance(c, SemanticScore)), None)
+        scorer = _scorer(trainer)
         scores = scorer.measure(trainer, pl_module) if scorer is not None else None  # a collective
         if trainer.is_global_zero:
             self._write_pngs(I_r, pl_module.names, levels)
@@ -143,6 +168,16 @@ class OutputWriter(SwitchListener):
                 self.results_file, pl_module.settings(), inversion.n_f, pl_module.names, errors, levels,
                 switch_steps, trainer.global_step, "finished", mean_normalized_error, scores,
             )  # fmt: skip
+        if self._curves_step != trainer.global_step:
+            self._log_curves(trainer, pl_module)  # their last points (a collective)
+        board = tensorboard(trainer)
+        if board is not None:
+            settings = {
+                **pl_module.settings(),
+                "max_steps": trainer.max_steps,
+                "precision": str(trainer.precision),
+            }
+            log_hparams(board, settings, self.results, trainer.global_step)
 
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException

@@ -1,0 +1,52 @@
+"""What a run shows in TensorBoard, read back with TensorBoard's own reader."""
+
+from pathlib import Path
+
+import lightning.pytorch as pl
+from lightning.pytorch.loggers import TensorBoardLogger
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from slp_lightning import FeatureInversion, OutputWriter, PyramidSwitch, TargetImages
+
+
+def read_events(folder: Path) -> EventAccumulator:
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    events.Reload()
+    return events
+
+
+def hparams_of(events: EventAccumulator) -> tuple[dict, list[str]]:
+    """The run's HParams row: its settings, and the tags of its metrics."""
+    content = events.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"])
+    settings = {k: v.ListFields()[0][1] for k, v in start.session_start_info.hparams.items()}
+    return settings, [m.name.tag for m in experiment.experiment.metric_infos]
+
+
+def test_a_run_logs_quality_curves_per_image_and_its_hparams_row(tmp_path: Path, photos: Path) -> None:
+    pl.seed_everything(0, verbose=False)
+    model = FeatureInversion(layer="conv2", weights="random", pyramid_levels=3, image_size=64)
+    logger = TensorBoardLogger(tmp_path, name="run", default_hp_metric=False)
+    switch = PyramidSwitch(min_steps=2, patience=100, max_steps_per_level=4)
+    trainer = pl.Trainer(max_steps=12, callbacks=[switch, OutputWriter(metrics_every_n_steps=5)], logger=logger,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(model, TargetImages(str(photos), image_size=64))
+    events = read_events(logger.log_dir)
+    tags = set(events.Tags()["scalars"])
+    for tag in ("error/normalized", "image/psnr", "image/ssim"):
+        assert {tag, f"{tag}/astronaut", f"{tag}/coffee"} <= tags
+    assert "hp_metric" not in tags
+    # Both switches (steps 4 and 8), the cadence (step 10) and the end (12).
+    steps = [e.step for e in events.Scalars("error/normalized/coffee")]
+    assert steps == [4, 5, 8, 10, 12]
+    final = events.Scalars("final/normalized_error")[-1].value
+    results = trainer.callbacks[1].results
+    assert abs(final - results["mean_normalized_error"]) < 1e-6
+    coffee = next(image for image in results["images"] if image["name"] == "coffee")
+    assert abs(events.Scalars("error/normalized/coffee")[-1].value - coffee["normalized_error"]) < 1e-6
+    settings, metrics = hparams_of(events)
+    assert settings["method"] == "slp" and settings["layer"] == "conv2" and settings["pyramid_levels"] == 3
+    assert settings["image_size"] == 64 and settings["max_steps"] == 12 and "precision" in settings
+    assert sorted(metrics) == ["final/normalized_error", "final/psnr", "final/ssim"]

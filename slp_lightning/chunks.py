@@ -7,10 +7,9 @@ TensorBoard) under the dataset's run directory; each finished chunk appends one 
 (after each chunk of a one-process run; at the end with several). Resuming the directory skips
 finished chunks and resumes an unfinished one from its ``last.ckpt``.
 
-With several devices the chunks are dealt out: every process takes the next chunk no process has
-claimed yet (``.claims/``, in the run directory: several nodes need it on a shared file system)
-and inverts it alone on its device, so that every device stays busy to the end. N_f is measured
-once, on the first chunk, so that errors compare across the dataset.
+With several devices the chunks are dealt out (``dealing``): every process takes the next chunk
+no process has claimed yet and inverts it alone on its device, so that every device stays busy to
+the end. N_f is measured once, on the first chunk, so that errors compare across the dataset.
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import gc
 import json
 import math
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,14 +30,14 @@ from torch import Tensor
 from slp_lightning import semantic
 from slp_lightning.callbacks import output_writer
 from slp_lightning.data import TargetImages
-from slp_lightning.distributed import Workers, sole_writer
+from slp_lightning.dealing import Workers, deal
+from slp_lightning.errors import ArgumentError
 from slp_lightning.inversion import FeatureInversion
 from slp_lightning.outputs import measured
 from slp_lightning.resume import read_checkpoint
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
-CLAIMS = ".claims"
 PLAN = "chunks.json"  # the chunk size a chunked run was started with: its resume needs the same
 # ``chunk_size: auto`` takes at most this share of the device's memory, and at most
 # ``MAX_AUTO_CHUNK`` targets: a chunk is also the unit of progress, resume and dealing to devices.
@@ -120,9 +118,10 @@ def planned_chunk_size(run_dir: Path, chunk_size: int | str | None) -> int:
         )
     planned = json.loads(plan.read_text())["chunk_size"]
     if chunk_size not in (planned, "auto"):
-        raise ValueError(
-            f"{run_dir} was chunked by {planned}, not {chunk_size}: give --data.chunk_size {planned} "
-            f"(or auto) to resume it"
+        raise ArgumentError(
+            f"{run_dir} was chunked by {planned}, not {chunk_size}: give chunk_size {planned} "
+            f"(or auto) to resume it",
+            "TargetImages.chunk_size",
         )
     return planned
 
@@ -172,19 +171,6 @@ def _append(run_dir: Path, line: dict) -> None:
         os.close(descriptor)
 
 
-def claim(run_dir: Path, workers: Workers, index: int) -> bool:
-    """Whether this process takes chunk ``index``: the first to create its claim file does."""
-    if workers.world == 1:
-        return True
-    claims = run_dir / CLAIMS / workers.session
-    claims.mkdir(parents=True, exist_ok=True)
-    try:
-        (claims / chunk_name(index)).open("x").close()
-    except FileExistsError:
-        return False
-    return True
-
-
 def _first_chunk_n_f(
     model: FeatureInversion, data: TargetImages, size: int, device: torch.device
 ) -> float:
@@ -199,67 +185,58 @@ def _first_chunk_n_f(
 def run(
     model: FeatureInversion,
     data: TargetImages,
+    chunk_size: int,
     trainer_for: Callable[[TensorBoardLogger], Trainer],
     run_dir: Path,
     workers: Workers = Workers(),  # noqa: B008 - frozen: one process, no collectives
 ) -> dict:
-    """Invert every target of ``data`` in chunks of ``data.chunk_size``, with ``model``'s
-    settings and a Trainer from ``trainer_for(logger)`` per chunk (it needs an
-    ``OutputWriter``; with several ``workers``, a one-device Trainer on this worker's device);
-    skips the chunks ``run_dir/results.jsonl`` already holds. Returns the summary (on rank 0;
-    ``{}`` on the others, which write only their chunks' folders and lines)."""
+    """Invert every target of ``data`` in chunks of ``chunk_size``, with ``model``'s settings
+    and a Trainer from ``trainer_for(logger)`` per chunk (it needs an ``OutputWriter``; with
+    several ``workers``, a one-device Trainer on this worker's device); skips the chunks
+    ``run_dir/results.jsonl`` already holds. Returns the summary (on rank 0; ``{}`` on the
+    others, which write only their chunks' folders and lines)."""
     names = data.target_names()
-    # ``auto`` (TargetImages' default) when called from Python; the command line resolved it.
-    size = (
-        data.chunk_size
-        if isinstance(data.chunk_size, int)
-        else auto_chunk_size(model, workers.device)
-    )
-    count = math.ceil(len(names) / size)
+    count = math.ceil(len(names) / chunk_size)
     done = finished_chunks(run_dir)
     if done:
         rank_zero_info(f"resuming {run_dir}: {len(done)} of {count} chunks finished, skipped")
     if workers.rank == 0 and not (run_dir / PLAN).exists():
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / PLAN).write_text(json.dumps({"chunk_size": size, "targets": len(names)}) + "\n")
+        (run_dir / PLAN).write_text(
+            json.dumps({"chunk_size": chunk_size, "targets": len(names)}) + "\n"
+        )
     n_f = model.hparams.n_f or next((line["N_f"] for _, line in sorted(done.items())), None)
     if n_f is None:
         n_f = workers.broadcast(
-            _first_chunk_n_f(model, data, size, workers.device) if workers.rank == 0 else None
+            _first_chunk_n_f(model, data, chunk_size, workers.device) if workers.rank == 0 else None
         )
     where = f" on process {workers.rank}" if workers.world > 1 else ""
-    for index in range(count):
-        if index in done or not claim(run_dir, workers, index):
-            continue
-        rows = range(index * size, min((index + 1) * size, len(names)))
+
+    def work(name: str) -> None:
+        index = int(name.removeprefix("chunk_"))
+        rows = range(index * chunk_size, min((index + 1) * chunk_size, len(names)))
         chunk = data.chunk(rows)
-        trainer = trainer_for(
-            TensorBoardLogger(run_dir.parent, name=run_dir.name, version=chunk_name(index))
-        )
+        trainer = trainer_for(TensorBoardLogger(run_dir.parent, name=run_dir.name, version=name))
         writer = output_writer(trainer, "a chunked run's Trainers")
-        last = run_dir / chunk_name(index) / "checkpoints" / "last.ckpt"
-        with sole_writer():
-            if last.exists():
-                read_checkpoint(
-                    last
-                )  # refuse a file that needs pickle in a sentence, not a traceback
-            trainer.fit(model.with_settings(n_f=n_f), datamodule=chunk, ckpt_path=last if last.exists() else None,
-                        weights_only=True)  # fmt: skip
-            if trainer.is_global_zero:
-                results = writer.results
-                _append(run_dir, {"chunk": index, "steps": results["steps"], "N_f": results["N_f"],
-                                  "images": results["images"]})  # fmt: skip
-                if workers.world == 1:  # alone, it may read the file while the run goes on
-                    summarize(run_dir, len(names))
-                images = f"{len(rows)} image{'s' if len(rows) != 1 else ''}"
-                rank_zero_info(
-                    f"chunk {index + 1}/{count} done{where}, {images}{measured(results)}"
-                )
+        last = run_dir / name / "checkpoints" / "last.ckpt"
+        if last.exists():
+            read_checkpoint(last)  # refuse a file that needs pickle in a sentence, not a traceback
+        trainer.fit(model.with_settings(n_f=n_f), datamodule=chunk, ckpt_path=last if last.exists() else None,
+                    weights_only=True)  # fmt: skip
+        if trainer.is_global_zero:
+            results = writer.results
+            _append(run_dir, {"chunk": index, "steps": results["steps"], "N_f": results["N_f"],
+                              "images": results["images"]})  # fmt: skip
+            if workers.world == 1:  # alone, it may read the file while the run goes on
+                summarize(run_dir, len(names))
+            images = f"{len(rows)} image{'s' if len(rows) != 1 else ''}"
+            rank_zero_info(f"chunk {index + 1}/{count} done{where}, {images}{measured(results)}")
         # The chunk's Trainer, module and callbacks refer to each other: free them now, not at
         # some later cycle collection, or several chunks' tensors pile up (1.41× the memory at 224 px).
         del trainer, writer, chunk
         gc.collect()
-    workers.barrier()
+
+    deal(run_dir, workers, [chunk_name(index) for index in range(count) if index not in done], work)
     if workers.rank != 0:
         return {}
     # In chunk order, whichever process finished first: the file a one-process run writes.
@@ -267,5 +244,4 @@ def run(
     (run_dir / RESULTS).write_text(
         "".join(json.dumps(lines[index]) + "\n" for index in sorted(lines))
     )
-    shutil.rmtree(run_dir / CLAIMS, ignore_errors=True)
     return summarize(run_dir, len(names))

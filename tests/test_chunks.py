@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from slp_lightning import chunks
-from slp_lightning.chunks import RESULTS, SUMMARY, claim
+from slp_lightning.chunks import RESULTS, SUMMARY
 from slp_lightning.cli import command, main
 from slp_lightning.data import TargetImages
-from slp_lightning.distributed import Workers
+from slp_lightning.dealing import Workers, claim
 from slp_lightning.inversion import FeatureInversion
 
 from helpers import tiny_args
@@ -155,8 +155,9 @@ def test_the_default_chunk_size_chunks_what_does_not_fit(
 
 def test_each_chunk_is_claimed_once_per_launch(tmp_path: Path) -> None:
     first = [Workers(rank=rank, world=2, session="a") for rank in (0, 1)]
-    taken = [[index for index in range(4) if claim(tmp_path, worker, index)] for worker in first]
-    assert taken == [[0, 1, 2, 3], []]  # the first to ask takes it; nobody takes one twice
+    names = [chunks.chunk_name(index) for index in range(4)]
+    taken = [[name for name in names if claim(tmp_path, worker, name)] for worker in first]
+    assert taken == [names, []]  # the first to ask takes it; nobody takes one twice
     # A resumed run is a new launch: the stopped one's claims do not hold it back.
-    assert claim(tmp_path, Workers(rank=1, world=2, session="b"), 2)
-    assert claim(tmp_path, Workers(), 0)  # one process claims nothing
+    assert claim(tmp_path, Workers(rank=1, world=2, session="b"), names[2])
+    assert claim(tmp_path, Workers(), names[0])  # one process claims nothing

@@ -16,11 +16,12 @@ from torch import nn
 
 from slp_lightning import FeatureInversion
 from slp_lightning.chunks import target_bytes
-from slp_lightning.cli import command, folder_name, main
+from slp_lightning.cli import command, main
 from slp_lightning.data import load_image
 from slp_lightning.networks import build_feature_network, layer_listing
 from slp_lightning.networks.module_network import digest
 from slp_lightning.networks.shipped import shipped_file
+from slp_lightning.run_folders import folder_name
 
 from helpers import short_inversion, tiny_args
 

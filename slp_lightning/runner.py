@@ -26,7 +26,8 @@ from slp_lightning.data import TargetImages
 from slp_lightning.dealing import Workers, first_device, launch_workers
 from slp_lightning.errors import ArgumentError
 from slp_lightning.inversion import FeatureInversion
-from slp_lightning.outputs import remove_unstarted_run, report, write_summary
+from slp_lightning.outputs import remove_unstarted_run, write_summary
+from slp_lightning.reports import chunks_report, sweep_report, trainer_report
 from slp_lightning.resume import finished
 from slp_lightning.run_folders import claim_run_dir, folder_name, logger_for
 from slp_lightning.sweep import Sweep
@@ -56,15 +57,7 @@ def _is_dir(path: str | Path | None) -> bool:
     return path is not None and Path(path).is_dir()
 
 
-def _print_report(trainer: Trainer | None) -> str | None:
-    """Print what ``trainer``'s run produced (``OutputWriter.report``) on its first process, once
-    its results are written (also after Ctrl-C, SIGTERM or an error); returns the lines."""
-    writer = (
-        next((c for c in trainer.callbacks if isinstance(c, OutputWriter)), None)
-        if trainer
-        else None
-    )
-    lines = writer.report() if writer is not None and trainer.is_global_zero else None
+def _show(lines: str | None) -> str | None:
     if lines:
         print(lines, flush=True)
     return lines
@@ -184,9 +177,9 @@ class Runner:
         except BaseException:
             if run_dir is not None:
                 remove_unstarted_run(run_dir)
-            _print_report(trainer)  # what was reached (Ctrl-C, SIGTERM, an error)
+            _show(trainer_report(trainer))  # what was reached (Ctrl-C, SIGTERM, an error)
             raise
-        lines = _print_report(trainer)
+        lines = _show(trainer_report(trainer))
         writer = next(c for c in trainer.callbacks if isinstance(c, OutputWriter))
         return Outcome("run", run_dir, writer.results, lines)
 
@@ -198,10 +191,8 @@ class Runner:
         try:
             return workers, *run(workers)
         except BaseException:
-            if (
-                workers.rank == 0
-            ):  # every worker's piece is a one-process run: only the first reports
-                _print_report(self._trainer)
+            if workers.rank == 0:  # each worker's piece is a one-process run: one report
+                _show(trainer_report(self._trainer))
             raise
 
     def _sweep(self, model: FeatureInversion, data: LightningDataModule) -> Outcome:
@@ -221,17 +212,7 @@ class Runner:
         workers, run_dir, rows = self._dealt(run)
         if workers.rank != 0:
             return Outcome("sweep", run_dir, [], None)
-        csv, table, plot = write_summary(rows, run_dir)
-        best = min(rows, key=lambda row: row["mean_normalized_error"])
-        files = {
-            "summary": f"{table} (and {csv.name}, {plot.name})",
-            "jobs": f"{run_dir} (a folder per job: reconstructions, sheet.png, results.json each)",
-        }
-        headline = (
-            f"sweep of {len(rows)} job{'s' if len(rows) != 1 else ''}, the best {best['job']}"
-        )
-        lines = report(headline, best, files, run_dir)
-        print(lines, flush=True)
+        lines = _show(sweep_report(rows, run_dir, write_summary(rows, run_dir)))
         return Outcome("sweep", run_dir, rows, lines)
 
     def _chunks(
@@ -250,16 +231,5 @@ class Runner:
         workers, run_dir, summary = self._dealt(run)
         if workers.rank != 0:
             return Outcome("chunks", run_dir, {}, None)
-        names = [chunks.chunk_name(index) for index in sorted(chunks.finished_chunks(run_dir))]
-        span = " … ".join(dict.fromkeys(names[:1] + names[-1:]))  # chunk_0000 … chunk_0041
-        files = {
-            "summary": run_dir / chunks.SUMMARY,
-            "results": run_dir / chunks.RESULTS,
-            "chunks": f"{run_dir} ({span}: reconstructions, sheet.png, results.json each)",
-        }
-        headline = (
-            f"{summary['images']} images in {len(names)} chunk{'s' if len(names) != 1 else ''}"
-        )
-        lines = report(headline, summary, files, run_dir)
-        print(lines, flush=True)
+        lines = _show(chunks_report(summary, run_dir))
         return Outcome("chunks", run_dir, summary, lines)

@@ -20,7 +20,7 @@ from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 
-from slp_lightning import chunks
+from slp_lightning import chunk_sizes, chunks
 from slp_lightning.callbacks import OutputWriter
 from slp_lightning.data import TargetImages
 from slp_lightning.dealing import Workers, first_device, launch_workers
@@ -110,7 +110,7 @@ class Runner:
         self, model: FeatureInversion, data: LightningDataModule, ckpt_path: str | None
     ) -> int | None:
         """``data.chunk_size`` resolved: a resumed chunked run's own; ``auto``: sized for the
-        device (``chunks.auto_chunk_size``), and no chunks for a sweep or a resumed single run."""
+        device (``chunk_sizes.auto_chunk_size``), and no chunks for a sweep or a resumed single run."""
         if not isinstance(data, TargetImages):
             return None
         if _is_dir(ckpt_path):
@@ -119,7 +119,7 @@ class Runner:
             if self.sweep or ckpt_path:
                 return None
             accelerator, devices, _ = self.trainers.processes
-            return chunks.auto_chunk_size(model, first_device(accelerator, devices))
+            return chunk_sizes.auto_chunk_size(model, first_device(accelerator, devices))
         if ckpt_path and data.chunked():
             raise ValueError(f"{ckpt_path} is a checkpoint file: a chunked run resumes from its folder, "
                              f"e.g. logs/<network>_<layer>_chunks/version_0")  # fmt: skip

@@ -125,10 +125,13 @@ def print_layers(model: Any) -> None:
     print("\n".join(f"{name:<{width}}  {shape}" for name, shape in rows))
 
 
-def main(args: list[str] | None = None) -> InversionCLI:
+def main(args: list[str] | None = None, exit_on_error: bool = True) -> InversionCLI:
     """Run the CLI; ``args`` lets tests call it in-process (``None`` reads ``sys.argv``).
     Errors are raised, as from any Python function; ``command`` is the command line's. Lightning's
-    messages that cannot apply are silenced (``quiet``) for the run, unless ``--verbose``."""
+    messages that cannot apply are silenced (``quiet``) for the run, unless ``--verbose``. A bad
+    option prints the usage and exits, as argparse does, unless not ``exit_on_error``: then it
+    raises ``argparse.ArgumentError``."""
+    exits = {"exit_on_error": exit_on_error}
     with quiet.restored():
         return InversionCLI(
             FeatureInversion,
@@ -136,7 +139,7 @@ def main(args: list[str] | None = None) -> InversionCLI:
             seed_everything_default=0,
             save_config_callback=None,  # the runner saves it, into the folder it claims
             auto_configure_optimizers=False,
-            parser_kwargs={"prog": _program()},
+            parser_kwargs={"prog": _program(), **exits, "fit": exits},
             args=args,
         )
 
@@ -170,11 +173,12 @@ def run(config: str | Path | dict | None = None, *flags: str, **groups: Any) -> 
     section of the config (``trainer={"max_steps": 200}``, ``ckpt_path="..."``); later ones win.
     Prints what the command line prints, and returns it with the results (``runner.Outcome``):
     one run's ``results.json``, a sweep's ``summary.csv`` rows, a chunked run's summary. Errors
-    are raised, naming Python arguments (``errors.ArgumentError``)."""
+    are raised: a bad option as ``argparse.ArgumentError``, a bad value naming Python arguments
+    (``errors.ArgumentError``)."""
     args = ["fit"]
     if config is not None:
         args += ["--config", json.dumps(config) if isinstance(config, dict) else str(config)]
     args += flags
     if groups:
         args += ["--config", json.dumps(groups, default=str)]
-    return main(args).outcome
+    return main(args, exit_on_error=False).outcome

@@ -1,5 +1,6 @@
 """The runner from Python (runner.py, ``slp_lightning.run``): what the command line does, in one call."""
 
+import argparse
 import json
 from pathlib import Path
 
@@ -34,3 +35,5 @@ def test_run_from_python_takes_what_the_command_line_takes(tmp_path: Path, photo
     assert outcomes[1].run_dir.name == "version_1"  # the next call claims a folder of its own
     with pytest.raises(ArgumentError, match=r"^max_steps must be a number of steps >= 1"):
         slp_lightning.run({"model": tiny, "trainer": {**quiet, "max_steps": 0}})
+    with pytest.raises(argparse.ArgumentError, match="does not accept option 'model.layers'"):
+        slp_lightning.run("alexnet_conv5", model={"layers": "conv2"})  # raised, not an exit

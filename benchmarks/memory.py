@@ -2,7 +2,7 @@
 that sizes ``--data.chunk_size auto`` against what a run really takes (issue: data at scale).
 
     python benchmarks/memory.py --quick      # 16 and 256 images, chunks of 16, 64 px: a few minutes on 2 cores
-    python benchmarks/memory.py --estimate   # chunks.target_bytes against measured memory per target
+    python benchmarks/memory.py --estimate   # chunk_sizes.target_bytes against measured memory per target
 
 Each run is a fresh process (``python -m slp_lightning fit``) on a folder of N photographs
 (scikit-image's, repeated), whose peak resident memory it reports. Bounded memory means the
@@ -60,7 +60,7 @@ def chunked(args: argparse.Namespace) -> None:
 
 
 def estimate() -> None:
-    from slp_lightning.chunks import target_bytes
+    from slp_lightning.chunk_sizes import target_bytes
     from slp_lightning.lightning_model import FeatureInversion
 
     print(

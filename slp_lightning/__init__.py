@@ -18,6 +18,7 @@ _EXPORTS = {
     "PyramidSwitch": "slp_lightning.callbacks",
     "SemanticScore": "slp_lightning.callbacks",
     "TargetImages": "slp_lightning.data",
+    "run": "slp_lightning.cli",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -5,17 +5,18 @@ Each chunk is a run of its own (``chunk_0000/``: PNGs, ``results.json``, checkpo
 TensorBoard) under the dataset's run directory; each finished chunk appends one line to
 ``results.jsonl`` (its images' results), and ``summary.json`` holds the means over every image
 (after each chunk of a one-process run; at the end with several). Resuming the directory skips
-finished chunks and resumes an unfinished one from its ``last.ckpt``.
+finished chunks and resumes an unfinished one from its ``last.ckpt``; ``chunks.json`` holds the
+chunk size and the problem (settings, targets' names) the resume must match.
 
-With several devices the chunks are dealt out: every process takes the next chunk no process has
-claimed yet (``.claims/``, in the run directory: several nodes need it on a shared file system)
-and inverts it alone on its device, so that every device stays busy to the end. N_f is measured
-once, on the first chunk, so that errors compare across the dataset.
+With several devices the chunks are dealt out (``dealing``): every process takes the next chunk
+no process has claimed yet and inverts it alone on its device, so that every device stays busy to
+the end. N_f is measured once, on the first chunk, so that errors compare across the dataset.
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import math
 import os
@@ -26,87 +27,70 @@ from pathlib import Path
 import torch
 from lightning.pytorch import Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities import rank_zero_info
-from torch import Tensor
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from slp_lightning import semantic
 from slp_lightning.callbacks import output_writer
 from slp_lightning.data import TargetImages
-from slp_lightning.distributed import Workers, sole_writer
+from slp_lightning.dealing import Workers, deal
+from slp_lightning.errors import ArgumentError
 from slp_lightning.lightning_model import FeatureInversion
 from slp_lightning.outputs import measured
 from slp_lightning.resume import read_checkpoint
+from slp_lightning.run_folders import logger_for
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
-CLAIMS = ".claims"
-PLAN = "chunks.json"  # the chunk size a chunked run was started with: its resume needs the same
-# ``chunk_size: auto`` takes at most this share of the device's memory, and at most
-# ``MAX_AUTO_CHUNK`` targets: a chunk is also the unit of progress, resume and dealing to devices.
-MEMORY_SHARE = 0.5
-MAX_AUTO_CHUNK = 256
+PLAN = "chunks.json"  # the chunk size and problem a chunked run was started with: its resume needs the same
 
 
-def target_bytes(model: FeatureInversion) -> int:
-    """An estimate of the memory one target takes while it is inverted: the network's activations
-    for one image (kept for the backward pass, and about as much again for their gradients), the
-    image's own tensors (``I_pre``, its gradient, Adam's two moments, ``I_r``, ``I_in``, the
-    pyramid's levels, the target) and its features, in float32."""
-    network, size = model.network, model.image_size
-    images = torch.zeros(1, network.in_channels, size, size, device=network.device)
-    if any(isinstance(module, torch.jit.ScriptModule) for module in network.modules()):
-        activations, features = _saved_for_backward(network, images)
-    else:
-        activations, features = _leaf_outputs(network, images)
-    image = network.in_channels * size * size
-    return 4 * (2 * activations + (8 + 2 * model.hparams.pyramid_levels) * image + features.numel())
+def problem(model: FeatureInversion, names: list[str]) -> dict:
+    """What a chunked run's resume must match: the settings that define its problem, as a
+    checkpoint's fingerprint has them, and its targets (their number and a hash of their names;
+    the pixels are each chunk checkpoint's to check: a hash of them would read the dataset)."""
+    current = {
+        **model.settings(),
+        "targets": len(names),
+        "names": hashlib.sha256("\n".join(names).encode()).hexdigest()[:16],
+    }
+    return json.loads(json.dumps(current, default=str))  # as chunks.json gives it back
 
 
-def _leaf_outputs(network: torch.nn.Module, images: Tensor) -> tuple[int, Tensor]:
-    """The elements of every leaf module's output in ``network(images)``, and the features."""
-    activations: list[int] = []
-    leaves = [module for module in network.modules() if not list(module.children())]
-    hooks = [
-        leaf.register_forward_hook(lambda _m, _i, out: activations.append(out.numel()))
-        for leaf in leaves
+def _check_problem(run_dir: Path, saved: dict | None, current: dict) -> None:
+    """Refuse to resume ``run_dir`` for another problem than the one it was started with."""
+    if saved is None:
+        return  # a chunked run from before chunks.json held its problem
+    found = [
+        "the targets have other names" if key == "names"
+        else f"{key}: {saved.get(key)!r} (that run) vs {value!r} (this run)"
+        for key, value in current.items() if saved.get(key) != value
+    ]  # fmt: skip
+    if found:
+        raise ArgumentError(
+            f"cannot resume {run_dir}: it is a chunked run of another problem ({'; '.join(found)}); "
+            f"resume it with its settings and targets, or drop ckpt_path to start a new run",
+            "Runner.ckpt_path",
+        )
+
+
+def _lost_folders(run_dir: Path, done: dict[int, dict]) -> None:
+    """Say which finished chunks have lost their folders (their lines hold their results)."""
+    lost = [
+        chunk_name(index) for index in sorted(done) if not (run_dir / chunk_name(index)).is_dir()
     ]
-    try:
-        with torch.no_grad():
-            features = network(images)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return sum(activations), features
+    if lost:
+        rank_zero_warn(
+            f"{', '.join(lost)}: finished (in {RESULTS}), but the folder is gone from {run_dir}: "
+            f"the results are kept, the PNGs, sheet and checkpoints are lost; to run a chunk again, "
+            f"delete its line from {RESULTS}"
+        )
 
 
-def _saved_for_backward(network: torch.nn.Module, images: Tensor) -> tuple[int, Tensor]:
-    """The elements autograd saves for the backward of ``network(images)``, and the features: what
-    a TorchScript model's hidden leaves hold (forward hooks do not see inside compiled code)."""
-    saved = [0]
-
-    def pack(tensor: Tensor) -> Tensor:
-        saved[0] += tensor.numel()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        features = network(images.requires_grad_()).detach()
-    return saved[0], features
-
-
-def device_memory(device: torch.device) -> int:
-    """Bytes of memory ``device`` has (for the CPU, the machine's). The total, not what is free
-    now: every process of a run, and the run's resume, must arrive at the same chunk size."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).total_memory
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
-def auto_chunk_size(model: FeatureInversion, device: torch.device) -> int:
-    """The chunk size ``auto`` means on ``device``: as many targets as fit in ``MEMORY_SHARE`` of
-    its memory (``target_bytes`` each), at least 1 and at most ``MAX_AUTO_CHUNK``."""
-    return max(
-        1, min(MAX_AUTO_CHUNK, int(MEMORY_SHARE * device_memory(device) / target_bytes(model)))
-    )
+def _finished_results(chunk_dir: Path, step: int) -> dict | None:
+    """The ``results.json`` of a chunk whose run ended at ``step``, if it wrote one."""
+    path = chunk_dir / "results.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    return results if results.get("status") == "finished" and results.get("steps") == step else None
 
 
 def planned_chunk_size(run_dir: Path, chunk_size: int | str | None) -> int:
@@ -120,9 +104,10 @@ def planned_chunk_size(run_dir: Path, chunk_size: int | str | None) -> int:
         )
     planned = json.loads(plan.read_text())["chunk_size"]
     if chunk_size not in (planned, "auto"):
-        raise ValueError(
-            f"{run_dir} was chunked by {planned}, not {chunk_size}: give --data.chunk_size {planned} "
-            f"(or auto) to resume it"
+        raise ArgumentError(
+            f"{run_dir} was chunked by {planned}, not {chunk_size}: give chunk_size {planned} "
+            f"(or auto) to resume it",
+            "TargetImages.chunk_size",
         )
     return planned
 
@@ -172,19 +157,6 @@ def _append(run_dir: Path, line: dict) -> None:
         os.close(descriptor)
 
 
-def claim(run_dir: Path, workers: Workers, index: int) -> bool:
-    """Whether this process takes chunk ``index``: the first to create its claim file does."""
-    if workers.world == 1:
-        return True
-    claims = run_dir / CLAIMS / workers.session
-    claims.mkdir(parents=True, exist_ok=True)
-    try:
-        (claims / chunk_name(index)).open("x").close()
-    except FileExistsError:
-        return False
-    return True
-
-
 def _first_chunk_n_f(
     model: FeatureInversion, data: TargetImages, size: int, device: torch.device
 ) -> float:
@@ -199,67 +171,70 @@ def _first_chunk_n_f(
 def run(
     model: FeatureInversion,
     data: TargetImages,
+    chunk_size: int,
     trainer_for: Callable[[TensorBoardLogger], Trainer],
     run_dir: Path,
     workers: Workers = Workers(),  # noqa: B008 - frozen: one process, no collectives
 ) -> dict:
-    """Invert every target of ``data`` in chunks of ``data.chunk_size``, with ``model``'s
-    settings and a Trainer from ``trainer_for(logger)`` per chunk (it needs an
-    ``OutputWriter``; with several ``workers``, a one-device Trainer on this worker's device);
-    skips the chunks ``run_dir/results.jsonl`` already holds. Returns the summary (on rank 0;
-    ``{}`` on the others, which write only their chunks' folders and lines)."""
+    """Invert every target of ``data`` in chunks of ``chunk_size``, with ``model``'s settings
+    and a Trainer from ``trainer_for(logger)`` per chunk (it needs an ``OutputWriter``; with
+    several ``workers``, a one-device Trainer on this worker's device); skips the chunks
+    ``run_dir/results.jsonl`` already holds. Returns the summary (on rank 0; ``{}`` on the
+    others, which write only their chunks' folders and lines)."""
     names = data.target_names()
-    # ``auto`` (TargetImages' default) when called from Python; the command line resolved it.
-    size = (
-        data.chunk_size
-        if isinstance(data.chunk_size, int)
-        else auto_chunk_size(model, workers.device)
-    )
-    count = math.ceil(len(names) / size)
+    count = math.ceil(len(names) / chunk_size)
+    current = problem(model, names)
+    if (run_dir / PLAN).exists():
+        _check_problem(run_dir, json.loads((run_dir / PLAN).read_text()).get("problem"), current)
+    elif workers.rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        plan = {"chunk_size": chunk_size, "targets": len(names), "problem": current}
+        (run_dir / PLAN).write_text(json.dumps(plan) + "\n")
     done = finished_chunks(run_dir)
     if done:
         rank_zero_info(f"resuming {run_dir}: {len(done)} of {count} chunks finished, skipped")
-    if workers.rank == 0 and not (run_dir / PLAN).exists():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / PLAN).write_text(json.dumps({"chunk_size": size, "targets": len(names)}) + "\n")
+        _lost_folders(run_dir, done)
     n_f = model.hparams.n_f or next((line["N_f"] for _, line in sorted(done.items())), None)
     if n_f is None:
         n_f = workers.broadcast(
-            _first_chunk_n_f(model, data, size, workers.device) if workers.rank == 0 else None
+            _first_chunk_n_f(model, data, chunk_size, workers.device) if workers.rank == 0 else None
         )
     where = f" on process {workers.rank}" if workers.world > 1 else ""
-    for index in range(count):
-        if index in done or not claim(run_dir, workers, index):
-            continue
-        rows = range(index * size, min((index + 1) * size, len(names)))
+
+    def work(name: str) -> None:
+        index = int(name.removeprefix("chunk_"))
+        rows = range(index * chunk_size, min((index + 1) * chunk_size, len(names)))
         chunk = data.chunk(rows)
-        trainer = trainer_for(
-            TensorBoardLogger(run_dir.parent, name=run_dir.name, version=chunk_name(index))
-        )
+        trainer = trainer_for(logger_for(run_dir / name))
         writer = output_writer(trainer, "a chunked run's Trainers")
-        last = run_dir / chunk_name(index) / "checkpoints" / "last.ckpt"
-        with sole_writer():
-            if last.exists():
-                read_checkpoint(
-                    last
-                )  # refuse a file that needs pickle in a sentence, not a traceback
-            trainer.fit(model.with_settings(n_f=n_f), datamodule=chunk, ckpt_path=last if last.exists() else None,
+        last = run_dir / name / "checkpoints" / "last.ckpt"
+        # Read first: a file that needs pickle is refused in a sentence, not a traceback.
+        step = read_checkpoint(last).get("global_step", 0) if last.exists() else None
+        results = None
+        if step is not None and 0 < trainer.max_steps <= step:
+            # The chunk ended, and its line never reached results.jsonl: its results.json has it;
+            # else it runs again from its seed (a resume would run no step and write nothing).
+            results = _finished_results(run_dir / name, step)
+            if results is None:
+                shutil.rmtree(run_dir / name)
+                step = None
+        if results is None:
+            trainer.fit(model.with_settings(n_f=n_f), datamodule=chunk, ckpt_path=None if step is None else last,
                         weights_only=True)  # fmt: skip
-            if trainer.is_global_zero:
-                results = writer.results
-                _append(run_dir, {"chunk": index, "steps": results["steps"], "N_f": results["N_f"],
-                                  "images": results["images"]})  # fmt: skip
-                if workers.world == 1:  # alone, it may read the file while the run goes on
-                    summarize(run_dir, len(names))
-                images = f"{len(rows)} image{'s' if len(rows) != 1 else ''}"
-                rank_zero_info(
-                    f"chunk {index + 1}/{count} done{where}, {images}{measured(results)}"
-                )
+            results = writer.results if trainer.is_global_zero else None
+        if results is not None:
+            _append(run_dir, {"chunk": index, "steps": results["steps"], "N_f": results["N_f"],
+                              "images": results["images"]})  # fmt: skip
+            if workers.world == 1:  # alone, it may read the file while the run goes on
+                summarize(run_dir, len(names))
+            images = f"{len(rows)} image{'s' if len(rows) != 1 else ''}"
+            rank_zero_info(f"chunk {index + 1}/{count} done{where}, {images}{measured(results)}")
         # The chunk's Trainer, module and callbacks refer to each other: free them now, not at
         # some later cycle collection, or several chunks' tensors pile up (1.41× the memory at 224 px).
         del trainer, writer, chunk
         gc.collect()
-    workers.barrier()
+
+    deal(run_dir, workers, [chunk_name(index) for index in range(count) if index not in done], work)
     if workers.rank != 0:
         return {}
     # In chunk order, whichever process finished first: the file a one-process run writes.
@@ -267,5 +242,4 @@ def run(
     (run_dir / RESULTS).write_text(
         "".join(json.dumps(lines[index]) + "\n" for index in sorted(lines))
     )
-    shutil.rmtree(run_dir / CLAIMS, ignore_errors=True)
     return summarize(run_dir, len(names))

@@ -4,24 +4,17 @@ Plain DDP averages gradients and broadcasts parameters, which would make every r
 the same. ``IndependentDDPStrategy`` keeps DDP's process group, launch and collectives but does
 not wrap the module. Targets are sharded round-robin: rank r owns targets r, r + world, …
 
-A chunked dataset is dealt out by chunks instead: ``launch_workers`` starts one process per
-device (Lightning Fabric's launcher, as the Trainer's), and each runs whole chunks on its own
-device, as one-process runs.
+(A sweep's jobs and a dataset's chunks are dealt out whole to the processes instead: ``dealing``.)
 """
 
 from __future__ import annotations
 
 import math
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from lightning.fabric import Fabric
 from lightning.pytorch.strategies import DDPStrategy, ParallelStrategy, Strategy, StrategyRegistry
-from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
 STRATEGY_NAME = "independent_ddp"
@@ -137,62 +130,3 @@ def own_rows(checkpoint: dict, total: int, rows: Tensor, images_key: str) -> Non
     for optimizer_state in checkpoint.get("optimizer_states", []):
         for param_state in optimizer_state["state"].values():
             own(param_state)
-
-
-def needs_processes(accelerator: str, devices: int | str | list[int], num_nodes: int) -> bool:
-    """Whether a Trainer with these settings runs more than one process."""
-    if num_nodes > 1:
-        return True
-    if isinstance(devices, (list, tuple)):
-        return len(devices) > 1
-    if isinstance(devices, str) and "," in devices:  # a list of device ids, "0," is one
-        return len([d for d in devices.split(",") if d.strip()]) > 1
-    if devices in ("auto", "-1", -1):
-        # Lightning's "auto" takes every GPU there is; a CPU run stays one process.
-        return accelerator in ("auto", "gpu", "cuda") and torch.cuda.device_count() > 1
-    return int(devices) > 1
-
-
-def _alone() -> None:
-    """The barrier of a single process."""
-
-
-def _same(value: Any) -> Any:  # noqa: ANN401 - any picklable value
-    return value
-
-
-@dataclass(frozen=True)
-class Workers:
-    """The processes of a chunked run, one per device: this one's ``rank`` of ``world``, its
-    ``device``, and the collectives they share (``barrier``; ``broadcast`` sends rank 0's value to
-    all). ``session`` names this launch, so that a resumed run ignores the last one's claims."""
-
-    rank: int = 0
-    world: int = 1
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    barrier: Callable[[], None] = _alone
-    broadcast: Callable[[Any], Any] = _same
-    session: str = "single"
-
-
-def launch_workers(accelerator: str, devices: int | str | list[int], num_nodes: int) -> Workers:
-    """Start the processes for these Trainer settings (this process becomes rank 0; under
-    torchrun or SLURM they exist already) and join them in a process group."""
-    fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy="ddp")
-    fabric.launch()
-    return Workers(
-        rank=fabric.global_rank, world=fabric.world_size, device=fabric.device,
-        barrier=fabric.barrier, broadcast=fabric.broadcast, session=fabric.broadcast(uuid.uuid4().hex),
-    )  # fmt: skip
-
-
-@contextmanager
-def sole_writer() -> Iterator[None]:
-    """Within, this process writes its logs as rank 0 does: a dealt chunk is a one-process run,
-    and its process the only writer of the chunk's folder (TensorBoard writes on rank 0 only)."""
-    rank = rank_zero_only.rank
-    rank_zero_only.rank = 0
-    try:
-        yield
-    finally:
-        rank_zero_only.rank = rank

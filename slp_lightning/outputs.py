@@ -1,4 +1,5 @@
-"""The one place that writes a run's files: PNGs, the reconstruction sheet, ``results.json``."""
+"""The one place that writes a run's files: PNGs, the reconstruction sheet, ``results.json``, and
+the lines a run prints at its end (a sweep's summaries: ``summaries``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import shlex
 from pathlib import Path
 
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 from torchvision.transforms.v2.functional import pil_to_tensor
 from torchvision.utils import make_grid, save_image
@@ -59,14 +60,21 @@ def _read_png(path: Path) -> Tensor:
     return pil_to_tensor(Image.open(path).convert("RGB")).float() / 255
 
 
-def write_sheet(targets: Tensor | None, names: list[str], levels: int, run_dir: str | Path) -> Path:
+def write_sheet(
+    targets: Tensor | None,
+    names: list[str],
+    levels: int,
+    run_dir: str | Path,
+    captions: list[tuple[str, str]] | None = None,
+) -> Path:
     """One row per image: the target, then ``I_r`` at the end of each phase, coarse to fine.
 
     ``targets`` is (N, C, H, W) with C = 1 or 3, or ``None`` (features without images: the
     first column is blank); the sheet is RGB. The columns start at the
     coarsest of the ``levels`` phases that any image reached, so a baseline run (no pyramid: all
     levels on from the start) shows the target and the result. Phases that never ran (a budget
-    ended the run first) are left blank.
+    ended the run first) are left blank. ``captions`` (one ``(under the target, under the
+    result)`` per image, lines split by ``\\n``: ``sheet_captions``) are written below.
     """
     folder = Path(run_dir) / RECONSTRUCTIONS
     coarsest = next(
@@ -79,15 +87,50 @@ def write_sheet(targets: Tensor | None, names: list[str], levels: int, run_dir: 
         else _read_png(next(folder.glob("*.png"))).shape[-2:]
     )
     blank = torch.ones(3, *size)
+    lines = max((caption.count("\n") + 1 for row in captions or [] for caption in row), default=0)
     tiles = []
     for row, name in enumerate(names):
-        tiles.append(blank if targets is None else targets[row].float().cpu().expand(3, -1, -1))
+        row_tiles = [blank if targets is None else targets[row].float().cpu().expand(3, -1, -1)]
         for level in range(coarsest, 0, -1):
             png = png_path(run_dir, name, level)
-            tiles.append(_read_png(png) if png.exists() else blank)
+            row_tiles.append(_read_png(png) if png.exists() else blank)
+        if lines:
+            under = ["", *[""] * (coarsest - 1), ""]
+            under[0], under[-1] = captions[row]
+            row_tiles = [_captioned(tile, text, lines) for tile, text in zip(row_tiles, under)]
+        tiles += row_tiles
     path = Path(run_dir) / "sheet.png"
     save_image(make_grid(tiles, nrow=coarsest + 1, padding=4, pad_value=1.0), path)
     return path
+
+
+def _captioned(tile: Tensor, text: str, lines: int) -> Tensor:
+    """``tile`` (3, H, W) with a white band of ``lines`` lines below it holding ``text``."""
+    width = tile.shape[-1]
+    font = ImageFont.load_default(size=max(8, min(14, width // 11)))
+    height = lines * (font.size + 2) + 2
+    band = Image.new("RGB", (width, height), "white")
+    ImageDraw.Draw(band).multiline_text((2, 1), text, fill="black", font=font, spacing=2)
+    return torch.cat([tile, pil_to_tensor(band).float() / 255], dim=1)
+
+
+def sheet_captions(results: dict) -> list[tuple[str, str]]:
+    """Each image's captions in the sheet, from its ``results.json`` entry: under the target the
+    evaluation classifier's label of it; under the result the normalised error, PSNR and the
+    classifier's label of the reconstruction (✓ when it is the target's)."""
+    captions = []
+    for image in results["images"]:
+        measures = [f"{100 * image['normalized_error']:.1f} %"]
+        measures += [f"{image['psnr']:.1f} dB"] if image.get("psnr") is not None else []
+        target, result = "", " · ".join(measures)
+        scores = image.get("semantic")
+        if scores:
+            target = scores["target"]["name"]
+            result += (
+                f"\n{scores['reconstruction']['name']}{' ✓' if scores['top1_agreement'] else ''}"
+            )
+        captions.append((target, result))
+    return captions
 
 
 def write_results(
@@ -204,97 +247,3 @@ def remove_unstarted_run(run_dir: Path) -> None:
     run_dir.rmdir()
     if not any(run_dir.parent.iterdir()):
         run_dir.parent.rmdir()
-
-
-SUMMARY_COLUMNS = [
-    "method", "network", "layer", "compactness", "pyramid_levels", "images", "steps",
-    "mean_normalized_error", "mean_relative_error", "mean_psnr", "mean_ssim", "mean_hf_ratio", "seconds",
-    "job",
-]  # fmt: skip
-# A run scored by an evaluation classifier (callbacks.SemanticScore) also has these; the summary's
-# columns include them only then.
-SEMANTIC_COLUMNS = ["mean_top1_agreement", "mean_top5"]
-
-
-def summary_row(results: dict, job: str, label: str, column: str, seconds: float) -> dict:
-    """One ``summary.csv`` row from a job's ``results.json`` (errors as fractions); ``label``
-    and ``column`` place the job in ``summary.md``."""
-    return {
-        **{key: results[key] for key in [*SUMMARY_COLUMNS, *SEMANTIC_COLUMNS] if key in results},
-        "images": len(results["images"]),
-        "seconds": round(seconds, 1),
-        "job": job,
-        "label": label,
-        "column": column,
-    }
-
-
-def write_summary(rows: list[dict], run_dir: Path) -> list[Path]:
-    """``summary.csv`` (a row per job), ``summary.md`` (the paper's table shape: a column per
-    layer, a row per method, mean normalised error in % and PSNR, and the evaluation
-    classifier's top-1 agreement and top-5 in % when the jobs were scored) and ``summary.png``."""
-    import csv
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    scored = [key for key in SEMANTIC_COLUMNS if any(row.get(key) is not None for row in rows)]
-    with open(run_dir / "summary.csv", "w", newline="") as handle:
-        columns = [*SUMMARY_COLUMNS[:-2], *scored, *SUMMARY_COLUMNS[-2:]]  # before seconds and job
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-
-    layers = list(dict.fromkeys(r["column"] for r in rows))
-    labels = list(dict.fromkeys(r["label"] for r in rows))
-    table = {(r["label"], r["column"]): r for r in rows}
-    lines = []
-    for title, key, scale, unit in [
-        ("Mean normalised error (%)", "mean_normalized_error", 100, "{:.1f}"),
-        ("Mean PSNR against the target (dB)", "mean_psnr", 1, "{:.1f}"),
-        *[
-            (title, key, 100, "{:.0f}")
-            for title, key in [
-                (
-                    "Top-1 agreement with the target, evaluation classifier (%)",
-                    "mean_top1_agreement",
-                ),
-                (
-                    "Target's class in the reconstruction's top 5, evaluation classifier (%)",
-                    "mean_top5",
-                ),
-            ]
-            if key in scored
-        ],
-    ]:
-        lines += [f"**{title}**", "", "| method | " + " | ".join(layers) + " |"]
-        lines += ["|---|" + "---|" * len(layers)]
-        for label in labels:
-            cells = [unit.format(table[label, layer][key] * scale)
-                     if (label, layer) in table and table[label, layer].get(key) is not None else ""
-                     for layer in layers]  # fmt: skip
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        lines.append("")
-    first = rows[0]
-    networks = ", ".join(dict.fromkeys(r["network"] for r in rows))
-    lines.append(f"{networks}, {first['images']} images; steps per job: "
-                 + ", ".join(f"{r['job']} {r['steps']}" for r in rows) + ".")  # fmt: skip
-    (run_dir / "summary.md").write_text("\n".join(lines) + "\n")
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(max(4.0, 0.5 * len(layers) + 2), 3.2))
-    for label in labels:
-        points = [(i, table[label, layer]["mean_normalized_error"] * 100)
-                  for i, layer in enumerate(layers) if (label, layer) in table]  # fmt: skip
-        axes.plot(*zip(*points), marker="o", label=label)
-    axes.set_xticks(range(len(layers)), layers, rotation=45, ha="right")
-    axes.set_ylabel("normalised error (%)")
-    axes.set_title(f"{networks}: error per layer")
-    axes.legend()
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(run_dir / "summary.png", dpi=120)
-    plt.close(figure)
-    return [run_dir / name for name in ("summary.csv", "summary.md", "summary.png")]

@@ -4,10 +4,11 @@ Each combination is a *job*: a run of its own (results, PNGs, TensorBoard) in a 
 sweep's run directory, and one row of ``summary.csv``. The images are read once. A model read by
 hooks (any ``nn.Module`` or model spec, a torchvision module path) is built and loaded once for the
 whole sweep and read at each job's layer; a named network is built once and cut at each job's
-layer (``weights.reused_models``; its weights file is read again for each cut). Every job runs
-on all devices (each process inverts its share of the images), so a sweep scales like a single
-run. ``run`` runs one from Python and
-returns its rows; the command line calls it for a config's ``sweep`` section.
+layer (``weights.reused_models``; its weights file is read again for each cut). With several
+devices the jobs are dealt out (``dealing``): each process runs the next job no process has
+claimed yet, alone on its device, so that a sweep of many jobs over few images keeps every device
+busy. ``run`` runs one from Python and returns its rows; ``runner.Runner`` runs a config's
+``sweep`` section.
 """
 
 from __future__ import annotations
@@ -20,14 +21,19 @@ from pathlib import Path
 
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_info
 
 from slp_lightning.callbacks import output_writer
+from slp_lightning.dealing import Workers, deal
+from slp_lightning.errors import ArgumentError
 from slp_lightning.lightning_model import FeatureInversion
 from slp_lightning.methods import METHODS
 from slp_lightning.networks import NETWORKS, FeatureNetwork, ModuleNetwork, layer_names
 from slp_lightning.networks.hooks import unknown_layer_error
 from slp_lightning.networks.weights import reused_models
-from slp_lightning.outputs import summary_row
+from slp_lightning.outputs import measured
+from slp_lightning.run_folders import logger_for
+from slp_lightning.summaries import summary_row
 
 
 @dataclass(frozen=True)
@@ -91,13 +97,17 @@ class Sweep:
         ]:
             unknown = [v for v in given or [] if v not in valid]
             if unknown:
-                raise ValueError(f"sweep.{axis}: unknown {unknown}; valid: {', '.join(valid)}")
+                raise ArgumentError(
+                    f"{axis}: unknown {unknown}; valid: {', '.join(valid)}", f"Sweep.{axis}"
+                )
         if any(k < 1 for k in self.pyramid_levels or []) or any(
             c < 0 for c in self.compactness or []
         ):
-            raise ValueError(
-                f"sweep.pyramid_levels must be >= 1 and sweep.compactness >= 0; got "
-                f"{self.pyramid_levels} and {self.compactness}"
+            raise ArgumentError(
+                f"pyramid_levels must be >= 1 and compactness >= 0; got "
+                f"{self.pyramid_levels} and {self.compactness}",
+                "Sweep.pyramid_levels",
+                "Sweep.compactness",
             )
 
     def __bool__(self) -> bool:
@@ -127,24 +137,21 @@ class Sweep:
 def _run_job(
     sweep: Sweep, job: Job, model: FeatureInversion, datamodule: LightningDataModule,
     trainer_for: Callable[[TensorBoardLogger], Trainer], run_dir: Path,
-) -> list[dict]:  # fmt: skip
-    """One job of ``run``: its summary row on the first process, nothing on the others."""
+) -> dict | None:  # fmt: skip
+    """One job of ``run``: its summary row on the first process of its run, ``None`` on others."""
     name = job.name(sweep)
     overrides = {k: v for k, v in vars(job).items() if v is not None or k == "layer"}
     if job.network == model.hparams["network"]:
         del overrides["network"]  # the model's own network, reused where it can be
     job_model = model.with_settings(**overrides)
-    trainer = trainer_for(TensorBoardLogger(run_dir.parent, name=run_dir.name, version=name))
+    trainer = trainer_for(logger_for(run_dir / name))
     writer = output_writer(trainer, "a sweep's Trainers")
     start = time.perf_counter()
     trainer.fit(job_model, datamodule=datamodule)
     if not trainer.is_global_zero:
-        return []
-    return [
-        summary_row(
-            writer.results, name, job.label(sweep), job.column(sweep), time.perf_counter() - start
-        )
-    ]
+        return None
+    seconds = time.perf_counter() - start
+    return summary_row(writer.results, name, job.label(sweep), job.column(sweep), seconds)
 
 
 def _own_layers(network: FeatureNetwork) -> tuple[str, ...]:
@@ -158,11 +165,13 @@ def run(
     datamodule: LightningDataModule,
     trainer_for: Callable[[TensorBoardLogger], Trainer],
     run_dir: Path,
+    workers: Workers = Workers(),  # noqa: B008 - frozen: one process, no collectives
 ) -> list[dict]:
     """Run every job of ``sweep``: ``model``'s settings with the job's changes, each with a
     Trainer from ``trainer_for(logger)`` (its logger writes to ``run_dir/<job name>``; the
-    Trainer needs an ``OutputWriter``). Returns the ``summary.csv`` rows (on the first process;
-    an empty list on the others); ``outputs.write_summary`` writes them.
+    Trainer needs an ``OutputWriter``; with several ``workers``, a one-device Trainer on this
+    worker's device: the jobs are dealt out). Returns the ``summary.csv`` rows in job order (on
+    the first process; an empty list on the others); ``summaries.write_summary`` writes them.
     """
     settings = model.hparams
     jobs = sweep.jobs(settings["method"], settings["network"], settings["layer"])
@@ -173,8 +182,17 @@ def run(
         )  # fmt: skip
         if job.layer is not None and job.layer not in valid:
             raise unknown_layer_error(f"sweep: {job.network}", job.layer, valid)
-    rows = []
+    by_name = {job.name(sweep): job for job in jobs}
+    where = f" on process {workers.rank}" if workers.world > 1 else ""
+
+    def work(name: str) -> dict | None:
+        row = _run_job(sweep, by_name[name], model, datamodule, trainer_for, run_dir)
+        if row is not None:
+            rank_zero_info(
+                f"job {list(by_name).index(name) + 1}/{len(jobs)} {name} done{where}{measured(row)}"
+            )
+        return row
+
     with reused_models():  # a named network is built once, then cut at each job's layer
-        for job in jobs:
-            rows += _run_job(sweep, job, model, datamodule, trainer_for, run_dir)
-    return rows
+        rows = deal(run_dir, workers, by_name, work)
+    return [row for row in rows.values() if row is not None]

@@ -25,7 +25,9 @@ def hparams_of(events: EventAccumulator) -> tuple[dict, list[str]]:
     return settings, [m.name.tag for m in experiment.experiment.metric_infos]
 
 
-def test_a_run_logs_quality_curves_per_image_and_its_hparams_row(tmp_path: Path, photos: Path) -> None:
+def test_a_run_logs_quality_curves_per_image_and_its_hparams_row(
+    tmp_path: Path, photos: Path
+) -> None:
     pl.seed_everything(0, verbose=False)
     model = FeatureInversion(layer="conv2", weights="random", pyramid_levels=3, image_size=64)
     logger = TensorBoardLogger(tmp_path, name="run", default_hp_metric=False)
@@ -45,8 +47,14 @@ def test_a_run_logs_quality_curves_per_image_and_its_hparams_row(tmp_path: Path,
     results = trainer.callbacks[1].results
     assert abs(final - results["mean_normalized_error"]) < 1e-6
     coffee = next(image for image in results["images"] if image["name"] == "coffee")
-    assert abs(events.Scalars("error/normalized/coffee")[-1].value - coffee["normalized_error"]) < 1e-6
+    assert (
+        abs(events.Scalars("error/normalized/coffee")[-1].value - coffee["normalized_error"]) < 1e-6
+    )
     settings, metrics = hparams_of(events)
-    assert settings["method"] == "slp" and settings["layer"] == "conv2" and settings["pyramid_levels"] == 3
+    assert (
+        settings["method"] == "slp"
+        and settings["layer"] == "conv2"
+        and settings["pyramid_levels"] == 3
+    )
     assert settings["image_size"] == 64 and settings["max_steps"] == 12 and "precision" in settings
     assert sorted(metrics) == ["final/normalized_error", "final/psnr", "final/ssim"]

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from slp_lightning import chunks
-from slp_lightning.chunks import RESULTS, SUMMARY, claim
+from slp_lightning import chunk_sizes, chunks
+from slp_lightning.chunks import RESULTS, SUMMARY
 from slp_lightning.cli import command, main
 from slp_lightning.data import TargetImages
-from slp_lightning.distributed import Workers
+from slp_lightning.dealing import Workers, claim
 from slp_lightning.lightning_model import FeatureInversion
 
 from helpers import tiny_args
@@ -90,6 +90,30 @@ def test_chunked_features_without_images(tmp_path: Path, photos: Path) -> None:
     assert json.loads((run_dir / SUMMARY).read_text())["mean_psnr"] is None
 
 
+@pytest.mark.slow
+def test_a_resume_refuses_other_settings_and_takes_a_lost_line_or_folder(
+    photos: Path, tmp_path: Path
+) -> None:
+    args = tiny_args(tmp_path, photos, "--data.chunk_size=2", "--trainer.max_steps=4")
+    main(args)
+    run_dir = tmp_path / "alexnet_conv2_chunks" / "version_0"
+    chunks = lines(run_dir)
+    resume = [*args, f"--ckpt_path={run_dir}"]
+    # Another layer: refused before anything runs, naming what differs.
+    with pytest.raises(ValueError, match=r"it is a chunked run of another problem \(layer: 'conv2' "
+                                         r"\(that run\) vs 'conv1' \(this run\)\)"):  # fmt: skip
+        main([*resume, "--model.layer=conv1"])
+    # The last chunk ended (its last.ckpt is at max_steps), its line never written: it counts.
+    (run_dir / RESULTS).write_text(json.dumps(chunks[0]) + "\n")
+    main(resume)
+    assert lines(run_dir) == chunks
+    # A finished chunk's folder deleted: said, its results kept.
+    shutil.rmtree(run_dir / "chunk_0000")
+    with pytest.warns(UserWarning, match="chunk_0000: finished .*, but the folder is gone"):
+        main(resume)
+    assert lines(run_dir) == chunks
+
+
 @pytest.mark.parametrize(
     ("setup", "chunk_size", "message"),
     [
@@ -129,34 +153,36 @@ def test_auto_chunks_are_sized_by_the_device_memory(monkeypatch: pytest.MonkeyPa
         FeatureInversion(network="alexnet", layer="conv2", weights="random", image_size=size)
         for size in (64, 128)
     )
-    per_target = chunks.target_bytes(small)
+    per_target = chunk_sizes.target_bytes(small)
     assert (
-        3.5 < chunks.target_bytes(large) / per_target < 4.5
+        3.5 < chunk_sizes.target_bytes(large) / per_target < 4.5
     )  # activations and images grow with the area
     for memory, expected in [
         (10 * per_target, 5),
         (per_target, 1),
-        (10**15, chunks.MAX_AUTO_CHUNK),
+        (10**15, chunk_sizes.MAX_AUTO_CHUNK),
     ]:
-        monkeypatch.setattr(chunks, "device_memory", lambda _device, memory=memory: memory)
-        assert chunks.auto_chunk_size(small, torch.device("cpu")) == expected
+        monkeypatch.setattr(chunk_sizes, "device_memory", lambda _device, memory=memory: memory)
+        assert chunk_sizes.auto_chunk_size(small, torch.device("cpu")) == expected
 
 
 @pytest.mark.slow
 def test_the_default_chunk_size_chunks_what_does_not_fit(
     photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(chunks, "MAX_AUTO_CHUNK", 2)  # as if two targets filled the device
+    monkeypatch.setattr(chunk_sizes, "MAX_AUTO_CHUNK", 2)  # as if two targets filled the device
     main(tiny_args(tmp_path, photos, "--trainer.max_steps=3"))
     run_dir = tmp_path / "alexnet_conv2_chunks" / "version_0"
     assert [len(c["images"]) for c in lines(run_dir)] == [2, 1]
-    assert json.loads((run_dir / "chunks.json").read_text()) == {"chunk_size": 2, "targets": 3}
+    plan = json.loads((run_dir / "chunks.json").read_text())
+    assert plan["chunk_size"] == 2 and plan["targets"] == 3 and plan["problem"]["layer"] == "conv2"
 
 
 def test_each_chunk_is_claimed_once_per_launch(tmp_path: Path) -> None:
     first = [Workers(rank=rank, world=2, session="a") for rank in (0, 1)]
-    taken = [[index for index in range(4) if claim(tmp_path, worker, index)] for worker in first]
-    assert taken == [[0, 1, 2, 3], []]  # the first to ask takes it; nobody takes one twice
+    names = [chunks.chunk_name(index) for index in range(4)]
+    taken = [[name for name in names if claim(tmp_path, worker, name)] for worker in first]
+    assert taken == [names, []]  # the first to ask takes it; nobody takes one twice
     # A resumed run is a new launch: the stopped one's claims do not hold it back.
-    assert claim(tmp_path, Workers(rank=1, world=2, session="b"), 2)
-    assert claim(tmp_path, Workers(), 0)  # one process claims nothing
+    assert claim(tmp_path, Workers(rank=1, world=2, session="b"), names[2])
+    assert claim(tmp_path, Workers(), names[0])  # one process claims nothing

@@ -1,5 +1,6 @@
 """Several processes invert their own images; mixed precision; resume across processes."""
 
+import csv
 import json
 import os
 import subprocess
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from slp_lightning.distributed import gather_rows, needs_processes, shard
+from slp_lightning.dealing import needs_processes
+from slp_lightning.distributed import gather_rows, shard
 
 from helpers import classifier_args, tiny_args
 
@@ -186,4 +188,34 @@ def test_two_processes_deal_the_chunks_and_give_the_same_results_as_one(
     assert "done on process 0" in dealt and "done on process 1" in dealt
     for chunk in sorted(run_dirs[1].glob("chunk_*")):
         assert list(chunk.glob("events.out.tfevents.*")) and (chunk / "results.json").exists()
+    assert not (run_dirs[1] / ".claims").exists()
+
+
+@pytest.mark.slow
+def test_two_processes_deal_a_sweeps_jobs_and_write_the_summary_of_one(
+    tmp_path: Path, two_photos: Path
+) -> None:
+    """Three jobs over two images: each process runs whole jobs on its own device, and the
+    summary is byte for byte that of one process but for the time each job took."""
+    sweep = ["--sweep.methods=[slp, pixel, tv]", "--trainer.max_steps=6"]
+    runs = {
+        devices: fit(tmp_path / str(devices), two_photos, f"--trainer.devices={devices}", *sweep)
+        for devices in (1, 2)
+    }
+    for done in runs.values():
+        assert done.returncode == 0, done.stdout + done.stderr
+    run_dirs = [tmp_path / str(d) / "alexnet_sweep" / "version_0" for d in (1, 2)]
+
+    def without_seconds(run_dir: Path) -> list[list[str]]:
+        with open(run_dir / "summary.csv", newline="") as handle:
+            rows = list(csv.reader(handle))
+        column = rows[0].index("seconds")
+        return [row[:column] + row[column + 1 :] for row in rows]
+
+    one, two = (without_seconds(run_dir) for run_dir in run_dirs)
+    assert one == two and len(one) == 4  # the header and three jobs, identical to the digit
+    dealt = runs[2].stdout + runs[2].stderr
+    assert "done on process 0" in dealt and "done on process 1" in dealt
+    for job in ("slp_conv2", "pixel_conv2", "tv_conv2"):
+        assert (run_dirs[1] / job / "results.json").exists()
     assert not (run_dirs[1] / ".claims").exists()

@@ -15,12 +15,13 @@ import torch
 from torch import nn
 
 from slp_lightning import FeatureInversion
-from slp_lightning.chunks import target_bytes
-from slp_lightning.cli import command, folder_name, main
+from slp_lightning.chunk_sizes import target_bytes
+from slp_lightning.cli import command, main
 from slp_lightning.data import load_image
 from slp_lightning.networks import build_feature_network, layer_listing
 from slp_lightning.networks.module_network import digest
 from slp_lightning.networks.shipped import shipped_file
+from slp_lightning.run_folders import folder_name
 
 from helpers import short_inversion, tiny_args
 
@@ -250,7 +251,7 @@ def test_torchscript_and_export_files(tmp_path: Path) -> None:
     assert torch.allclose(
         inner.network(images), build_feature_network(tower, "relu")(images), atol=1e-6
     )
-    # chunks.auto_chunk_size measures what a TorchScript model saves for its backward (hooks do not see it)
+    # chunk_sizes.auto_chunk_size measures what a TorchScript model saves for its backward (hooks do not see it)
     assert target_bytes(model) > 4 * 2 * (4 * 16 * 16)
 
 

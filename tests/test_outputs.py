@@ -4,12 +4,13 @@ Names from data (feature keys, image stems) name files only once made safe and u
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from slp_lightning.cli import main
-from slp_lightning.outputs import NAME_MAX, file_stem, write_png, write_sheet
+from slp_lightning.outputs import NAME_MAX, file_stem, sheet_captions, write_png, write_sheet
 
 from helpers import tiny_args
 
@@ -101,3 +102,25 @@ def test_names_from_a_features_file_write_only_inside_the_run_folder(tmp_path: P
         assert {f"{file}.png", *(f"{file}_level{k}.png" for k in (3, 2, 1))} <= pngs
     assert len(pngs) == 4 * len(names)  # no file shared
     assert max(len(p.encode()) for p in pngs) <= NAME_MAX
+
+
+def test_the_sheet_shows_each_images_error_psnr_and_labels_below_it(tmp_path: Path) -> None:
+    results = {
+        "images": [
+            {"name": "a", "normalized_error": 0.031, "psnr": 14.24},
+            {"name": "b", "normalized_error": 0.25, "psnr": None,
+             "semantic": {"target": {"name": "espresso"}, "reconstruction": {"name": "espresso"},
+                          "top1_agreement": True}},
+        ]
+    }  # fmt: skip
+    captions = sheet_captions(results)
+    assert captions == [("", "3.1 % · 14.2 dB"), ("espresso", "25.0 %\nespresso ✓")]
+    for name in "ab":
+        write_png(torch.ones(3, SIDE, SIDE), tmp_path, name, 1)
+    plain = Image.open(write_sheet(torch.ones(2, 3, SIDE, SIDE), ["a", "b"], 3, tmp_path)).height
+    sheet = Image.open(write_sheet(torch.ones(2, 3, SIDE, SIDE), ["a", "b"], 3, tmp_path, captions))
+    assert sheet.height > plain  # two lines of caption below each row
+    pixels = torch.from_numpy(np.asarray(sheet.convert("L"))).float()
+    # Dark text in the band below the first row's result (its second column), none below its target.
+    band = pixels[PAD + SIDE : PAD + SIDE + (sheet.height - plain) // 2]
+    assert (band[:, SIDE + 2 * PAD :] < 128).any() and (band[:, : SIDE + PAD] > 250).all()

@@ -11,7 +11,6 @@ import torch
 from slp_lightning.cli import main
 from slp_lightning.data import load_image
 from slp_lightning.networks import build_feature_network
-from slp_lightning.outputs import SUMMARY_COLUMNS, summary_row, write_summary
 from slp_lightning.semantic import (
     EFFICIENTNET_LITE0,
     MOBILENET_V2,
@@ -22,6 +21,7 @@ from slp_lightning.semantic import (
     means_of,
     semantic_scores,
 )
+from slp_lightning.summaries import SUMMARY_COLUMNS, summary_row, write_summary
 
 from helpers import CLASSIFIER_SOURCE, classifier_args, tiny_args
 

@@ -64,11 +64,9 @@ def test_sweep_writes_the_summary_files(tmp_path: Path, photos: Path) -> None:
 
 
 def test_bad_sweeps_and_settings_fail_before_anything_runs(tmp_path: Path, photos: Path) -> None:
-    with pytest.raises(
-        ValueError, match=r"sweep.methods: unknown \['magic'\]; valid: slp, pixel, tv"
-    ):
+    with pytest.raises(ValueError, match=r"^methods: unknown \['magic'\]; valid: slp, pixel, tv"):
         Sweep(methods=["slp", "magic"])
-    with pytest.raises(ValueError, match="sweep.networks: unknown"):
+    with pytest.raises(ValueError, match="^networks: unknown"):
         Sweep(networks=["vgg99"])
     with pytest.raises(ValueError, match="pyramid_levels must be >= 1"):
         Sweep(pyramid_levels=[0])

@@ -16,7 +16,14 @@ from slp_lightning.errors import ArgumentError
 from slp_lightning.exits import stopping_signal
 from slp_lightning.features import TARGET_FEATURES, write_features
 from slp_lightning.metrics import NormalizedError
-from slp_lightning.outputs import RECONSTRUCTIONS, report, write_png, write_results, write_sheet
+from slp_lightning.outputs import (
+    RECONSTRUCTIONS,
+    report,
+    sheet_captions,
+    write_png,
+    write_results,
+    write_sheet,
+)
 
 
 def _scorer(trainer: pl.Trainer) -> SemanticScore | None:
@@ -162,12 +169,13 @@ class OutputWriter(SwitchListener):
         scores = scorer.measure(trainer, pl_module) if scorer is not None else None  # a collective
         if trainer.is_global_zero:
             self._write_pngs(I_r, pl_module.names, levels)
-            write_sheet(targets, pl_module.names, inversion.pyramid.levels, self.run_dir)
             self.results_file = self.run_dir / "results.json"
             self.results = write_results(
                 self.results_file, pl_module.settings(), inversion.n_f, pl_module.names, errors, levels,
                 switch_steps, trainer.global_step, "finished", mean_normalized_error, scores,
             )  # fmt: skip
+            captions = sheet_captions(self.results)
+            write_sheet(targets, pl_module.names, inversion.pyramid.levels, self.run_dir, captions)
         if self._curves_step != trainer.global_step:
             self._log_curves(trainer, pl_module)  # their last points (a collective)
         board = tensorboard(trainer)
@@ -202,7 +210,8 @@ class OutputWriter(SwitchListener):
             schedule.finest_on, schedule.switch_steps, trainer.global_step, status,
         )  # fmt: skip
         if trainer.world_size == 1:
-            write_sheet(inversion.targets, names, inversion.pyramid.levels, self.run_dir)
+            captions = sheet_captions(self.results)
+            write_sheet(inversion.targets, names, inversion.pyramid.levels, self.run_dir, captions)
 
     def report(self) -> str | None:
         """What the run produced, in the lines the command line prints at a run's end

@@ -1,0 +1,113 @@
+"""A sweep's summaries: ``summary.csv`` (a row per job), ``summary.md`` (the paper's table shape)
+and ``summary.png`` (error and PSNR against layer, a line per method)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+SUMMARY_COLUMNS = [
+    "method", "network", "layer", "compactness", "pyramid_levels", "images", "steps",
+    "mean_normalized_error", "mean_relative_error", "mean_psnr", "mean_ssim", "mean_hf_ratio", "seconds",
+    "job",
+]  # fmt: skip
+# A run scored by an evaluation classifier (callbacks.SemanticScore) also has these; the summary's
+# columns include them only then.
+SEMANTIC_COLUMNS = ["mean_top1_agreement", "mean_top5"]
+
+
+def summary_row(results: dict, job: str, label: str, column: str, seconds: float) -> dict:
+    """One ``summary.csv`` row from a job's ``results.json`` (errors as fractions); ``label``
+    and ``column`` place the job in ``summary.md``."""
+    return {
+        **{key: results[key] for key in [*SUMMARY_COLUMNS, *SEMANTIC_COLUMNS] if key in results},
+        "images": len(results["images"]),
+        "seconds": round(seconds, 1),
+        "job": job,
+        "label": label,
+        "column": column,
+    }
+
+
+def write_summary(rows: list[dict], run_dir: Path) -> list[Path]:
+    """``summary.csv`` (a row per job), ``summary.md`` (the paper's table shape: a column per
+    layer, a row per method, mean normalised error in % and PSNR, and the evaluation
+    classifier's top-1 agreement and top-5 in % when the jobs were scored) and ``summary.png``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    scored = [key for key in SEMANTIC_COLUMNS if any(row.get(key) is not None for row in rows)]
+    with open(run_dir / "summary.csv", "w", newline="") as handle:
+        columns = [*SUMMARY_COLUMNS[:-2], *scored, *SUMMARY_COLUMNS[-2:]]  # before seconds and job
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+    layers = list(dict.fromkeys(r["column"] for r in rows))
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    table = {(r["label"], r["column"]): r for r in rows}
+    lines = []
+    for title, key, scale, unit in [
+        ("Mean normalised error (%)", "mean_normalized_error", 100, "{:.1f}"),
+        ("Mean PSNR against the target (dB)", "mean_psnr", 1, "{:.1f}"),
+        *[
+            (title, key, 100, "{:.0f}")
+            for title, key in [
+                (
+                    "Top-1 agreement with the target, evaluation classifier (%)",
+                    "mean_top1_agreement",
+                ),
+                (
+                    "Target's class in the reconstruction's top 5, evaluation classifier (%)",
+                    "mean_top5",
+                ),
+            ]
+            if key in scored
+        ],
+    ]:
+        lines += [f"**{title}**", "", "| method | " + " | ".join(layers) + " |"]
+        lines += ["|---|" + "---|" * len(layers)]
+        for label in labels:
+            cells = [unit.format(table[label, layer][key] * scale)
+                     if (label, layer) in table and table[label, layer].get(key) is not None else ""
+                     for layer in layers]  # fmt: skip
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    first = rows[0]
+    networks = ", ".join(dict.fromkeys(r["network"] for r in rows))
+    lines.append(f"{networks}, {first['images']} images; steps per job: "
+                 + ", ".join(f"{r['job']} {r['steps']}" for r in rows) + ".")  # fmt: skip
+    (run_dir / "summary.md").write_text("\n".join(lines) + "\n")
+
+    _plot(table, labels, layers, f"{networks}: per layer", run_dir / "summary.png")
+    return [run_dir / name for name in ("summary.csv", "summary.md", "summary.png")]
+
+
+def _plot(table: dict, labels: list[str], layers: list[str], title: str, path: Path) -> None:
+    """Mean normalised error and mean PSNR against layer, a line per method (label); PSNR only
+    when the targets were known."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("mean_normalized_error", 100, "normalised error (%)"), ("mean_psnr", 1, "PSNR (dB)")]
+    panels = [p for p in panels if any(row.get(p[0]) is not None for row in table.values())]
+    figure, axes = plt.subplots(
+        1, len(panels), figsize=(len(panels) * max(4.0, 0.5 * len(layers) + 2), 3.2)
+    )
+    for ax, (key, scale, unit) in zip([axes] if len(panels) == 1 else axes, panels):
+        for label in labels:
+            points = [
+                (i, table[label, layer][key] * scale)
+                for i, layer in enumerate(layers)
+                if (label, layer) in table and table[label, layer].get(key) is not None
+            ]
+            if points:
+                ax.plot(*zip(*points), marker="o", label=label)
+        ax.set_xticks(range(len(layers)), layers, rotation=45, ha="right")
+        ax.set_ylabel(unit)
+        ax.grid(alpha=0.3)
+    figure.suptitle(title)
+    figure.axes[0].legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)

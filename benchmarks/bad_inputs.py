@@ -221,9 +221,8 @@ def run(case: Case, folder: Path) -> Row:
         [sys.executable, "-m", "slp_lightning", *args],
         capture_output=True, text=True, cwd=folder, env=env, timeout=300,
     )  # fmt: skip
-    return Row(
-        case.name, done.returncode, message(done.stderr), verdict(done.returncode, done.stderr)
-    )
+    shown = message(done.stderr).replace(str(folder), "$CASE")  # the case's temporary folder
+    return Row(case.name, done.returncode, shown, verdict(done.returncode, done.stderr))
 
 
 def table(rows: list[Row], width: int = 140) -> str:

@@ -174,7 +174,8 @@ def load_needed(model: nn.Module, body: nn.Module, state: Mapping[str, Tensor], 
     broken = [k for k, t in used.items() if t.is_floating_point() and not t.isfinite().all()]
     if broken:
         raise ValueError(
-            f"cannot load {source}: {_some(broken)} hold NaN or infinite values ({len(broken)} "
+            f"cannot load {source}: {_some(broken)} {'holds' if len(broken) == 1 else 'hold'} NaN "
+            f"or infinite values ({len(broken)} "
             f"of the {len(used)} tensors needed up to this layer); accepted: finite weights only"
         )
     model.load_state_dict(used, strict=False)

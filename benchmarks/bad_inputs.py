@@ -6,8 +6,9 @@ refuses them as a user error should: one line on stderr and exit 2, before any s
 
 Each case writes its files into a temporary folder and runs ``python -m slp_lightning fit`` (a
 random AlexNet conv5 at 32 px, K = 3, 2 steps, offline) with its arguments. Verdicts: ``ok`` (one
-``error:`` line, exit 2), ``poor`` (a traceback, or no such line), ``runs`` (the bad input was taken:
-exit 0), ``skipped`` (this machine cannot make the case). ``benchmarks/faults.py`` is the other
+``error:`` line, exit 2, no step taken), ``late`` (the same after steps ran: a checkpoint was
+written), ``poor`` (a traceback, or no such line), ``runs`` (the bad input was taken: exit 0),
+``skipped`` (this machine cannot make the case). ``benchmarks/faults.py`` is the other
 fault script: it kills runs and resumes them.
 """
 
@@ -182,15 +183,16 @@ def _shadow(folder: Path) -> Path:
     return package.parent
 
 
-def verdict(code: int, stderr: str) -> str:
+def verdict(code: int, stderr: str, stepped: bool) -> str:
     """``ok`` when the run ends on one ``error:`` line, exit 2 (Lightning's start-up lines, such
-    as ``Seed set to 0``, may come before it)."""
+    as ``Seed set to 0``, may come before it) and before any step (``stepped``: a checkpoint
+    was written); ``late`` when it ends so only after steps ran."""
     lines = stderr.strip().splitlines()
     if code == 0:
         return "runs"
     errors = [line for line in lines if line.startswith("error: ")]
     if code == 2 and TRACEBACK not in stderr and errors == lines[-1:]:
-        return "ok"
+        return "late" if stepped else "ok"
     return "poor"
 
 
@@ -222,7 +224,8 @@ def run(case: Case, folder: Path) -> Row:
         capture_output=True, text=True, cwd=folder, env=env, timeout=300,
     )  # fmt: skip
     shown = message(done.stderr).replace(str(folder), "$CASE")  # the case's temporary folder
-    return Row(case.name, done.returncode, shown, verdict(done.returncode, done.stderr))
+    stepped = any(p.parent.name == "checkpoints" for p in folder.rglob("*.ckpt"))
+    return Row(case.name, done.returncode, shown, verdict(done.returncode, done.stderr, stepped))
 
 
 def table(rows: list[Row], width: int = 140) -> str:
@@ -249,7 +252,9 @@ def main() -> None:
             rows.append(run(case, Path(folder) / str(i)))
             print(f"{case.name}: {rows[-1].verdict}", file=sys.stderr, flush=True)
     print(table(rows))
-    counts = {v: sum(r.verdict == v for r in rows) for v in ("ok", "poor", "runs", "skipped")}
+    counts = {
+        v: sum(r.verdict == v for r in rows) for v in ("ok", "late", "poor", "runs", "skipped")
+    }
     print("\n" + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
 
 

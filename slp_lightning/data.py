@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -67,10 +68,19 @@ def _read(source: str) -> Image.Image:
             raise ValueError(f"{source!r}: skimage.data has no image {name!r}")
         return Image.fromarray(np.asarray(loader()))
     try:
-        with Image.open(source) as image:
-            image.load()
-            # A camera's portrait photo is stored sideways, with an EXIF tag saying how to turn it.
-            return ImageOps.exif_transpose(image)
+        with warnings.catch_warnings():
+            # Pillow only warns between its pixel limit and twice it, and then decodes the lot.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                image.load()
+                # A camera's portrait photo is stored sideways, with an EXIF tag saying how to turn it.
+                return ImageOps.exif_transpose(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ValueError(
+            f"image {source!r} is refused as a possible decompression bomb "
+            f"({str(error).rstrip('.')}); accepted: images of at most "
+            f"{Image.MAX_IMAGE_PIXELS} pixels (PIL.Image.MAX_IMAGE_PIXELS), so shrink it first"
+        ) from None
     except FileNotFoundError:
         raise FileNotFoundError(f"image file {source!r} does not exist") from None
     except UnidentifiedImageError:
@@ -112,7 +122,23 @@ def load_image(source: str, size: int) -> Tensor:
             v2.ToDtype(torch.float32, scale=True),
         ]
     )
-    return transform(rgb_pixels(_read(source)))
+    image = _read(source)
+    _check_finite(image, source)
+    return transform(rgb_pixels(image))
+
+
+def _check_finite(image: Image.Image, source: str) -> None:
+    """Refuse a float image (mode F, the only one that can) with NaN or infinite pixels: they
+    would make the loss non-finite at the first step, or be clipped away unseen (-inf)."""
+    if image.mode != "F":
+        return
+    bad = ~np.isfinite(np.asarray(image))
+    if bad.any():
+        y, x = (int(i[0]) for i in np.nonzero(bad))
+        raise ValueError(
+            f"image {source!r} has {int(bad.sum())} NaN or infinite pixels (the first at x={x}, "
+            f"y={y}); accepted: float images whose every pixel is a finite number"
+        )
 
 
 def image_name(source: str) -> str:

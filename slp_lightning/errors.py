@@ -21,5 +21,8 @@ class ArgumentError(ValueError):
         message = str(self)
         for argument in self.arguments:
             plain = re.escape(argument.rsplit(".", 1)[-1])
-            message = re.sub(rf"(?<![\w.`-]){plain}(?![\w`])", lambda _: name(argument), message)
+            # Not inside a longer name, a path or a file name (``/data/features.npy``).
+            message = re.sub(
+                rf"(?<![\w.`/\\-]){plain}(?![\w`/\\]|\.\w)", lambda _: name(argument), message
+            )
         return message

@@ -7,6 +7,7 @@ package). Names come from the dict's keys, else ``feature_0`` … in order.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from torch import Tensor
 
 SUFFIXES = (".pt", ".pth", ".npy", ".safetensors")
 TARGET_FEATURES = "target_features.pt"  # what OutputWriter(save_target_features=True) writes
+SCAN_ELEMENTS = 2**24  # values read at a time by the check for NaN and infinity (64 MB)
 
 
 class FeatureRows:
@@ -39,14 +41,16 @@ def _named(
     shapes: dict[str, tuple[int, ...]], get: Callable[[str], Tensor], path: Path
 ) -> tuple[list[str], FeatureRows]:
     """Names and rows of a file of one tensor per name."""
-    if not shapes or len(set(shapes.values())) != 1:
+    if len(set(shapes.values())) > 1:
         found = sorted(set(shapes.values()))
         raise ValueError(
             f"{path}: needs one feature tensor per target, all of one shape; found shapes {found}"
         )
     names = list(shapes)
     rows = FeatureRows(
-        len(names), next(iter(shapes.values())), lambda r: torch.stack([get(names[i]) for i in r])
+        len(names),
+        next(iter(shapes.values()), ()),
+        lambda r: torch.stack([get(names[i]) for i in r]),
     )
     return names, rows
 
@@ -65,28 +69,49 @@ def _load_pt(path: Path) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def read_features(path: str | Path) -> tuple[list[str], FeatureRows]:
-    """The names and rows (N, …) of a feature file (only its layout is read now)."""
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"features file {str(path)!r}: no such file")
-    if path.suffix not in SUFFIXES:
-        raise ValueError(f"features file {path}: expected one of {', '.join(SUFFIXES)}")
-    if path.suffix == ".npy":
+def _load_npy(path: Path) -> FeatureRows:
+    try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
-        values = FeatureRows(
-            len(array), array.shape[1:], lambda r: torch.from_numpy(np.array(array[_slice(r)]))
+    except (ValueError, OSError, EOFError) as error:  # empty, cut short, pickled, not numpy's
+        raise ValueError(
+            f"features file {path} is not an array saved by numpy.save ({error}); accepted: an "
+            f"array (N, …) of one row per target"
+        ) from None
+    if array.ndim < 2:
+        raise ValueError(
+            f"features file {path} holds an array of shape {array.shape}; accepted: an array "
+            f"(N, …) of one row per target, at least 2-d"
         )
-    elif path.suffix == ".safetensors":
-        try:
-            from safetensors import safe_open
-        except ModuleNotFoundError:
-            raise ModuleNotFoundError(
-                f"reading {path} needs the safetensors package: pip install safetensors"
-            ) from None
+    return FeatureRows(
+        len(array), array.shape[1:], lambda r: torch.from_numpy(np.array(array[_slice(r)]))
+    )
+
+
+def _load_safetensors(path: Path) -> tuple[list[str], FeatureRows]:
+    try:
+        from safetensors import SafetensorError, safe_open
+    except ModuleNotFoundError:
+        raise ValueError(
+            f"features file {path} is a .safetensors file, which needs the safetensors package "
+            f"(pip install safetensors); accepted without it: {', '.join(SUFFIXES[:-1])}"
+        ) from None
+    try:
         handle = safe_open(str(path), framework="pt")
-        shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
-        return _named(shapes, handle.get_tensor, path)
+    except SafetensorError as error:
+        raise ValueError(
+            f"features file {path} is not a safetensors file ({error}); accepted: a dict "
+            f"name → tensor saved by safetensors.torch.save_file"
+        ) from None
+    shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
+    return _named(shapes, handle.get_tensor, path)
+
+
+def _layout(path: Path) -> tuple[list[str], FeatureRows]:
+    """The names and rows of a feature file of any suffix, none of its values read."""
+    if path.suffix == ".npy":
+        values: object = _load_npy(path)
+    elif path.suffix == ".safetensors":
+        return _load_safetensors(path)
     else:
         try:
             values = _load_pt(path)
@@ -101,9 +126,43 @@ def read_features(path: str | Path) -> tuple[list[str], FeatureRows]:
         values = FeatureRows(
             len(values), tuple(values.shape[1:]), lambda r, tensor=values: tensor[_slice(r)]
         )
-    if isinstance(values, FeatureRows) and len(values.shape) >= 2:
+    if isinstance(values, FeatureRows):
         return [f"feature_{i}" for i in range(len(values))], values
     raise ValueError(f"features file {path}: expected a tensor (N, …) or a dict name → tensor")
+
+
+def _first_non_finite(rows: FeatureRows) -> int | None:
+    """The first row with a NaN or an infinity (after the cast to float32), read a block of rows
+    at a time so that a large file is never in memory whole."""
+    block = max(1, SCAN_ELEMENTS // max(1, math.prod(rows.shape[1:])))
+    for start in range(0, len(rows), block):
+        finite = torch.isfinite(rows[start : start + block].flatten(1)).all(dim=1)
+        if not finite.all():
+            return start + int(finite.logical_not().nonzero()[0])
+    return None
+
+
+def read_features(path: str | Path) -> tuple[list[str], FeatureRows]:
+    """The names and rows (N, …) of a feature file: its layout, and every value once, a block at a
+    time, to refuse a file without rows or with a NaN or infinity before the first step."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"features file {str(path)!r}: no such file")
+    if path.suffix not in SUFFIXES:
+        raise ValueError(f"features file {path}: expected one of {', '.join(SUFFIXES)}")
+    names, rows = _layout(path)
+    if not names:
+        raise ValueError(
+            f"features file {path} holds no targets (0 rows); accepted: one row per target, at "
+            f"least one"
+        )
+    bad = _first_non_finite(rows)
+    if bad is not None:
+        raise ValueError(
+            f"features file {path}: target {names[bad]!r} (row {bad}) holds NaN or infinite "
+            f"values; accepted: finite numbers only"
+        )
+    return names, rows
 
 
 def write_features(path: str | Path, names: list[str], features: Tensor) -> Path:

@@ -33,6 +33,10 @@ _NETWORK_SETTINGS = {
 }  # fmt: skip
 
 
+# "-true" precisions other than 32 would cast I_pre and its optimiser's state.
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
+
+
 def adam(params) -> torch.optim.Optimizer:  # noqa: ANN001 - an OptimizerCallable
     """The default optimiser: Adam with lr 0.05 on ``I_pre`` (logit units)."""
     return torch.optim.Adam(params, lr=0.05)
@@ -201,6 +205,13 @@ class FeatureInversion(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         distributed.check_strategy(self.trainer.strategy)
+        if self.trainer.precision not in PRECISIONS:
+            raise ArgumentError(
+                f"precision {self.trainer.precision!r} is not one an inversion runs in: I_pre, its "
+                f"optimiser and the losses stay float32; valid: {', '.join(PRECISIONS)} (mixed "
+                f"precision runs the network in 16 bits)",
+                "Trainer.precision",
+            )
         if self.inversion.I_pre is None:
             datamodule, world = self.trainer.datamodule, self.trainer.world_size
             rows = distributed.shard(len(datamodule.names), self.global_rank, world)

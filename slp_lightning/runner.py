@@ -27,6 +27,7 @@ from slp_lightning.dealing import Workers, first_device, launch_workers
 from slp_lightning.errors import ArgumentError
 from slp_lightning.lightning_model import FeatureInversion
 from slp_lightning.outputs import remove_unstarted_run
+from slp_lightning.preflight import check_output_root
 from slp_lightning.reports import chunks_report, sweep_report, trainer_report
 from slp_lightning.resume import finished
 from slp_lightning.run_folders import claim_run_dir, folder_name, logger_for
@@ -89,6 +90,7 @@ class Runner:
         """One run, the sweep, or the targets in chunks, and then their report (printed). A
         ``ckpt_path`` file resumes one run (a finished one: nothing runs, nor is a run folder
         made), a folder a chunked run."""
+        check_output_root(self.trainers.root)  # before any folder is made
         ckpt_path = None if ckpt_path is None else str(ckpt_path)
         size = self.chunk_size(model, datamodule, ckpt_path)
         if size is not None and (_is_dir(ckpt_path) or len(datamodule.target_names()) > size):

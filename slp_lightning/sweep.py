@@ -32,6 +32,7 @@ from slp_lightning.networks import NETWORKS, FeatureNetwork, ModuleNetwork, laye
 from slp_lightning.networks.hooks import unknown_layer_error
 from slp_lightning.networks.weights import reused_models
 from slp_lightning.outputs import measured
+from slp_lightning.pyramid import check_pyramid_size
 from slp_lightning.run_folders import logger_for
 from slp_lightning.summaries import summary_row
 
@@ -182,6 +183,8 @@ def run(
         )  # fmt: skip
         if job.layer is not None and job.layer not in valid:
             raise unknown_layer_error(f"sweep: {job.network}", job.layer, valid)
+        if job.pyramid_levels is not None:
+            check_pyramid_size(model.image_size, model.image_size, job.pyramid_levels)
     by_name = {job.name(sweep): job for job in jobs}
     where = f" on process {workers.rank}" if workers.world > 1 else ""
 

@@ -1,19 +1,24 @@
-"""Helpers the tests (and ``benchmarks/faults.py``) import: the tiny run's CLI arguments, the
-launcher of a run in a subprocess, the photographs the ``photos`` fixture writes, a few steps of an
-inversion without a Trainer, and slow marks for families of cases. Fixtures live in ``conftest.py``."""
+"""Helpers the tests (and ``benchmarks/faults.py``, ``bad_inputs.py``) import: the tiny run's CLI
+arguments, the launcher of a run in a subprocess, the photographs the ``photos`` fixture writes, a
+PNG that claims any size, a few steps of an inversion without a Trainer, and slow marks for
+families of cases. Fixtures live in ``conftest.py``."""
 
 from __future__ import annotations
 
+import io
 import os
 import signal
+import struct
 import subprocess
 import sys
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 import skimage.data
 import torch
+from PIL import Image
 
 from slp_lightning import FeatureInversion
 
@@ -77,6 +82,18 @@ def short_inversion(model: FeatureInversion, images: torch.Tensor, steps: int = 
         optimizer.step()
         losses.append(Z.mean().item())
     return losses
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims ``width`` x ``height`` px over one pixel's data: Pillow judges an
+    image's size (its decompression-bomb check) from the header, before it decodes anything."""
+    buffer = io.BytesIO()
+    Image.new("L", (1, 1)).save(buffer, "PNG")
+    data = bytearray(buffer.getvalue())
+    # The IHDR chunk: its type at bytes 12-15, width and height at 16-23, its CRC at 29-32.
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
 
 
 def slow_but(values: Iterable[object], *fast: object) -> list[object]:

@@ -9,6 +9,8 @@ from PIL import Image
 
 from slp_lightning.data import STEPS_PER_EPOCH_UNBOUNDED, TargetImages, find_images, load_image
 
+from helpers import png_claiming
+
 
 def loaded(spec: str, size: int = 32) -> TargetImages:
     data = TargetImages(spec, image_size=size)
@@ -133,3 +135,29 @@ def test_exif_orientation_is_applied(tmp_path: Path) -> None:
     Image.fromarray(stored).save(tmp_path / "turned.png", exif=exif)
     pixels = load_image(str(tmp_path / "turned.png"), 8)
     assert pixels[:, :, :4].min() == 1 and pixels[:, :, 4:].max() == 0
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+def test_a_float_image_with_a_nan_or_infinite_pixel_is_one_sentence(
+    value: float, tmp_path: Path
+) -> None:
+    pixels = np.full((8, 8), 0.5, dtype=np.float32)
+    pixels[2, 5] = value  # -inf would be clipped to black unseen, nan and +inf poison the loss
+    Image.fromarray(pixels, mode="F").save(tmp_path / "float.tif")
+    with pytest.raises(ValueError) as error:
+        load_image(str(tmp_path / "float.tif"), 8)
+    assert str(error.value) == (
+        f"image {str(tmp_path / 'float.tif')!r} has 1 NaN or infinite pixels (the first at x=5, "
+        f"y=2); accepted: float images whose every pixel is a finite number"
+    )
+
+
+@pytest.mark.parametrize("side", [10**4, 14_000], ids=["over-the-warning", "over-the-error"])
+def test_a_decompression_bomb_is_one_sentence(side: int, tmp_path: Path) -> None:
+    """Pillow warns from MAX_IMAGE_PIXELS (and then decodes it all) and raises from twice it."""
+    (tmp_path / "bomb.png").write_bytes(png_claiming(side, side))
+    with pytest.raises(ValueError, match="decompression bomb") as error:
+        load_image(str(tmp_path / "bomb.png"), 8)
+    message = str(error.value)
+    assert "bomb.png" in message and f"at most {Image.MAX_IMAGE_PIXELS} pixels" in message
+    assert "\n" not in message and error.value.__cause__ is None

@@ -12,7 +12,8 @@ def test_an_argument_error_names_arguments_for_python_and_flags_for_the_command_
     capsys: pytest.CaptureFixture,
 ) -> None:
     error = ArgumentError(
-        "image_size 50 is too small for pyramid_levels 6 (image_sizes and `image_size` stay)",
+        "image_size 50 is too small for pyramid_levels 6 (image_sizes, `image_size`, /x/image_size.png and "
+        "C:\\image_size stay)",
         "FeatureInversion.image_size",
         "FeatureInversion.pyramid_levels",
     )
@@ -23,7 +24,7 @@ def test_an_argument_error_names_arguments_for_python_and_flags_for_the_command_
     assert stop.value.code == 2
     assert capsys.readouterr().err == (
         "error: --model.image_size 50 is too small for --model.pyramid_levels 6 "
-        "(image_sizes and `image_size` stay)\n"
+        "(image_sizes, `image_size`, /x/image_size.png and C:\\image_size stay)\n"
     )
     assert flag("PyramidSwitch.patience") == "--switch.patience"
     assert flag("Sweep.layers") == "--sweep.layers"

@@ -354,3 +354,15 @@ def test_the_maths_runs_without_lightning_as_the_readme_shows() -> None:
         [4, 8],
     ]
     assert (inversion.evaluate()["feature_error"] < 0.8 * first).all()
+
+
+@pytest.mark.parametrize("precision", ["64-true", "16-true"])
+def test_a_precision_that_would_cast_I_pre_is_refused_before_the_first_step(precision: str) -> None:
+    model = FeatureInversion(layer="conv2", weights="random", pyramid_levels=3, image_size=64)
+    trainer = pl.Trainer(max_steps=2, precision=precision, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)  # fmt: skip
+    with pytest.raises(
+        ValueError, match=rf"precision '{precision}' is not one an inversion runs in"
+    ):
+        trainer.fit(model, TargetImages("skimage:astronaut", image_size=64))
+    assert trainer.global_step == 0

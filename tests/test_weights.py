@@ -99,6 +99,28 @@ def test_a_shape_mismatch_names_the_key_and_both_shapes(state: State, tmp_path: 
         build_feature_network("alexnet", "conv2", path)
 
 
+def test_weights_with_a_nan_or_infinity_are_refused_unless_the_layer_never_uses_them(
+    state: State, tmp_path: Path
+) -> None:
+    part = {k: state[k].clone() for k in [*UP_TO_CONV2, "features.6.weight"]}
+    part["features.3.weight"][0, 0, 0, 0] = float("nan")
+    part["features.3.bias"][1] = -float("inf")
+    part["features.6.weight"][0, 0, 0, 0] = float("inf")  # conv3's: conv2 never reads it
+    path = _save(part, tmp_path / "nan.pth")
+    with pytest.raises(ValueError) as error:
+        build_feature_network("alexnet", "conv2", path)
+    assert str(error.value) == (
+        f"cannot load AlexNet weights {path}: features.3.weight, features.3.bias hold NaN or "
+        f"infinite values (2 of the 4 tensors needed up to this layer); accepted: finite weights only"
+    )
+    part["features.3.weight"], part["features.3.bias"] = (
+        state["features.3.weight"],
+        state["features.3.bias"],
+    )
+    net = build_feature_network("alexnet", "conv2", _save(part, tmp_path / "fine.pth"))
+    _assert_loaded(net, state)
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

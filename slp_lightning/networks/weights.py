@@ -149,8 +149,9 @@ def load_needed(model: nn.Module, body: nn.Module, state: Mapping[str, Tensor], 
     """Copy from ``state`` into ``model`` every tensor that ``body``, a part of ``model`` sharing
     its modules, holds; ``state``'s keys are ``model``'s and the rest of it is ignored.
 
-    Returns how many tensors were copied. Raises ValueError naming the missing keys, or the first
-    key whose shape differs; ``source`` names the weights in the message.
+    Returns how many tensors were copied. Raises ValueError naming the missing keys, the first
+    key whose shape differs, or the keys with a NaN or infinity; ``source`` names the weights in
+    the message.
     """
     in_body = {id(t) for t in body.state_dict(keep_vars=True).values()}
     needed = {k: t for k, t in model.state_dict(keep_vars=True).items() if id(t) in in_body}
@@ -169,6 +170,14 @@ def load_needed(model: nn.Module, body: nn.Module, state: Mapping[str, Tensor], 
                 f"cannot load {source}: {key} has shape {tuple(tensor.shape)}, expected "
                 f"{tuple(needed[key].shape)}"
             )
+    # A NaN or an infinity in a weight makes every feature, and so the loss, non-finite at once.
+    broken = [k for k, t in used.items() if t.is_floating_point() and not t.isfinite().all()]
+    if broken:
+        raise ValueError(
+            f"cannot load {source}: {_some(broken)} {'holds' if len(broken) == 1 else 'hold'} NaN "
+            f"or infinite values ({len(broken)} "
+            f"of the {len(used)} tensors needed up to this layer); accepted: finite weights only"
+        )
     model.load_state_dict(used, strict=False)
     return len(used)
 

@@ -1,11 +1,27 @@
-"""What stops or warns a run whose numbers went wrong: a non-finite loss or gradient, and a start
-the network sees no structure in."""
+"""What stops or warns a run whose numbers would go wrong: a precision that would cast ``I_pre``, a
+non-finite loss or gradient, and a start the network sees no structure in."""
 
 from __future__ import annotations
 
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor
+
+from slp_lightning.errors import ArgumentError
+
+# "-true" precisions other than 32 would cast I_pre and its optimiser's state.
+PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
+
+
+def check_precision(precision: str) -> None:
+    """Refuse a Trainer precision the inversion cannot run in."""
+    if precision not in PRECISIONS:
+        raise ArgumentError(
+            f"precision {precision!r} is not one an inversion runs in: I_pre, its optimiser and the "
+            f"losses stay float32; valid: {', '.join(PRECISIONS)} (mixed precision runs the network "
+            f"in 16 bits)",
+            "Trainer.precision",
+        )
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -18,7 +18,7 @@ from torch import Tensor
 from slp_lightning import distributed
 from slp_lightning.callbacks.switch import PyramidSwitch
 from slp_lightning.errors import ArgumentError
-from slp_lightning.guards import check_gradient, check_loss
+from slp_lightning.guards import check_gradient, check_loss, check_precision
 from slp_lightning.methods import MethodSettings, build_method
 from slp_lightning.n_f import measure_n_f
 from slp_lightning.networks import FeatureNetwork, ModuleNetwork, Network, build_feature_network
@@ -31,10 +31,6 @@ from slp_lightning.torch_model import Inversion
 _NETWORK_SETTINGS = {
     "network", "weights", "arch", "weights_map", "network_args", "in_channels", "input_mean", "input_std",
 }  # fmt: skip
-
-
-# "-true" precisions other than 32 would cast I_pre and its optimiser's state.
-PRECISIONS = ("32-true", "16-mixed", "bf16-mixed")
 
 
 def adam(params) -> torch.optim.Optimizer:  # noqa: ANN001 - an OptimizerCallable
@@ -205,16 +201,10 @@ class FeatureInversion(pl.LightningModule):
 
     def setup(self, stage: str) -> None:
         distributed.check_strategy(self.trainer.strategy)
-        if self.trainer.precision not in PRECISIONS:
-            raise ArgumentError(
-                f"precision {self.trainer.precision!r} is not one an inversion runs in: I_pre, its "
-                f"optimiser and the losses stay float32; valid: {', '.join(PRECISIONS)} (mixed "
-                f"precision runs the network in 16 bits)",
-                "Trainer.precision",
-            )
+        check_precision(self.trainer.precision)
         if self.inversion.I_pre is None:
-            datamodule, world = self.trainer.datamodule, self.trainer.world_size
-            rows = distributed.shard(len(datamodule.names), self.global_rank, world)
+            datamodule = self.trainer.datamodule
+            rows = self._rows(len(datamodule.names))
             # f(I) is computed once, on the device that will run the inversion.
             self.inversion.network.to(self.trainer.strategy.root_device)
             self.set_targets(
@@ -292,25 +282,23 @@ class FeatureInversion(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["problem"] = self.problem
         # The frozen network is rebuilt from its weights spec; keep checkpoints to I_pre and state.
-        state = checkpoint["state_dict"]
-        for key in [k for k in state if k.startswith("inversion.network.")]:
-            del state[key]
-        trainer = self.trainer
-        distributed.save_rows(
-            checkpoint,
-            len(self.local_names),
-            self.gather,
-            trainer.world_size > 1 and trainer.interrupted,
-        )
+        for key in [k for k in checkpoint["state_dict"] if k.startswith("inversion.network.")]:
+            del checkpoint["state_dict"][key]
+        partial = self.trainer.world_size > 1 and self.trainer.interrupted
+        distributed.save_rows(checkpoint, len(self.local_names), self.gather, partial)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         check_problem(checkpoint, self.problem)
         state = migrated(checkpoint["state_dict"])
-        rows = distributed.shard(len(self.names), self.global_rank, self.trainer.world_size)
-        distributed.own_rows(checkpoint, len(self.names), rows, "inversion.I_pre")
+        total = len(self.names)
+        distributed.own_rows(checkpoint, total, self._rows(total), "inversion.I_pre")
         state.update(
             {f"inversion.network.{k}": v for k, v in self.inversion.network.state_dict().items()}
         )
+
+    def _rows(self, total: int) -> Tensor:
+        """The targets this process inverts, of ``total``."""
+        return distributed.shard(total, self.global_rank, self.trainer.world_size)
 
     # ----------------------------------------------------------------- the steps
     def training_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:

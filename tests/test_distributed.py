@@ -6,12 +6,14 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from slp_lightning import FeatureInversion
 from slp_lightning.dealing import needs_processes
-from slp_lightning.distributed import gather_rows, shard
+from slp_lightning.distributed import IndependentDDPStrategy, check_strategy, gather_rows, shard
 
 from helpers import classifier_args, tiny_args
 
@@ -67,10 +69,15 @@ def results(root: Path, version: int = 0) -> dict:
 
 
 @pytest.mark.slow
-def test_two_processes_give_the_same_images_as_one(tmp_path: Path, two_photos: Path) -> None:
-    """The images, N_f, the metrics and the semantic scores (each process scores its own images)."""
-    one = fit(tmp_path / "one", two_photos, "--trainer.devices=1", *classifier_args(tmp_path))
-    two = fit(tmp_path / "two", two_photos, "--trainer.devices=2", *classifier_args(tmp_path))
+def test_two_processes_give_the_same_images_as_one_and_resume_to_them(
+    tmp_path: Path, two_photos: Path
+) -> None:
+    """The images, N_f, the metrics and the semantic scores (each process scores its own images);
+    resuming the two processes' step-30 checkpoint ends where their straight run ends."""
+    common = ["--checkpoint.every_n_train_steps=30", "--checkpoint.on_switch=false",
+              "--checkpoint.save_top_k=-1", *classifier_args(tmp_path)]  # fmt: skip
+    one = fit(tmp_path / "one", two_photos, "--trainer.devices=1", *common)
+    two = fit(tmp_path / "two", two_photos, "--trainer.devices=2", *common)
     assert one.returncode == 0, one.stderr[-3000:]
     assert two.returncode == 0, two.stderr[-3000:]
     a, b = results(tmp_path / "one"), results(tmp_path / "two")
@@ -100,33 +107,33 @@ def test_two_processes_give_the_same_images_as_one(tmp_path: Path, two_photos: P
     state = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
     assert (
         state["state_dict"]["inversion.I_pre"].shape[0] == 2
-    )  # both processes' images in one checkpoint
-
-
-@pytest.mark.slow
-def test_plain_ddp_is_refused(tmp_path: Path, two_photos: Path) -> None:
-    done = fit(tmp_path, two_photos, "--trainer.devices=2", "--trainer.strategy=ddp")
-    assert done.returncode != 0
-    assert "would average the gradients of I_pre" in done.stderr
-
-
-@pytest.mark.slow
-def test_resume_on_two_processes_equals_a_straight_run(tmp_path: Path, two_photos: Path) -> None:
-    """Resuming the step-30 checkpoint of a 60-step run ends where the straight run ends."""
-    common = ["--trainer.devices=2", "--checkpoint.every_n_train_steps=30", "--trainer.max_steps=60",
-              "--checkpoint.on_switch=false", "--checkpoint.save_top_k=-1"]  # fmt: skip
-    straight = fit(tmp_path, two_photos, *common)
-    assert straight.returncode == 0, straight.stderr[-3000:]
-    checkpoint = next(
-        (tmp_path / "alexnet_conv2" / "version_0" / "checkpoints").glob("*step=30.ckpt")
+    )  # both processes' images in one file
+    checkpoint = next((run / "checkpoints").glob("*step=30.ckpt"))
+    resumed = fit(
+        tmp_path / "two", two_photos, "--trainer.devices=2", *common, f"--ckpt_path={checkpoint}"
     )
-    resumed = fit(tmp_path, two_photos, *common, f"--ckpt_path={checkpoint}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    a, b = results(tmp_path), results(tmp_path, version=1)
-    assert a["steps"] == b["steps"] == 60
-    for x, y in zip(a["images"], b["images"]):
+    c = results(tmp_path / "two", version=1)
+    assert b["steps"] == c["steps"] == 60
+    for x, y in zip(b["images"], c["images"]):
         assert y["feature_error"] == pytest.approx(x["feature_error"], rel=1e-4)
         assert y["switch_steps"] == x["switch_steps"]
+
+
+def test_plain_ddp_is_refused_before_any_target_is_taken() -> None:
+    from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy
+
+    model = FeatureInversion(layer="conv2", weights="random", pyramid_levels=3, image_size=64)
+    model._trainer = SimpleNamespace(
+        strategy=DDPStrategy(), precision="32-true"
+    )  # as Trainer.fit would
+    with pytest.raises(
+        ValueError, match="strategy DDPStrategy would average the gradients of I_pre"
+    ):
+        model.setup("fit")
+    assert model.inversion.I_pre is None
+    for fine in (IndependentDDPStrategy(), SingleDeviceStrategy("cpu")):
+        check_strategy(fine)
 
 
 @pytest.mark.slow
@@ -150,7 +157,6 @@ def test_bf16_mixed_precision_stays_close_to_fp32(tmp_path: Path, photos: Path) 
 
 def test_a_lost_process_is_named_in_one_sentence() -> None:
     """The per-step exchange failing (gloo: the peer's socket closed) becomes PeerLostError."""
-    from types import SimpleNamespace
 
     from slp_lightning.callbacks import PyramidSwitch
     from slp_lightning.distributed import PeerLostError

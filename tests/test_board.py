@@ -1,13 +1,18 @@
 """What a run shows in TensorBoard, read back with TensorBoard's own reader."""
 
+import json
 from pathlib import Path
 
 import lightning.pytorch as pl
+import pytest
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from slp_lightning import FeatureInversion, OutputWriter, PyramidSwitch, TargetImages
+from slp_lightning.cli import main
+
+from helpers import tiny_args
 
 
 def read_events(folder: Path) -> EventAccumulator:
@@ -58,3 +63,23 @@ def test_a_run_logs_quality_curves_per_image_and_its_hparams_row(
     )
     assert settings["image_size"] == 64 and settings["max_steps"] == 12 and "precision" in settings
     assert sorted(metrics) == ["final/normalized_error", "final/psnr", "final/ssim"]
+
+
+def test_a_sweeps_jobs_are_hparams_rows_under_its_folder(tmp_path: Path, photos: Path) -> None:
+    main(tiny_args(tmp_path, photos / "coffee.png", "--sweep.methods=[slp, pixel]",
+                   "--trainer.max_steps=4"))  # fmt: skip
+    sweep = tmp_path / "alexnet_sweep" / "version_0"
+    # Every event file is a job's, in the one sweep folder: `tensorboard --logdir` it shows the sweep.
+    runs = sorted({path.parent for path in tmp_path.rglob("events.out.tfevents.*")})
+    assert runs == [sweep / "pixel_conv2", sweep / "slp_conv2"]
+    methods = []
+    for run in runs:
+        events, results = read_events(run), json.loads((run / "results.json").read_text())
+        settings, metrics = hparams_of(events)
+        methods.append(settings["method"])
+        assert sorted(metrics) == ["final/normalized_error", "final/psnr", "final/ssim"]
+        for tag in metrics:
+            final = events.Scalars(tag)[-1].value
+            assert final == pytest.approx(results[f"mean_{tag.removeprefix('final/')}"], abs=1e-6)
+        assert "hp_metric" not in events.Tags()["scalars"]
+    assert methods == ["pixel", "slp"]

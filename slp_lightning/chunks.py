@@ -30,7 +30,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from slp_lightning import semantic
-from slp_lightning.callbacks import output_writer
+from slp_lightning.callbacks import InversionCheckpoint, output_writer
 from slp_lightning.data import TargetImages
 from slp_lightning.dealing import Workers, deal
 from slp_lightning.errors import ArgumentError
@@ -157,6 +157,14 @@ def _append(run_dir: Path, line: dict) -> None:
         os.close(descriptor)
 
 
+def _resume_hints_to(trainer: Trainer, run_dir: Path) -> None:
+    """Make a chunk's stop say to resume ``run_dir``: its own ``last.ckpt`` is refused as a
+    ``ckpt_path`` (``Runner.chunk_size``), the chunked run's folder resumes it."""
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, InversionCheckpoint):
+            callback.resume_from = run_dir
+
+
 def _first_chunk_n_f(
     model: FeatureInversion, data: TargetImages, size: int, device: torch.device
 ) -> float:
@@ -206,6 +214,7 @@ def run(
         rows = range(index * chunk_size, min((index + 1) * chunk_size, len(names)))
         chunk = data.chunk(rows)
         trainer = trainer_for(logger_for(run_dir / name))
+        _resume_hints_to(trainer, run_dir)
         writer = output_writer(trainer, "a chunked run's Trainers")
         last = run_dir / name / "checkpoints" / "last.ckpt"
         # Read first: a file that needs pickle is refused in a sentence, not a traceback.

@@ -1,13 +1,19 @@
 """What a run shows in TensorBoard, read back with TensorBoard's own reader."""
 
+import json
 from pathlib import Path
 
 import lightning.pytorch as pl
+import pytest
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
+from benchmarks import tensorboard_check
 from slp_lightning import FeatureInversion, OutputWriter, PyramidSwitch, TargetImages
+from slp_lightning.cli import main
+
+from helpers import tiny_args
 
 
 def read_events(folder: Path) -> EventAccumulator:
@@ -58,3 +64,54 @@ def test_a_run_logs_quality_curves_per_image_and_its_hparams_row(
     )
     assert settings["image_size"] == 64 and settings["max_steps"] == 12 and "precision" in settings
     assert sorted(metrics) == ["final/normalized_error", "final/psnr", "final/ssim"]
+
+
+def test_a_sweeps_jobs_are_hparams_rows_under_its_folder(tmp_path: Path, photos: Path) -> None:
+    main(tiny_args(tmp_path, photos / "coffee.png", "--sweep.methods=[slp, pixel]",
+                   "--trainer.max_steps=4"))  # fmt: skip
+    sweep = tmp_path / "alexnet_sweep" / "version_0"
+    # Every event file is a job's, in the one sweep folder: `tensorboard --logdir` it shows the sweep.
+    runs = sorted({path.parent for path in tmp_path.rglob("events.out.tfevents.*")})
+    assert runs == [sweep / "pixel_conv2", sweep / "slp_conv2"]
+    methods = []
+    for run in runs:
+        events, results = read_events(run), json.loads((run / "results.json").read_text())
+        settings, metrics = hparams_of(events)
+        methods.append(settings["method"])
+        assert sorted(metrics) == ["final/normalized_error", "final/psnr", "final/ssim"]
+        for tag in metrics:
+            final = events.Scalars(tag)[-1].value
+            assert final == pytest.approx(results[f"mean_{tag.removeprefix('final/')}"], abs=1e-6)
+        assert "hp_metric" not in events.Tags()["scalars"]
+    assert methods == ["pixel", "slp"]
+
+
+@pytest.mark.slow
+def test_tensorboard_serves_a_finished_sweeps_runs_and_hparams_rows(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    assert tensorboard_check.main(["--quick"]) == 0, capsys.readouterr().out[-3000:]
+    assert "ok: both jobs listed, with their hparams and final metrics" in capsys.readouterr().out
+
+
+def test_the_tensorboard_check_names_what_tensorboard_gets_wrong() -> None:
+    # TensorBoard's answers as it gives them (JSON of the HParams plugin's protos).
+    experiment = {"hparamInfos": [{"name": "method"}], "metricInfos": [{"name": {"tag": "final/psnr"}}]}  # fmt: skip
+    rows = [
+        {"hparams": {"method": method, "layer": "conv2", "pyramid_levels": 3.0},
+         "sessions": [{"name": f"{method}_conv2"}],
+         "metricValues": [{"name": {"tag": "final/psnr"}, "value": 10.0}]}
+        for method in ("slp", "pixel")
+    ]  # fmt: skip
+    jobs = {f"{method}_conv2": {"method": method, "layer": "conv2", "pyramid_levels": 3, "mean_psnr": 10.0}
+            for method in ("slp", "pixel")}  # fmt: skip
+    runs = list(jobs)
+    assert tensorboard_check.mismatches(runs, experiment, rows, jobs) == []
+    jobs["slp_conv2"]["mean_psnr"] = 11.0
+    assert tensorboard_check.mismatches(runs[1:], experiment, rows, jobs) == [
+        "/data/runs lists ['pixel_conv2'], not the jobs ['pixel_conv2', 'slp_conv2']",
+        "slp_conv2: final/psnr 10.0, results.json 11.0",
+    ]
+    assert tensorboard_check.placeholders({"slp_conv2": {"hp_metric": {}}, "pixel_conv2": {}}) == [
+        "slp_conv2: has hp_metric"
+    ]

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch import Trainer
 
 from slp_lightning import chunk_sizes, chunks
+from slp_lightning.callbacks import PyramidSwitch
+from slp_lightning.callbacks import checkpoint as checkpoint_module
 from slp_lightning.chunks import RESULTS, SUMMARY
 from slp_lightning.cli import command, main
 from slp_lightning.data import TargetImages
@@ -112,6 +116,31 @@ def test_a_resume_refuses_other_settings_and_takes_a_lost_line_or_folder(
     with pytest.warns(UserWarning, match="chunk_0000: finished .*, but the folder is gone"):
         main(resume)
     assert lines(run_dir) == chunks
+
+
+@pytest.mark.slow
+def test_a_stopped_chunk_says_to_resume_its_run_folder_and_that_resumes(
+    photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = tiny_args(tmp_path, photos, "--data.chunk_size=2", "--trainer.max_steps=4")
+    said: list[str] = []
+    monkeypatch.setattr(checkpoint_module, "rank_zero_info", said.append)
+    step_end = PyramidSwitch.on_train_batch_end
+
+    def power_cut(self: PyramidSwitch, trainer: Trainer, *rest: object) -> None:
+        step_end(self, trainer, *rest)
+        if trainer.global_step == 2 and Path(trainer.log_dir).name == "chunk_0001":
+            raise RuntimeError("power cut")
+
+    monkeypatch.setattr(PyramidSwitch, "on_train_batch_end", power_cut)
+    with pytest.raises(RuntimeError, match="power cut"):
+        main(args)
+    run_dir = tmp_path / "alexnet_conv2_chunks" / "version_0"
+    hint = re.fullmatch(r"stopped at step 2; resume with --ckpt_path (\S+)", said[-1])
+    assert hint and hint[1] == str(run_dir)
+    monkeypatch.undo()
+    main([*args, f"--ckpt_path={hint[1]}"])
+    assert [(c["chunk"], c["steps"]) for c in lines(run_dir)] == [(0, 4), (1, 4)]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
@@ -24,11 +25,18 @@ class InversionCheckpoint(ModelCheckpoint, SwitchListener):
         on_switch: refresh ``last.ckpt`` at every level switch (of any image, on any process);
             needs ``save_last``.
         **kwargs: ``ModelCheckpoint``'s arguments.
+
+    Attributes:
+        resume_from: what the hint printed on a stop says to resume from (``None``: the
+            ``last.ckpt`` written). A chunked run resumes from its run folder, never from a
+            chunk's own ``last.ckpt``: ``chunks.run`` sets it on its chunks' Trainers (not an
+            argument, which the command line would offer as a flag).
     """
 
     def __init__(self, on_switch: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.on_switch = on_switch
+        self.resume_from: str | Path | None = None
         self._switched = False
 
     def _refresh_last(self, trainer: pl.Trainer) -> None:
@@ -66,6 +74,7 @@ class InversionCheckpoint(ModelCheckpoint, SwitchListener):
             self._save_checkpoint(trainer, self.format_checkpoint_name(candidates))
             self._save_last_checkpoint(trainer, candidates)
         if self.last_model_path:
+            resume_from = self.resume_from or self.last_model_path
             rank_zero_info(
-                f"stopped at step {trainer.global_step}; resume with --ckpt_path {self.last_model_path}"
+                f"stopped at step {trainer.global_step}; resume with --ckpt_path {resume_from}"
             )

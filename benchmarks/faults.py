@@ -73,6 +73,8 @@ class Kill:
     root: Path
     args: list[str]
     processes: int = 1
+    #: what the stopped run printed (stdout and stderr), once ``stop`` has stopped it
+    output: str = ""
 
 
 @dataclass
@@ -134,7 +136,7 @@ def stop(kill: Kill, process: subprocess.Popen) -> None:
         process.kill()
         finish(process, f"reaching step {kill.step}", code=-signal.SIGKILL)
     process.send_signal(getattr(signal, kill.signal))
-    finish(process, f"{kill.signal} after step {kill.step}", EXIT_CODES[kill.signal])
+    kill.output = finish(process, f"{kill.signal} after step {kill.step}", EXIT_CODES[kill.signal])
     pids = [int(p.read_text()) for p in ranks[1:]]
     while not all(_gone(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.1)  # the other processes stop at their next exchange with the first

@@ -46,7 +46,7 @@ def test_needs_processes(
     assert needs_processes(accelerator, devices, nodes) is expected
 
 
-def fit(root: Path, images: Path, *extra: str) -> subprocess.CompletedProcess:
+def start(root: Path, images: Path, *extra: str) -> subprocess.Popen:
     """A tiny CPU run in a subprocess (multi-process runs must not re-run pytest)."""
     root.mkdir(parents=True, exist_ok=True)
     args = [*tiny_args(root, images), "--trainer.accelerator=cpu", *extra]
@@ -58,10 +58,29 @@ def fit(root: Path, images: Path, *extra: str) -> subprocess.CompletedProcess:
         "PYTHONPATH": str(ROOT),
         "OMP_NUM_THREADS": "1",
     }
-    return subprocess.run(
+    return subprocess.Popen(
         [sys.executable, "-m", "slp_lightning", *args],
-        capture_output=True, text=True, cwd=root, env=env, timeout=300,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root, env=env,
     )  # fmt: skip
+
+
+def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    stdout, stderr = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def fit(root: Path, images: Path, *extra: str) -> subprocess.CompletedProcess:
+    return finish(start(root, images, *extra))
+
+
+def one_and_two(root: Path, images: Path, *extra: str) -> dict[int, subprocess.CompletedProcess]:
+    """The same run on 1 and on 2 processes, started together (their start-up is most of the
+    time), in ``root/1`` and ``root/2``."""
+    started = {
+        devices: start(root / str(devices), images, f"--trainer.devices={devices}", *extra)
+        for devices in (1, 2)
+    }
+    return {devices: finish(process) for devices, process in started.items()}
 
 
 def results(root: Path, version: int = 0) -> dict:
@@ -76,11 +95,11 @@ def test_two_processes_give_the_same_images_as_one_and_resume_to_them(
     resuming the two processes' step-30 checkpoint ends where their straight run ends."""
     common = ["--checkpoint.every_n_train_steps=30", "--checkpoint.on_switch=false",
               "--checkpoint.save_top_k=-1", *classifier_args(tmp_path)]  # fmt: skip
-    one = fit(tmp_path / "one", two_photos, "--trainer.devices=1", *common)
-    two = fit(tmp_path / "two", two_photos, "--trainer.devices=2", *common)
+    runs = one_and_two(tmp_path, two_photos, *common)
+    one, two = runs[1], runs[2]
     assert one.returncode == 0, one.stderr[-3000:]
     assert two.returncode == 0, two.stderr[-3000:]
-    a, b = results(tmp_path / "one"), results(tmp_path / "two")
+    a, b = results(tmp_path / "1"), results(tmp_path / "2")
     assert [i["name"] for i in b["images"]] == ["astronaut", "chelsea"]
     # N_f and the cross-process metric agree with one process.
     assert b["N_f"] == pytest.approx(a["N_f"], rel=1e-6)
@@ -99,7 +118,7 @@ def test_two_processes_give_the_same_images_as_one_and_resume_to_them(
     assert b["images"][0]["feature_error"] != pytest.approx(
         b["images"][1]["feature_error"], rel=0.01
     )
-    run = tmp_path / "two" / "alexnet_conv2" / "version_0"
+    run = tmp_path / "2" / "alexnet_conv2" / "version_0"
     assert {p.name for p in (run / "reconstructions").glob("*.png")} >= {
         "astronaut.png",
         "chelsea.png",
@@ -110,10 +129,10 @@ def test_two_processes_give_the_same_images_as_one_and_resume_to_them(
     )  # both processes' images in one file
     checkpoint = next((run / "checkpoints").glob("*step=30.ckpt"))
     resumed = fit(
-        tmp_path / "two", two_photos, "--trainer.devices=2", *common, f"--ckpt_path={checkpoint}"
+        tmp_path / "2", two_photos, "--trainer.devices=2", *common, f"--ckpt_path={checkpoint}"
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    c = results(tmp_path / "two", version=1)
+    c = results(tmp_path / "2", version=1)
     assert b["steps"] == c["steps"] == 60
     for x, y in zip(b["images"], c["images"]):
         assert y["feature_error"] == pytest.approx(x["feature_error"], rel=1e-4)
@@ -179,11 +198,7 @@ def test_a_lost_process_is_named_in_one_sentence() -> None:
 def test_two_processes_deal_the_chunks_and_give_the_same_results_as_one(
     tmp_path: Path, photos: Path
 ) -> None:
-    steps = ["--data.chunk_size=1", "--trainer.max_steps=6"]
-    runs = {
-        devices: fit(tmp_path / str(devices), photos, f"--trainer.devices={devices}", *steps)
-        for devices in (1, 2)
-    }
+    runs = one_and_two(tmp_path, photos, "--data.chunk_size=1", "--trainer.max_steps=6")
     for done in runs.values():
         assert done.returncode == 0, done.stdout + done.stderr
     run_dirs = [tmp_path / str(d) / "alexnet_conv2_chunks" / "version_0" for d in (1, 2)]
@@ -203,11 +218,9 @@ def test_two_processes_deal_a_sweeps_jobs_and_write_the_summary_of_one(
 ) -> None:
     """Three jobs over two images: each process runs whole jobs on its own device, and the
     summary is byte for byte that of one process but for the time each job took."""
-    sweep = ["--sweep.methods=[slp, pixel, tv]", "--trainer.max_steps=6"]
-    runs = {
-        devices: fit(tmp_path / str(devices), two_photos, f"--trainer.devices={devices}", *sweep)
-        for devices in (1, 2)
-    }
+    runs = one_and_two(
+        tmp_path, two_photos, "--sweep.methods=[slp, pixel, tv]", "--trainer.max_steps=6"
+    )
     for done in runs.values():
         assert done.returncode == 0, done.stdout + done.stderr
     run_dirs = [tmp_path / str(d) / "alexnet_sweep" / "version_0" for d in (1, 2)]

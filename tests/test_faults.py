@@ -1,16 +1,39 @@
 """Fault injection: runs stopped by SIGINT, SIGTERM or SIGKILL and resumed end exactly where an
 uninterrupted run ends, having repeated no step beyond the last save (``benchmarks/faults.py``
-runs many more kill points)."""
+runs many more kill points); SIGINT and SIGTERM exit 130 and 143 after saving and saying what
+was reached."""
 
+import json
+import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from benchmarks.faults import Kill, inject, reference_run
 
 from helpers import tiny_args
 
 EVERY = 5  # --checkpoint.every_n_train_steps
+
+
+def said_what_was_reached(kill: Kill) -> None:
+    """The stopped run's results.json, PNG and last.ckpt, and its last lines: the resume hint and
+    what the run produced (outputs.report), as at the end of a finished run."""
+    run, name, output = kill.root / "alexnet_conv2" / "version_0", kill.signal, kill.output
+    results = json.loads((run / "results.json").read_text())
+    assert results["status"] == f"interrupted: {name}"
+    assert (run / "reconstructions" / "coffee.png").exists()
+    assert (
+        torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
+        == results["steps"]
+    )
+    hint = f"resume with --ckpt_path {run / 'checkpoints' / 'last.ckpt'}"
+    headline = rf"^1 image, {results['steps']} steps \(interrupted: {name}\): mean normalised error [\d.]+ %"
+    assert hint in output and re.search(headline, output, re.M), output[-3000:]
+    assert re.search(rf"^results: +{re.escape(str(run / 'results.json'))}$", output, re.M)
+    assert re.search(rf"^sheet: +{re.escape(str(run / 'sheet.png'))}$", output, re.M)
+    assert output.index(hint) < output.index(f"tensorboard --logdir {run}\n")
 
 
 def args(root: Path, images: Path, *extra: str) -> list[str]:
@@ -26,6 +49,8 @@ def test_killed_and_resumed_runs_equal_the_uninterrupted_run(tmp_path: Path, pho
     kills = [Kill(name, step, tmp_path / name, args(tmp_path / name, image))
              for name, step in [("SIGINT", 12), ("SIGTERM", 31), ("SIGKILL", 12)]]  # fmt: skip
     rows = {row.signal: row for row in inject(kills, reference)}
+    for kill in kills[:2]:  # exit 130 and 143 (inject checks), having said what was reached
+        said_what_was_reached(kill)
     assert (
         rows["SIGINT"].stopped_at == 12 and rows["SIGTERM"].stopped_at == 32
     )  # at the next step boundary

@@ -11,6 +11,9 @@
 5. hook: a step reading torchvision MobileNetV2's ``features.6`` with a forward hook / a step
    reading the same layer (``features.6.add``) from the cut FX graph, 128 px, batch 8
    (``--only hook`` runs this row alone).
+6. curves: a whole run with the quality curves at the default cadence (every 100 steps, at every
+   switch and at the end) / the same run without them, AlexNet conv5, 224 px, batch 8, 300 steps
+   (``--only curves``).
 Step times are medians over the steps after a warm-up; configurations are interleaved so that
 load on the shared machine hits both sides of a ratio alike.
 """
@@ -68,13 +71,18 @@ def median_step(stamps: list[float]) -> float:
     return statistics.median(steps)
 
 
-def fit_run(images: str, steps: int, levels: int = 6, timer: StepTimer | None = None) -> float:
+def fit_run(
+    images: str, steps: int, levels: int = 6, timer: StepTimer | None = None, curves: bool = True
+) -> float:
     """Wall time of a whole default-callback ``fit`` run."""
     start = time.perf_counter()
     root = tempfile.mkdtemp(prefix="bench_run_")
+    writer = OutputWriter()
+    if not curves:
+        writer._log_curves = lambda *_: None  # noqa: SLF001 - the same run without its curves
     trainer = pl.Trainer(
         max_steps=steps,
-        callbacks=[PyramidSwitch(), OutputWriter(), InversionCheckpoint(every_n_train_steps=100, save_last=True),
+        callbacks=[PyramidSwitch(), writer, InversionCheckpoint(every_n_train_steps=100, save_last=True),
                    *([timer] if timer else [])],
         logger=TensorBoardLogger(root, name="bench"),
         log_every_n_steps=50,
@@ -129,13 +137,16 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="fewer steps (under 2 minutes on 2 cores)"
     )
-    parser.add_argument("--only", choices=["hook"], help="one row alone")
+    parser.add_argument("--only", choices=["hook", "curves"], help="one row alone")
     args = parser.parse_args()
     steps = 12 if args.quick else 40
     torch.set_num_threads(torch.get_num_threads())
     eight = targets(8)
     print("| measure | value | target |\n|---|---|---|")
-    hook_row(eight, steps)
+    if args.only != "curves":
+        hook_row(eight, steps)
+    if args.only != "hook":
+        curves_row(eight, 60 if args.quick else 300)
     if args.only:
         return
 
@@ -182,6 +193,19 @@ def main() -> None:
     print(
         f"| memory: peak RSS, 32 images / 1 image (conv5, 224, 3 steps) | {rss_32:.0f} MB / {rss_1:.0f} MB "
         f"(+{(rss_32 - rss_1) / 31:.1f} MB per image; network weights {weights_mb:.1f} MB, held once) | report |"
+    )
+
+
+def curves_row(images: str, steps: int) -> None:
+    """Row 6: whole runs with and without the quality curves, interleaved."""
+    with_curves, without = [], []
+    for _ in range(2):
+        with_curves.append(fit_run(images, steps))
+        without.append(fit_run(images, steps, curves=False))
+    print(
+        f"| curves: a {steps}-step run with the quality curves at the default cadence / without "
+        f"(conv5, 224, batch 8) | {min(with_curves) / min(without):.3f} ({min(with_curves):.1f} s / "
+        f"{min(without):.1f} s) | ≤ 1.05 |"
     )
 
 

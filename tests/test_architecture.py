@@ -55,3 +55,27 @@ def test_the_maths_imports_no_lightning() -> None:
     graph = imports()
     maths = [n for n in graph if n.count(".") and n.split(".")[1] in MATHS]
     assert len(maths) > 20 and [n for n in maths if "lightning" in reachable(graph, n)] == []
+
+
+def test_the_readme_module_table_names_every_module() -> None:
+    """Each module of the package is in the README's table of pieces and modules, and each module
+    the table names exists (``dir/x.py`` first in a cell, then bare ``y.py`` of the same folder)."""
+    readme = (PACKAGE.parent / "README.md").read_text()
+    table = readme.split("| piece | module |", 1)[1].split("\n\n", 1)[0]
+    named = set()
+    for row in table.splitlines()[2:]:
+        folder = ""
+        for token in row.rsplit("|", 2)[1].replace("`", "").replace(",", " ").split():
+            if "/" in token:
+                folder = token.rsplit("/", 1)[0]
+            named |= {
+                str(p.relative_to(PACKAGE.parent))
+                for p in PACKAGE.parent.glob(f"{folder}/{token.rsplit('/', 1)[-1]}")
+            }
+            assert list(PACKAGE.parent.glob(f"{folder}/{token.rsplit('/', 1)[-1]}")), token
+    modules = {
+        str(p.relative_to(PACKAGE.parent))
+        for p in PACKAGE.rglob("*.py")
+        if p.name not in ("__init__.py", "__main__.py") or p.parent.name == "networks"
+    }
+    assert sorted(modules - named) == []

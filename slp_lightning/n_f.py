@@ -5,15 +5,15 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from slp_lightning.data import reference_images
 from slp_lightning.errors import ArgumentError
+from slp_lightning.images import reference_images
 from slp_lightning.metrics import mean_pairwise_distance
 from slp_lightning.torch_model import Inversion
 
 
 def measure_n_f(inversion: Inversion, features: Tensor, references: str | None = None) -> float:
     """N_f for targets of these ``features`` (M, …): their mean pairwise distance, or that of
-    the photographs ``references`` (``data.reference_images``: a file, folder or glob; without
+    the photographs ``references`` (``images.reference_images``: a file, folder or glob; without
     it, when there are fewer than two targets, a few of scikit-image's) through ``inversion``'s
     network. A distance that is not positive and finite is refused: every error would be
     infinite."""

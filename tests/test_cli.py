@@ -13,7 +13,7 @@ from torchvision.transforms.v2.functional import pil_to_tensor
 
 from slp_lightning import quiet
 from slp_lightning.cli import command, main
-from slp_lightning.data import load_image
+from slp_lightning.images import load_image
 from slp_lightning.networks import build_feature_network
 from slp_lightning.networks.weights import RandomWeightsWarning, warn_random
 

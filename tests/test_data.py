@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from slp_lightning.data import STEPS_PER_EPOCH_UNBOUNDED, TargetImages, find_images, load_image
+from slp_lightning.data import STEPS_PER_EPOCH_UNBOUNDED, TargetImages
+from slp_lightning.images import find_images, load_image
 
 from helpers import png_claiming
 

@@ -10,8 +10,8 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
 from slp_lightning import FeatureInversion, OutputWriter, PyramidSwitch, TargetImages
-from slp_lightning.data import load_image
 from slp_lightning.guards import NonFiniteLossError
+from slp_lightning.images import load_image
 
 
 class Recorder(Callback):

@@ -17,7 +17,7 @@ from torch import nn
 from slp_lightning import FeatureInversion
 from slp_lightning.chunk_sizes import target_bytes
 from slp_lightning.cli import command, main
-from slp_lightning.data import load_image
+from slp_lightning.images import load_image
 from slp_lightning.networks import build_feature_network, layer_listing
 from slp_lightning.networks.module_network import digest
 from slp_lightning.networks.shipped import shipped_file

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from slp_lightning.cli import main
-from slp_lightning.data import load_image
+from slp_lightning.images import load_image
 from slp_lightning.networks import build_feature_network
 from slp_lightning.semantic import (
     EFFICIENTNET_LITE0,

@@ -1,0 +1,154 @@
+"""Reading images: a file, a folder, a glob or one of scikit-image's photographs, made square
+at a size (resized, centre-cropped), with the sentences that refuse what cannot be read; and the
+reference photographs of N_f. Plain PIL and PyTorch: ``data.TargetImages`` reads its targets
+here."""
+
+from __future__ import annotations
+
+import glob
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+from torchvision.transforms import v2
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+BUILTIN_PREFIX = "skimage:"
+# Photographs scikit-image ships, for N_f when a run has a single target and no reference set.
+BUILTIN_REFERENCES = ("astronaut", "chelsea", "coffee", "rocket", "camera", "cat", "coins", "horse")
+
+
+def find_images(spec: str) -> list[str]:
+    """Expand ``spec`` (a file, a folder, a glob or ``skimage:NAME``) to a sorted list of sources."""
+    if spec.startswith(BUILTIN_PREFIX):
+        return [spec]
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {path}")
+        return [str(p) for p in files]
+    if path.is_file():
+        return [str(path)]
+    matches = sorted(glob.glob(str(path)))
+    if not matches:
+        raise FileNotFoundError(f"image {spec!r}: no such file, folder or glob match")
+    return matches
+
+
+def _read(source: str) -> Image.Image:
+    if source.startswith(BUILTIN_PREFIX):
+        import skimage.data  # only needed for the built-in photographs
+
+        name = source.removeprefix(BUILTIN_PREFIX)
+        loader = getattr(skimage.data, name, None)
+        if loader is None:
+            raise ValueError(f"{source!r}: skimage.data has no image {name!r}")
+        return Image.fromarray(np.asarray(loader()))
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between its pixel limit and twice it, and then decodes the lot.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as image:
+                image.load()
+                # A camera's portrait photo is stored sideways, with an EXIF tag saying how to turn it.
+                return ImageOps.exif_transpose(image)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ValueError(
+            f"image {source!r} is refused as a possible decompression bomb "
+            f"({str(error).rstrip('.')}); accepted: images of at most "
+            f"{Image.MAX_IMAGE_PIXELS} pixels (PIL.Image.MAX_IMAGE_PIXELS), so shrink it first"
+        ) from None
+    except FileNotFoundError:
+        raise FileNotFoundError(f"image file {source!r} does not exist") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"{source!r} is not an image file pillow can read") from None
+    except OSError as error:  # truncated or corrupt data
+        raise ValueError(f"cannot read image {source!r}: {error}") from None
+
+
+def _full_scale(image: Image.Image, largest: float) -> float:
+    """The value that is white in an image of a 16-bit, 32-bit or float mode."""
+    if image.mode.startswith("I;16"):
+        return 65535.0
+    # Modes I and F do not say their bit depth: take the smallest usual range that holds the
+    # image, so that 8-bit or 16-bit data stored in them keeps its brightness.
+    ranges = ((1.0,) if image.mode == "F" else ()) + (255.0, 65535.0, 2.0**32 - 1)
+    return next((r for r in ranges if largest <= r), largest)
+
+
+def rgb_pixels(image: Image.Image) -> Tensor:
+    """(3, H, W) pixels of a Pillow image of any mode: uint8 for 8-bit modes (grey replicated,
+    alpha and palette transparency dropped, CMYK and YCbCr converted), float32 in [0, 1] for
+    16-bit, 32-bit and float modes, scaled by their real range (``_full_scale``)."""
+    if image.mode.startswith("I") or image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        grey = np.clip(values / _full_scale(image, float(values.max(initial=0))), 0, 1)
+        return torch.from_numpy(grey).float().expand(3, -1, -1)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")  # Pillow warns when a palette's transparency is dropped
+    return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
+
+
+def load_image(source: str, size: int) -> Tensor:
+    """Read one image as RGB (``rgb_pixels``; EXIF orientation applied), resize its short side to
+    ``size`` and centre-crop: returns (3, size, size) float32 in [0, 1]."""
+    transform = v2.Compose(
+        [
+            v2.Resize(size, antialias=True),
+            v2.CenterCrop(size),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
+    image = _read(source)
+    _check_finite(image, source)
+    return transform(rgb_pixels(image))
+
+
+def _check_finite(image: Image.Image, source: str) -> None:
+    """Refuse a float image (mode F, the only one that can) with NaN or infinite pixels: they
+    would make the loss non-finite at the first step, or be clipped away unseen (-inf)."""
+    if image.mode != "F":
+        return
+    bad = ~np.isfinite(np.asarray(image))
+    if bad.any():
+        y, x = (int(i[0]) for i in np.nonzero(bad))
+        raise ValueError(
+            f"image {source!r} has {int(bad.sum())} NaN or infinite pixels (the first at x={x}, "
+            f"y={y}); accepted: float images whose every pixel is a finite number"
+        )
+
+
+def image_name(source: str) -> str:
+    """The stem used for output files: ``photos/cat.png`` -> ``cat``, ``skimage:coffee`` -> ``coffee``."""
+    return (
+        source.removeprefix(BUILTIN_PREFIX)
+        if source.startswith(BUILTIN_PREFIX)
+        else Path(source).stem
+    )
+
+
+def unique_names(names: list[str]) -> list[str]:
+    """``names`` with a repeated one numbered (``a``, ``a_2``): one output stem per target."""
+    seen: dict[str, int] = {}
+    unique = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return unique
+
+
+def reference_images(spec: str | None, size: int, channels: int = 3) -> Tensor:
+    """The reference set for ``N_f`` when a run's targets cannot be it: the images of ``spec``
+    (a file, folder or glob), else ``BUILTIN_REFERENCES``; (M, channels, size, size), grey as the
+    mean of R, G and B when ``channels`` is 1."""
+    sources = (
+        find_images(spec)
+        if spec is not None
+        else [f"{BUILTIN_PREFIX}{name}" for name in BUILTIN_REFERENCES]
+    )
+    references = torch.stack([load_image(source, size) for source in sources])
+    return references.mean(dim=1, keepdim=True) if channels == 1 else references

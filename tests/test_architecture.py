@@ -8,7 +8,17 @@ import slp_lightning
 
 PACKAGE = Path(slp_lightning.__file__).parent
 # Plain PyTorch: none of these may import Lightning, directly or through another module.
-MATHS = ["pyramid", "objective", "metrics", "methods", "schedule", "torch_model", "n_f", "images", "networks"]
+MATHS = [
+    "pyramid",
+    "objective",
+    "metrics",
+    "methods",
+    "schedule",
+    "torch_model",
+    "n_f",
+    "images",
+    "networks",
+]
 
 
 def module_name(path: Path) -> str:

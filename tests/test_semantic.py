@@ -9,18 +9,15 @@ import pytest
 import torch
 
 from slp_lightning.cli import main
-from slp_lightning.images import load_image
-from slp_lightning.networks import build_feature_network
-from slp_lightning.semantic import (
+from slp_lightning.evaluators import (
     EFFICIENTNET_LITE0,
     MOBILENET_V2,
-    as_results,
     build_evaluator,
     default_classifier,
-    evaluate,
-    means_of,
-    semantic_scores,
 )
+from slp_lightning.images import load_image
+from slp_lightning.networks import build_feature_network
+from slp_lightning.semantic import as_results, evaluate, means_of, semantic_scores
 from slp_lightning.summaries import SUMMARY_COLUMNS, summary_row, write_summary
 
 from helpers import CLASSIFIER_SOURCE, classifier_args, tiny_args

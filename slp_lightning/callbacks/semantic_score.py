@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
-from slp_lightning import semantic
+from slp_lightning import evaluators, semantic
 from slp_lightning.errors import ArgumentError
 from slp_lightning.networks.module_network import Convention
 from slp_lightning.networks.weights import RANDOM
@@ -62,22 +62,22 @@ class SemanticScore(Callback):
             "network_args": network_args, "input_mean": input_mean, "input_std": input_std,
         }  # fmt: skip
         self.batch_size = batch_size
-        self._evaluators: dict[str, semantic.Evaluator] = {}
+        self._evaluators: dict[str, evaluators.Evaluator] = {}
         #: ``semantic.as_results`` of the last run (on the first process), or ``None``
         self.results: dict | None = None
         self._measured = False
 
-    def evaluator(self, inverted: nn.Module) -> semantic.Evaluator | None:
+    def evaluator(self, inverted: nn.Module) -> evaluators.Evaluator | None:
         """The classifier for a run of ``inverted`` (built once), ``None`` when none is set or its
         weights fell back to random (a loud warning has said so)."""
         classifier = self.classifier
         if classifier is None:
             return None
-        if classifier == semantic.AUTO:
-            classifier = semantic.default_classifier(inverted)
+        if classifier == evaluators.AUTO:
+            classifier = evaluators.default_classifier(inverted)
         key = classifier if isinstance(classifier, str) else "module"
         if key not in self._evaluators:
-            self._evaluators[key] = semantic.build_evaluator(classifier, **self.settings)
+            self._evaluators[key] = evaluators.build_evaluator(classifier, **self.settings)
         evaluator = self._evaluators[key]
         return None if evaluator.weights == RANDOM else evaluator
 

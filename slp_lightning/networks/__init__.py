@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from slp_lightning.errors import ArgumentError
-from slp_lightning.networks import alexnet, caffenet, craft, dsift, sources
+from slp_lightning.networks import alexnet, caffenet, craft, dsift, hub_sources, sources
 from slp_lightning.networks.base import FeatureNetwork
 from slp_lightning.networks.hooks import unknown_layer_error
 from slp_lightning.networks.module_network import (
@@ -190,9 +190,9 @@ def build_feature_network(
 
 def _load_source(spec: str, weights: str, network_args: dict[str, Any] | None) -> sources.Loaded:
     if spec.startswith("timm:"):
-        return sources.from_timm(spec, weights, network_args)
+        return hub_sources.from_timm(spec, weights, network_args)
     if spec.startswith("hf:"):
-        return sources.from_huggingface(spec, weights)
+        return hub_sources.from_huggingface(spec, weights)
     if sources.is_model_file(spec):
         return sources.from_file(spec)
     if sources.is_import_path(spec):

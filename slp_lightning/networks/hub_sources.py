@@ -16,7 +16,8 @@ from torch import nn
 
 from slp_lightning.networks.hooks import closest_names
 from slp_lightning.networks.sources import IMAGENET_MEAN, IMAGENET_STD, Loaded, seeded
-from slp_lightning.networks.weights import OFFLINE_ENV, RANDOM_SEED, warn_random
+from slp_lightning.networks.torchvision_weights import OFFLINE_ENV
+from slp_lightning.networks.weights import RANDOM_SEED, warn_random
 
 
 def optional_import(module: str, extra: str, spec: str) -> Any:

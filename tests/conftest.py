@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from slp_lightning.networks.weights import OFFLINE_ENV
+from slp_lightning.networks.torchvision_weights import OFFLINE_ENV
 
 from helpers import PHOTOS
 

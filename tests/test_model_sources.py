@@ -1,5 +1,5 @@
 """Models from timm, Hugging Face transformers and torchvision's Vision Transformer: their input
-conventions, weights and token features (sources.py, hooks.select_tokens)."""
+conventions, weights and token features (hub_sources.py, hooks.select_tokens)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,9 @@ from torchvision.models import AlexNet_Weights, alexnet
 
 from slp_lightning.cli import main
 from slp_lightning.networks import build_feature_network
-from slp_lightning.networks.weights import RandomWeightsWarning, cached_weights_path, map_keys
+from slp_lightning.networks.state_dicts import map_keys
+from slp_lightning.networks.torchvision_weights import cached_weights_path
+from slp_lightning.networks.weights import RandomWeightsWarning
 
 from helpers import tiny_args
 

@@ -34,7 +34,8 @@ import torch
 from torch import Tensor, nn
 
 from slp_lightning.networks.base import FeatureNetwork
-from slp_lightning.networks.weights import load_needed, load_weights
+from slp_lightning.networks.state_dicts import load_needed
+from slp_lightning.networks.weights import load_weights
 
 LAYERS: tuple[str, ...] = (
     "conv1", "relu1", "pool1", "norm1",

@@ -13,7 +13,8 @@ from torchvision.transforms import v2
 from slp_lightning.networks.base import FeatureNetwork
 from slp_lightning.networks.hooks import LayerReader, layer_shapes, module_paths
 from slp_lightning.networks.sources import IMAGENET_MEAN, IMAGENET_STD, Loaded, seeded
-from slp_lightning.networks.weights import RANDOM, load_file
+from slp_lightning.networks.state_dicts import load_file
+from slp_lightning.networks.weights import RANDOM
 
 NO_NORMALIZATION = "none"  # input_mean / input_std: the model takes [0, 1] as it is
 IMAGENET = "imagenet"

@@ -51,7 +51,7 @@ class FeatureInversion(pl.LightningModule):
             ``dsift_color``, ``torchvision`` with ``arch``, ``craft_vgg16_bn``), any ``nn.Module``
             or ``FeatureNetwork``, or a model's spec: ``PKG.MODULE:CALLABLE`` (a class or
             factory, called with ``network_args``), a TorchScript or ``.pt2`` file,
-            ``timm:NAME``, ``hf:FOLDER`` (``networks.sources``).
+            ``timm:NAME``, ``hf:FOLDER`` (``networks.sources``, ``networks.hub_sources``).
         layer: layer whose features are inverted: a name of a named network (``conv5``,
             ``relu3_3``) or a module path of a model (``features.6``, ``layer3.1``,
             ``blocks.5``), read by a forward hook; ``None``: conv5 for AlexNets, the descriptors

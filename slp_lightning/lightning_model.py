@@ -17,7 +17,6 @@ from torch import Tensor
 
 from slp_lightning import distributed
 from slp_lightning.callbacks.switch import PyramidSwitch
-from slp_lightning.errors import ArgumentError
 from slp_lightning.guards import check_gradient, check_loss, check_precision
 from slp_lightning.methods import MethodSettings, build_method
 from slp_lightning.n_f import measure_n_f
@@ -230,25 +229,16 @@ class FeatureInversion(pl.LightningModule):
         ``I_pre`` has one channel. The starting noise of a target does not depend on ``rows``.
         """
         inversion, size = self.inversion, self.inversion.image_size
-        if targets is not None and targets.shape[-2:] != (size, size):
-            raise ArgumentError(
-                f"targets are {tuple(targets.shape[-2:])} px but image_size is {size}",
-                "FeatureInversion.image_size",
-            )
-        if features is not None:
-            inversion.check_features(features)
-        targets = inversion.as_input(targets)
+        # Every process computes f of every target: N_f needs them all, and it saves a gather.
+        targets, all_features = inversion.take(targets, features)
         rows = torch.arange(len(names)) if rows is None else rows
         # The method makes every target's start from the seed, then this process keeps its rows.
         generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
-        I_pre = inversion.method.initial_I_pre(
-            (len(names), inversion.network.in_channels, size, size), generator
-        )
+        shape = (len(names), inversion.network.in_channels, size, size)
+        I_pre = inversion.method.initial_I_pre(shape, generator)
         # What a checkpoint of this run must match to be resumed.
         self.problem = fingerprint(self.settings(), names, targets, features)
         self.names, self.local_names = list(names), [names[i] for i in rows.tolist()]
-        # Every process computes f of every target: N_f needs them all, and it saves a gather.
-        all_features = inversion.features(targets) if features is None else features.float()
         n_f = self.measure_n_f(None, all_features)
         device = self.device
         inversion.set_targets(
@@ -264,12 +254,10 @@ class FeatureInversion(pl.LightningModule):
     def measure_n_f(self, targets: Tensor | None, features: Tensor | None = None) -> float:
         """The N_f that ``set_targets`` would use for these targets (or their ``features``):
         ``n_f`` when given, else measured (``n_f.measure_n_f``) on the network's device."""
-        inversion = self.inversion
-        if features is None:
-            features = inversion.features(inversion.as_input(targets))
-        return self.hparams.n_f or measure_n_f(
-            inversion, features.float(), self.hparams.reference_images
-        )
+        if self.hparams.n_f:
+            return self.hparams.n_f
+        _, features = self.inversion.take(targets, features)
+        return measure_n_f(self.inversion, features, self.hparams.reference_images)
 
     def gather(self, local: Tensor) -> Tensor:
         """All processes' rows of a per-image tensor, in target order (every process must call)."""

@@ -65,6 +65,23 @@ class Inversion(nn.Module):
                 "FeatureInversion.image_size",
             ) from None
 
+    def take(
+        self, targets: Tensor | None, features: Tensor | None = None
+    ) -> tuple[Tensor | None, Tensor]:
+        """Targets (M, 3, S, S) in [0, 1] as the network takes them (``as_input``) and f of
+        every target (``features`` when given); refuses targets of another size than
+        ``image_size`` and features of another shape than the network gives."""
+        size = self.image_size
+        if targets is not None and targets.shape[-2:] != (size, size):
+            raise ArgumentError(
+                f"targets are {tuple(targets.shape[-2:])} px but image_size is {size}",
+                "FeatureInversion.image_size",
+            )
+        if features is not None:
+            self.check_features(features)
+        targets = self.as_input(targets)
+        return targets, self.features(targets) if features is None else features.float()
+
     def check_features(self, features: Tensor) -> None:
         """Refuse features (M, …) of another shape than the network gives at its layer."""
         if tuple(features.shape[1:]) != self.feature_shape:

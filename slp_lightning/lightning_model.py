@@ -20,7 +20,13 @@ from slp_lightning.callbacks.switch import PyramidSwitch
 from slp_lightning.guards import check_gradient, check_loss, check_precision
 from slp_lightning.methods import MethodSettings, build_method
 from slp_lightning.n_f import measure_n_f
-from slp_lightning.networks import FeatureNetwork, ModuleNetwork, Network, build_feature_network
+from slp_lightning.networks import (
+    FeatureNetwork,
+    ModuleNetwork,
+    Network,
+    build_feature_network,
+    default_coarse_lr,
+)
 from slp_lightning.objective import compactness_for_layer
 from slp_lightning.resume import check_problem, fingerprint, migrated
 from slp_lightning.schedule import LearningRates, SwitchSchedule
@@ -80,9 +86,9 @@ class FeatureInversion(pl.LightningModule):
         n_f: N_f itself, instead of measuring it (a chunked run gives every chunk the one of
             its first chunk, so that errors compare across the dataset).
         coarse_lr: the learning rate of the coarse phases, as a share of the optimiser's (1: the
-            same). Below 1 for dense SIFT: Adam moves every pixel about one rate a step, and the
-            coarsest phase's smooth, consistent gradients add up to contrast a nearly flat colour
-            channel never had (benchmarks/RESULTS.md, "Why blinds stalled").
+            same); ``None``: the network's own (0.2 for colour dense SIFT, where Adam's steady
+            coarse steps add up to contrast a nearly flat channel never had, else 1;
+            benchmarks/RESULTS.md, "Why blinds stalled").
         network_args: keyword arguments of a model's class or factory (or of a torchvision
             ``arch``: ``{"image_size": 64}``).
         in_channels: the channels a model takes (3; 1 inverts grey images).
@@ -117,7 +123,7 @@ class FeatureInversion(pl.LightningModule):
         lr_schedule: str = "cosine",
         weights_map: dict[str, str] | None = None,
         n_f: float | None = None,
-        coarse_lr: float = 1.0,
+        coarse_lr: float | None = None,
         network_args: dict[str, Any] | None = None,
         in_channels: int | None = None,
         input_mean: tuple[float, ...] | str | None = None,
@@ -126,7 +132,6 @@ class FeatureInversion(pl.LightningModule):
         tokens: str | None = None,
     ) -> None:
         super().__init__()
-        self.rates = LearningRates(lr_schedule, coarse_lr)
         # A model object is not a setting: hparams name it; with_settings reuses the object.
         self.save_hyperparameters(
             ignore=["optimizer"] if isinstance(network, str) else ["optimizer", "network"]
@@ -139,6 +144,9 @@ class FeatureInversion(pl.LightningModule):
         self.given_network = None if isinstance(network, str) else feature_network
         if self.given_network is not None:
             self.hparams["network"] = feature_network.name
+        if coarse_lr is None:
+            coarse_lr = default_coarse_lr(feature_network.name)
+        self.rates = LearningRates(lr_schedule, coarse_lr)
         self.compactness = (
             compactness_for_layer(feature_network.name, feature_network.layer)
             if compactness is None

@@ -366,3 +366,13 @@ def test_a_precision_that_would_cast_I_pre_is_refused_before_the_first_step(prec
     ):
         trainer.fit(model, TargetImages("skimage:astronaut", image_size=64))
     assert trainer.global_step == 0
+
+
+def test_the_coarse_rate_is_the_networks_own_unless_given() -> None:
+    """Colour dense SIFT runs its coarse phases at 0.2 of the rate (a sweep over networks gives
+    each network its own), every other network at the full rate."""
+    settings = {"weights": "random", "pyramid_levels": 3, "image_size": 64}
+    assert FeatureInversion(network="dsift_color", **settings).rates.coarse_lr == 0.2
+    assert FeatureInversion(network="dsift", **settings).rates.coarse_lr == 1.0
+    assert FeatureInversion(network="dsift_color", coarse_lr=0.5, **settings).rates.coarse_lr == 0.5
+    assert FeatureInversion(layer="conv2", **settings).rates.coarse_lr == 1.0

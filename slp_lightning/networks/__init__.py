@@ -9,9 +9,14 @@ from slp_lightning.networks.base import FeatureNetwork
 from slp_lightning.networks.build import LAYER_OPTIONS, Network, build_feature_network
 from slp_lightning.networks.layer_listing import layer_listing
 from slp_lightning.networks.module_network import ModuleNetwork
-from slp_lightning.networks.registry import NETWORKS, default_input_size, layer_names
+from slp_lightning.networks.registry import (
+    NETWORKS,
+    default_coarse_lr,
+    default_input_size,
+    layer_names,
+)
 
 __all__ = [
     "LAYER_OPTIONS", "NETWORKS", "FeatureNetwork", "ModuleNetwork", "Network", "build_feature_network",
-    "default_input_size", "layer_listing", "layer_names",
+    "default_coarse_lr", "default_input_size", "layer_listing", "layer_names",
 ]  # fmt: skip

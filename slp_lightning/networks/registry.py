@@ -1,5 +1,5 @@
 """The registry of named networks: each name's builder, input size, layer names and default
-layer, and the names' lookups (``layer_names``, ``default_input_size``).
+layer, and the names' lookups (``layer_names``, ``default_input_size``, ``default_coarse_lr``).
 
 =============== ============================================ ========= ===================
 network         what                                         input     layers
@@ -30,6 +30,10 @@ class _Network:
     input_size: int
     layers: Callable[[str | None], tuple[str, ...]]  # arch -> valid layer names
     default_layer: str | None = None
+    # The learning rate of the coarse phases, a share of the optimiser's (FeatureInversion's
+    # coarse_lr): the one setting that must differ per network family (benchmarks/RESULTS.md,
+    # "Levers measured").
+    coarse_lr: float = 1.0
 
 
 def _fixed(names: tuple[str, ...]) -> Callable[[str | None], tuple[str, ...]]:
@@ -51,7 +55,7 @@ NETWORKS: dict[str, _Network] = {
     ),
     "dsift_color": _Network(
         lambda layer, weights, arch, weights_map: dsift.build_dsift(True, layer, weights),
-        dsift.INPUT_SIZE, _fixed(dsift.LAYERS), "descriptors",
+        dsift.INPUT_SIZE, _fixed(dsift.LAYERS), "descriptors", coarse_lr=0.2,
     ),
     "torchvision": _Network(
         lambda layer, weights, arch, weights_map, **options: build_torchvision(
@@ -84,6 +88,12 @@ def unknown_network(network: str) -> ValueError:
 def layer_names(network: str, arch: str | None = None) -> tuple[str, ...]:
     """The layer names ``network`` (with ``arch`` for ``torchvision``) accepts."""
     return registered(network).layers(arch)
+
+
+def default_coarse_lr(network: str) -> float:
+    """The coarse phases' learning rate (a share of the optimiser's) ``network`` inverts best
+    with: its registry entry's, 1 for a model of one's own."""
+    return NETWORKS[network].coarse_lr if network in NETWORKS else 1.0
 
 
 def default_input_size(network: str) -> int:

@@ -120,7 +120,7 @@ def test_the_sheet_shows_each_images_error_psnr_and_labels_below_it(tmp_path: Pa
     plain = Image.open(write_sheet(torch.ones(2, 3, SIDE, SIDE), ["a", "b"], 3, tmp_path)).height
     sheet = Image.open(write_sheet(torch.ones(2, 3, SIDE, SIDE), ["a", "b"], 3, tmp_path, captions))
     assert sheet.height > plain  # two lines of caption below each row
-    pixels = torch.from_numpy(np.asarray(sheet.convert("L"))).float()
+    pixels = torch.from_numpy(np.array(sheet.convert("L"))).float()
     # Dark text in the band below the first row's result (its second column), none below its target.
     band = pixels[PAD + SIDE : PAD + SIDE + (sheet.height - plain) // 2]
     assert (band[:, SIDE + 2 * PAD :] < 128).any() and (band[:, : SIDE + PAD] > 250).all()

@@ -15,7 +15,13 @@ from slp_lightning.pyramid import range_constraint
 
 class SwitchedFourier(FourierImage):
     """``fft``'s ``I_pre`` and image (spectrum × 1/f, decorrelated colour, σ) under ``slp``'s
-    schedule: ``FourierImage`` inherits ``slp``'s loss, and only the switches come back on."""
+    schedule: ``FourierImage`` inherits ``slp``'s loss, and only the switches come back on.
+
+    With Adam's default ``eps`` (1e-8) it loses to both: in the coarse phases the fine
+    frequencies get only what leaks through the pyramid (10⁻³–10⁻⁴ of the coarse ones' gradient),
+    which Adam's per-entry normalisation turns into full steps, and its state carries that over
+    the switch (even at ``coarse_lr`` 1e-6). ``--model.optimizer.eps 1e-3`` ignores such leaks
+    (benchmarks/RESULTS.md, 2026-12-02)."""
 
     name = "slp_fft"
     coarse_to_fine = True

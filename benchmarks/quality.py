@@ -8,9 +8,12 @@
 For each budget, one ``fit`` sweeps ``--methods`` × ``--layers`` over the set's photographs
 (``benchmarks/photos.py``: tune on ``tuning``, report ``validation``) with the network's shipped
 config, so every method gets the same images, optimiser and step budget. Prints one markdown table
-(mean normalised error, PSNR, high-frequency energy ratio per method × budget × layer), the
+(mean normalised error, PSNR, high-frequency energy ratio per method × budget × layer, and the
+top-1 agreement and top-5 of the config's evaluation classifier where it scored the runs), the
 issue's goals checked per cell, and per-image wins of ``slp`` over ``pixel``; ``--out DIR`` keeps
-the runs (sheets, results.json, TensorBoard) instead of a temporary folder.
+the runs (sheets, results.json, TensorBoard) instead of a temporary folder and writes
+``DIR/contact_<layer>.png`` per layer and budget: a row per photograph, target | each method's
+final reconstruction.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -71,6 +76,9 @@ def run_budget(
         results = json.loads((run / row["job"] / "results.json").read_text())
         row["budget"] = budget
         row["per_image"] = {i["name"]: i["normalized_error"] for i in results["images"]}
+        # Present when the config's evaluation classifier scored the run (README, Evaluation).
+        row["top1"], row["top5"] = results.get("mean_top1_agreement"), results.get("mean_top5")
+        row["reconstructions"] = str(run / row["job"] / "reconstructions")
     with open(root / "rows.jsonl", "a") as handle:
         handle.writelines(json.dumps(row) + "\n" for row in rows)
     return rows
@@ -86,12 +94,19 @@ def report(rows: list[dict]) -> str:
         for layer in layers:
             r = cell.get((method, budget, layer))
             values.append("" if r is None else f"{100 * float(r['mean_normalized_error']):.1f} % / "
-                          f"{float(r['mean_psnr']):.1f} dB / {float(r['mean_hf_ratio']):.2f}")  # fmt: skip
+                          f"{float(r['mean_psnr']):.1f} dB / {float(r['mean_hf_ratio']):.2f}"
+                          + semantic(r))  # fmt: skip
         lines.append(f"| {method} | {budget} | " + " | ".join(values) + " |")
+    scored = any(r.get("top1") is not None for r in rows)
     lines += [
         "",
         "Cells: mean normalised error / mean PSNR / high-frequency energy ratio (1 = the "
-        "target's fine detail).",
+        "target's fine detail)"
+        + (
+            " / top-1 agreement / target's class in the top-5, by the evaluation classifier."
+            if scored
+            else "."
+        ),
         "",
         "Goals per cell (slp against the baselines at the same budget):",
         "",
@@ -113,13 +128,65 @@ def report(rows: list[dict]) -> str:
                     checks.append(
                         f"PSNR {gain:+.1f} dB over pixel ({'met' if gain >= 2 else 'NOT met'}: ≥ +2)"
                     )
+            fft = cell.get(("fft", budget, layer))
+            if fft is not None:
+                ratio = err / float(fft["mean_normalized_error"])
+                gain = float(slp["mean_psnr"]) - float(fft["mean_psnr"])
+                checks.append(f"error {ratio:.2f}× fft's ({'met' if ratio <= 1 else 'NOT met'}), "
+                              f"PSNR {gain:+.1f} dB over fft")  # fmt: skip
             if tv is not None:
                 ratio = err / float(tv["mean_normalized_error"])
                 checks.append(
                     f"error {ratio:.2f}× tv's ({'met' if ratio <= 0.6 else 'NOT met'}: ≤ 0.6)"
                 )
-            lines.append(f"- {budget} steps, {layer}: " + "; ".join(checks))
+            if checks:
+                lines.append(f"- {budget} steps, {layer}: " + "; ".join(checks))
     return "\n".join(lines)
+
+
+def semantic(row: dict) -> str:
+    """`` / top-1 % / top-5 %`` of a row the evaluation classifier scored, else nothing."""
+    if row.get("top1") is None:
+        return ""
+    return f" / {100 * row['top1']:.0f} % / {100 * row['top5']:.0f} %"
+
+
+def contact_sheets(rows: list[dict], photos: list[Path], size: int, out: Path) -> list[Path]:
+    """Per layer (and budget, when there are several) ``out/contact_<layer>.png``: a row per
+    photograph, target | each method's final ``I_r``, a header naming the columns."""
+    budgets = list(dict.fromkeys(r["budget"] for r in rows))
+    written = []
+    for budget in budgets:
+        for layer in dict.fromkeys(r["layer"] for r in rows):
+            cells = [r for r in rows if r["layer"] == layer and r["budget"] == budget]
+            columns = ["target"] + [r["method"] for r in cells]
+            header = 14
+            sheet = Image.new("RGB", (size * len(columns), header + size * len(photos)), "white")
+            draw = ImageDraw.Draw(sheet)
+            for column, title in enumerate(columns):
+                draw.text((column * size + 3, 1), title, fill="black")
+            for row, photo in enumerate(photos):
+                tiles = [target_tile(photo, size)] + [
+                    Image.open(Path(r["reconstructions"]) / photo.name).convert("RGB")
+                    for r in cells
+                ]
+                for column, tile in enumerate(tiles):
+                    sheet.paste(tile.resize((size, size)), (column * size, header + row * size))
+            suffix = f"_{budget}" if len(budgets) > 1 else ""
+            path = out / f"contact_{layer}{suffix}.png"
+            sheet.save(path)
+            written.append(path)
+    return written
+
+
+def target_tile(photo: Path, size: int) -> Image.Image:
+    """The photograph as the runs saw it: short side resized to ``size``, centre-cropped."""
+    image = Image.open(photo).convert("RGB")
+    scale = size / min(image.size)
+    image = image.resize((max(size, round(image.width * scale)), max(size, round(image.height * scale))),
+                         Image.Resampling.LANCZOS)  # fmt: skip
+    left, top = (image.width - size) // 2, (image.height - size) // 2
+    return image.crop((left, top, left + size, top + size))
 
 
 def main() -> None:
@@ -177,9 +244,12 @@ def main() -> None:
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
             runs = pool.map(lambda piece: run_budget(args, folder, *piece, root), pieces)
             rows = [row for piece_rows in runs for row in piece_rows]
+        sheets = contact_sheets(rows, pngs, args.size, args.out) if args.out else []
     count = len(pngs)
     print(f"{args.network}, {args.set} set ({count} photographs), {args.size} px\n")
     print(report(rows))
+    for sheet in sheets:
+        print(f"contact sheet: {sheet}")
 
 
 if __name__ == "__main__":

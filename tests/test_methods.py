@@ -1,4 +1,4 @@
-"""Inversion methods behind one registry: the built-in four, and one added by a user."""
+"""Inversion methods behind one registry: the built-in six, and one added by a user."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from slp_lightning import FeatureInversion, TargetImages
 from slp_lightning.methods import METHODS, InversionMethod, MethodSettings, build_method
 from slp_lightning.methods.fft import COLOR_BASIS
 from slp_lightning.sweep import Sweep
+
+from helpers import short_inversion
 
 
 class SquaredError(InversionMethod):
@@ -35,12 +37,12 @@ def fit(method: str, steps: int = 20) -> FeatureInversion:
 
 
 def test_registry_names_its_classes_and_refuses_unknown_names() -> None:
-    assert list(METHODS) == ["slp", "pixel", "tv", "fft"]
-    assert [METHODS[m].coarse_to_fine for m in METHODS] == [True, False, False, False]
+    assert list(METHODS) == ["slp", "pixel", "tv", "fft", "slp_fft", "slp_color"]
+    assert [METHODS[m].coarse_to_fine for m in METHODS] == [True, False, False, False, True, True]
     settings = MethodSettings(layer="conv5", compactness=0.1)
     assert build_method("tv", settings).weights == (1e-3, 1e-1)  # conv5's defaults
     with pytest.raises(
-        ValueError, match="unknown method 'magic'; valid methods: slp, pixel, tv, fft"
+        ValueError, match="unknown method 'magic'; valid methods: slp, pixel, tv, fft, slp_fft"
     ):
         build_method("magic", settings)
 
@@ -186,3 +188,49 @@ def test_fft_recovers_a_smooth_image_faster_than_pixel_descent_through_a_high_pa
     pixel = image_error_after("pixel", 100, network, target)
     fft = image_error_after("fft", 100, network, target)
     assert pixel > 0.012 and fft < pixel / 10, (pixel, fft)
+
+
+# ------------------------------------------- slp_fft, slp_color: the switches on Lucid's priors
+def test_slp_on_lucid_priors_reuses_their_images_and_slps_loss() -> None:
+    settings = MethodSettings(layer="x", compactness=0.5, init_noise=1.0)
+    generator = torch.Generator().manual_seed(0)
+    spectrum = build_method("fft", settings).initial_I_pre((2, 3, 16, 16), generator)
+    slp_fft = build_method("slp_fft", settings)
+    torch.testing.assert_close(
+        slp_fft.image(spectrum), build_method("fft", settings).image(spectrum)
+    )
+    E, D = torch.tensor([2.0, 3.0]), torch.tensor([1.0, 0.0])
+    for name in ("slp_fft", "slp_color"):
+        assert build_method(name, settings).loss(E, D, None, None, None).tolist() == [2.5, 3.0]
+    # slp_color: pixels in ImageNet's decorrelated colours, brightness the first channel.
+    brightness = torch.zeros(1, 3, 4, 4)
+    brightness[:, 0] = 1.0
+    logit = torch.logit(build_method("slp_color", settings).image(brightness))
+    torch.testing.assert_close(logit, COLOR_BASIS[:, 0].view(1, 3, 1, 1).expand_as(logit))
+
+
+@pytest.mark.parametrize("method", ["slp_fft", "slp_color"])
+def test_slp_on_lucid_priors_starts_seeded_coarsest_first_and_its_loss_falls(method: str) -> None:
+    target = smooth_image(32, seed=1)
+
+    def start(seed: int) -> FeatureInversion:
+        torch.manual_seed(seed)
+        model = FeatureInversion(method=method, network=random_conv(), layer=None, input_mean="none",
+                                 input_std="none", image_size=32, pyramid_levels=3)  # fmt: skip
+        model.set_targets(target, ["smooth"])
+        return model
+
+    model = start(0)
+    assert torch.equal(model.inversion.I_pre, start(0).inversion.I_pre)
+    assert not torch.equal(model.inversion.I_pre, start(1).inversion.I_pre)
+    assert model.schedule.finest_on.tolist() == [3]  # only the coarsest of 3 levels on
+    losses = short_inversion(model, target, steps=10)
+    assert all(b < a for a, b in zip(losses, losses[1:])) and losses[-1] < 0.9 * losses[0], losses
+
+
+def random_conv() -> nn.Conv2d:
+    """A fixed random 3x3 map of 3 channels to 8, periodic borders: a toy network whose loss falls
+    smoothly at Adam's 0.05 (through ``high_pass`` coarse phases oscillate at that rate)."""
+    conv = nn.Conv2d(3, 8, 3, padding=1, padding_mode="circular", bias=False)
+    conv.weight.data = torch.randn(8, 3, 3, 3, generator=torch.Generator().manual_seed(0))
+    return conv.requires_grad_(False).eval()

@@ -8,12 +8,21 @@ from __future__ import annotations
 
 from slp_lightning.methods.base import InversionMethod, MethodSettings
 from slp_lightning.methods.fft import FourierImage
+from slp_lightning.methods.lucid_slp import SwitchedColour, SwitchedFourier
 from slp_lightning.methods.pixel import PixelDescent
 from slp_lightning.methods.slp import SwitchedPyramid
 from slp_lightning.methods.tv import TotalVariation
 
 METHODS: dict[str, type[InversionMethod]] = {
-    method.name: method for method in (SwitchedPyramid, PixelDescent, TotalVariation, FourierImage)
+    method.name: method
+    for method in (
+        SwitchedPyramid,
+        PixelDescent,
+        TotalVariation,
+        FourierImage,
+        SwitchedFourier,
+        SwitchedColour,
+    )
 }
 
 

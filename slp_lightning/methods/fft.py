@@ -31,6 +31,14 @@ def spectrum_scale(
     return 1.0 / frequency.clamp(min=1.0 / max(height, width)) ** decay_power
 
 
+def decorrelated_colour(image: Tensor) -> Tensor:
+    """``image`` (N, C, H, W) with three channels read as ImageNet's decorrelated colours
+    (brightness first) mixed into R, G and B by ``COLOR_BASIS``; one channel (grey) as it is."""
+    if image.shape[1] != 3:
+        return image
+    return torch.einsum("ij,njhw->nihw", COLOR_BASIS.to(image), image)
+
+
 class FourierImage(PixelDescent):
     """Pixel descent's loss (``Z = E``, every level on) on another ``I_pre``: the real view
     (N, C, S, S//2 + 1, 2) of the image's spectrum, scaled by 1/frequency before the (orthonormal)
@@ -61,6 +69,4 @@ class FourierImage(PixelDescent):
         scale = spectrum_scale(size, size, device=I_pre.device)
         spectrum = torch.view_as_complex(I_pre * scale[..., None])
         image = torch.fft.irfft2(spectrum, s=(size, size), norm="ortho") * SPECTRUM_GAIN
-        if image.shape[1] == 3:
-            image = torch.einsum("ij,njhw->nihw", COLOR_BASIS.to(image), image)
-        return range_constraint(image)
+        return range_constraint(decorrelated_colour(image))

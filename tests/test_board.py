@@ -66,6 +66,7 @@ def test_a_run_logs_quality_curves_per_image_and_its_hparams_row(
     assert sorted(metrics) == ["final/normalized_error", "final/psnr", "final/ssim"]
 
 
+@pytest.mark.slow
 def test_a_sweeps_jobs_are_hparams_rows_under_its_folder(tmp_path: Path, photos: Path) -> None:
     main(tiny_args(tmp_path, photos / "coffee.png", "--sweep.methods=[slp, pixel]",
                    "--trainer.max_steps=4"))  # fmt: skip

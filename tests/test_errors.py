@@ -31,6 +31,7 @@ def test_an_argument_error_names_arguments_for_python_and_flags_for_the_command_
     assert flag("nobody.x") == "x"
 
 
+@pytest.mark.slow
 def test_the_maths_modules_load_without_lightning() -> None:
     code = (
         "import sys, slp_lightning, slp_lightning.pyramid, slp_lightning.objective, slp_lightning.methods;"

@@ -131,7 +131,14 @@ def cosine(progress: float) -> float:
     return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-@pytest.mark.parametrize(("method", "coarse_lr"), [("slp", 1.0), ("slp", 0.25), ("pixel", 0.25)])
+@pytest.mark.parametrize(
+    ("method", "coarse_lr"),
+    [
+        pytest.param("slp", 1.0, marks=pytest.mark.slow),
+        ("slp", 0.25),
+        pytest.param("pixel", 0.25, marks=pytest.mark.slow),
+    ],
+)
 def test_the_cosine_runs_over_each_images_final_phase(
     tmp_path: Path, photos: Path, method: str, coarse_lr: float
 ) -> None:
@@ -159,6 +166,7 @@ def test_coarse_lr_outside_0_1_is_refused(coarse_lr: float) -> None:
         FeatureInversion(weights="random", coarse_lr=coarse_lr)
 
 
+@pytest.mark.slow
 def test_shallow_layer_reconstruction_is_close(tmp_path: Path, photos: Path) -> None:
     model, data, trainer = make_run(
         tmp_path, str(photos / "chelsea.png"), steps=150, layer="conv1",

@@ -193,6 +193,7 @@ def test_every_job_of_a_sweep_is_scored(tmp_path: Path, photos: Path) -> None:
         assert float(row["mean_top5"]) == pytest.approx(results["mean_top5"])
 
 
+@pytest.mark.slow
 def test_a_chunked_run_sums_up_the_scores_of_every_chunk(tmp_path: Path, photos: Path) -> None:
     main(
         tiny_args(

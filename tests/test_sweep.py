@@ -63,6 +63,7 @@ def test_sweep_writes_the_summary_files(tmp_path: Path, photos: Path) -> None:
     assert (run / "summary.png").stat().st_size > 1000 and (run / "config.yaml").exists()
 
 
+@pytest.mark.slow
 def test_bad_sweeps_and_settings_fail_before_anything_runs(tmp_path: Path, photos: Path) -> None:
     with pytest.raises(ValueError, match=r"^methods: unknown \['magic'\]; valid: slp, pixel, tv"):
         Sweep(methods=["slp", "magic"])

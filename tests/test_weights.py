@@ -60,6 +60,7 @@ def test_dataparallel_prefix_is_mapped_away(state: State, tmp_path: Path) -> Non
     assert net.weights == f"{path} (4 tensors used, 12 unused keys)"
 
 
+@pytest.mark.slow
 def test_lightning_checkpoint_is_unwrapped_and_mapped(state: State, tmp_path: Path) -> None:
     checkpoint = {
         "epoch": 3, "global_step": 10, "pytorch-lightning_version": "2.5.0",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from slp_lightning.cli import main
 from slp_lightning.evaluators import (
@@ -171,6 +172,15 @@ def test_a_run_with_a_classifier_scores_every_image(tmp_path: Path, photos: Path
         assert 0 <= scores["p_target_class"] <= 1 and scores["feature_distance"] >= 0
     agreement = [image["semantic"]["top1_agreement"] for image in results["images"]]
     assert results["mean_top1_agreement"] == pytest.approx(sum(agreement) / len(agreement))
+    # The TensorBoard curves end at the scores results.json holds.
+    events = EventAccumulator(str(tmp_path / "alexnet_conv2" / "version_0"))
+    events.Reload()
+    last = events.Scalars("semantic/p_target_class")[-1]
+    assert last.step == 3
+    mean_p = sum(image["semantic"]["p_target_class"] for image in results["images"]) / len(
+        agreement
+    )
+    assert last.value == pytest.approx(mean_p, abs=1e-6)
 
 
 def test_a_run_without_a_classifier_writes_no_scores(tmp_path: Path, photos: Path) -> None:

@@ -65,6 +65,7 @@ class SemanticScore(Callback):
         self._evaluators: dict[str, evaluators.Evaluator] = {}
         #: ``semantic.as_results`` of the last run (on the first process), or ``None``
         self.results: dict | None = None
+        self.final_scores: dict[str, Tensor] | None = None
         self._measured = False
 
     def evaluator(self, inverted: nn.Module) -> evaluators.Evaluator | None:
@@ -96,17 +97,20 @@ class SemanticScore(Callback):
     def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict | None:
         """Score every process's final ``I_r``, once per run (every process must call: the
         scores are gathered); on the first process, ``semantic.as_results`` of every image, else
-        ``None``. The ``OutputWriter`` calls it to put the scores in ``results.json``."""
+        ``None``. The ``OutputWriter`` calls it to put the scores in ``results.json``;
+        ``final_scores`` then holds them as tensors, in target order, on every process."""
         if self._measured:
             return self.results
         self._measured = True
-        scores = self.scores(pl_module)
-        if scores is not None and trainer.is_global_zero:
-            self.results = semantic.as_results(self.evaluator(pl_module.inversion.network), scores)
+        self.final_scores = self.scores(pl_module)
+        if self.final_scores is not None and trainer.is_global_zero:
+            self.results = semantic.as_results(
+                self.evaluator(pl_module.inversion.network), self.final_scores
+            )
         return self.results
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.results, self._measured = None, False
+        self.results, self.final_scores, self._measured = None, None, False
         self.evaluator(
             pl_module.network
         )  # a missing package or a bad spec fails now, not at the end

@@ -55,10 +55,12 @@ class PyramidSwitch(Callback):
         switch = self.rule.converged(
             schedule, outputs["per_image"].detach().float(), step, trainer.max_steps
         )
-        schedule.switch_on_next_level(switch, step)
+        switched = bool(switch.any())
+        if switched:  # most steps switch nothing: no indexing on the step's path then
+            schedule.switch_on_next_level(switch, step)
         # One collective a step answers both questions every process must agree on.
         here = torch.tensor(
-            [float(switch.any()), float(not schedule.done.all())], device=pl_module.device
+            [float(switched), float(not schedule.done.all())], device=pl_module.device
         )
         try:
             anywhere = trainer.strategy.reduce(here, reduce_op="sum")

@@ -176,10 +176,11 @@ class OutputWriter(SwitchListener):
             )  # fmt: skip
             captions = sheet_captions(self.results)
             write_sheet(targets, pl_module.names, inversion.pyramid.levels, self.run_dir, captions)
-        if self._curves_step != trainer.global_step:
-            self._log_curves(trainer, pl_module)  # their last points (a collective)
         board = tensorboard(trainer)
         if board is not None:
+            if self._curves_step != trainer.global_step:  # their last points: results.json's
+                final = errors | ((scorer.final_scores or {}) if scorer is not None else {})
+                log_curves(board, trainer.global_step, pl_module.names, final)
             settings = {
                 **pl_module.settings(),
                 "max_steps": trainer.max_steps,

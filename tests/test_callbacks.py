@@ -39,7 +39,9 @@ def test_switch_waits_for_convergence() -> None:
                 return tensor
 
     trainer, module = Trainer(), Module()
-    switch = PyramidSwitch(rel_tol=0.01, patience=10, min_steps=5, max_steps_per_level=40)
+    switch = PyramidSwitch(
+        rel_tol=0.01, patience=10, min_steps=5, max_steps_per_level=40, contrast_scales=()
+    )
     for step in range(1, 41):
         trainer.global_step = step
         plateau, progress = 1.0, 0.9**step  # image 0 flat, image 1 improving 10 % a step

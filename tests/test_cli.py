@@ -120,6 +120,7 @@ def test_help_and_print_config_from_the_command_line(capsys: pytest.CaptureFixtu
         ("--data.images=nothing.png", "image 'nothing.png': no such file, folder or glob match"),
         ("--model.weights=IMAGENET1K_V1", "cannot load AlexNet weights IMAGENET1K_V1: .* Put the file at"),
         ("--trainer.max_steps=0", "--trainer.max_steps must be a number of steps >= 1, or -1 for no limit"),
+        ("--switch.contrast_scales=[0.5, 2]", r"--switch.contrast_scales are shares of an image's contrast"),
     ],
 )  # fmt: skip
 def test_user_errors_are_one_line_and_leave_no_run_folder(

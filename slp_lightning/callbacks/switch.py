@@ -8,7 +8,9 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
 
+from slp_lightning.contrast import search_contrast
 from slp_lightning.distributed import lost_peer
+from slp_lightning.errors import ArgumentError
 from slp_lightning.schedule import ConvergenceRule
 
 
@@ -32,6 +34,10 @@ class PyramidSwitch(Callback):
     ``SwitchListener`` hears of a step where any image on any process switched. The state lives in
     the module's ``schedule``, so checkpoints carry it. The optimiser state carries over a switch
     (see the README). ``FeatureInversion`` adds one with these defaults to a Trainer that has none.
+
+    At each switch, the image's contrast is searched channel by channel over
+    ``contrast_scales`` (``contrast.search_contrast``; ``()``: no search), so that contrast a
+    coarse phase laid down and the features cannot see does not stay for good.
     """
 
     def __init__(
@@ -42,10 +48,18 @@ class PyramidSwitch(Callback):
         max_steps_per_level: int | None = None,
         final_patience: int | None = 200,
         phase_share: float = 0.03,
+        contrast_scales: tuple[float, ...] = (0.25, 0.5, 0.75),
     ) -> None:
         self.rule = ConvergenceRule(
             rel_tol, patience, min_steps, max_steps_per_level, final_patience, phase_share
         )
+        if not all(0 <= scale < 1 for scale in contrast_scales):
+            raise ArgumentError(
+                f"contrast_scales are shares of an image's contrast, each in [0, 1); got "
+                f"{list(contrast_scales)}",
+                "PyramidSwitch.contrast_scales",
+            )
+        self.contrast_scales = tuple(contrast_scales)
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
@@ -58,6 +72,11 @@ class PyramidSwitch(Callback):
         switched = bool(switch.any())
         if switched:  # most steps switch nothing: no indexing on the step's path then
             schedule.switch_on_next_level(switch, step)
+            if self.contrast_scales:
+                search_contrast(
+                    pl_module.inversion, schedule.finest_on, switch, self.contrast_scales,
+                    self.rule.rel_tol,
+                )  # fmt: skip
         # One collective a step answers both questions every process must agree on.
         here = torch.tensor(
             [float(switched), float(not schedule.done.all())], device=pl_module.device

@@ -63,6 +63,16 @@ class InversionMethod:
         stands for, differentiably. By default the range constraint ``σ(I_pre)``."""
         return range_constraint(I_pre)
 
+    def scale_contrast(self, I_pre: Tensor, channel: int, scale: Tensor) -> Tensor:
+        """``I_pre`` with the contrast of ``channel`` (of the image ``image`` makes before its
+        range constraint) scaled by ``scale`` (N,) per image about the channel's mean: 0 makes
+        the channel flat, 1 leaves it as it is. By default ``I_pre``'s own pixels."""
+        values = I_pre[:, channel]
+        mean = values.mean(dim=(-2, -1), keepdim=True)
+        scaled = I_pre.clone()
+        scaled[:, channel] = mean + scale.view(-1, 1, 1) * (values - mean)
+        return scaled
+
     def loss(self, E: Tensor, D: Tensor, features: Tensor, target: Tensor, I_r: Tensor) -> Tensor:
         """The loss ``Z`` per image (N,), from ``E = ‖f(I_in) − f(I)‖₂``, ``D = ‖I_r − I_in‖₂``,
         the features of ``I_in``, the target features and ``I_r``; all float32."""

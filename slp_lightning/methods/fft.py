@@ -70,3 +70,10 @@ class FourierImage(PixelDescent):
         spectrum = torch.view_as_complex(I_pre * scale[..., None])
         image = torch.fft.irfft2(spectrum, s=(size, size), norm="ortho") * SPECTRUM_GAIN
         return range_constraint(decorrelated_colour(image))
+
+    def scale_contrast(self, I_pre: Tensor, channel: int, scale: Tensor) -> Tensor:
+        # Every coefficient but the mean's (frequency 0) scales the channel about its mean.
+        scaled = I_pre.clone()
+        scaled[:, channel] = I_pre[:, channel] * scale.view(-1, 1, 1, 1)
+        scaled[:, channel, 0, 0] = I_pre[:, channel, 0, 0]
+        return scaled

@@ -285,15 +285,16 @@ def main() -> None:
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
             rows = [row for piece_rows in pool.map(run_piece, pieces) for row in piece_rows]
         rows.sort(key=lambda row: row["budget"])  # the table by budget, whatever the run order
-        sheets = contact_sheets(rows, pngs, args.size, args.out) if args.out else []
     count = len(pngs)
     print(f"{args.network}, {args.set} set ({count} photographs), {args.size} px\n")
     print(report(rows))
-    for sheet in sheets:
-        print(f"contact sheet: {sheet}")
     if missing:
         print(f"\nNot measured ({len(missing)} of {len(pieces)} pieces):")
         print("\n".join(f"- {line}" for line in missing))
+    sys.stdout.flush()  # the table first: sheets of 224-px runs take a while to write
+    for sheet in contact_sheets(rows, pngs, args.size, args.out) if args.out else []:
+        print(f"contact sheet: {sheet}")
+    if missing:
         sys.exit(1)
 
 

@@ -13,7 +13,9 @@ top-1 agreement and top-5 of the config's evaluation classifier where it scored 
 issue's goals checked per cell, and per-image wins of ``slp`` over ``pixel``; ``--out DIR`` keeps
 the runs (sheets, results.json, TensorBoard) instead of a temporary folder and writes
 ``DIR/contact_<layer>.png`` per layer and budget: a row per photograph, target | each method's
-final reconstruction.
+final reconstruction. ``--deadline SECONDS`` bounds the whole run (a lent GPU's budget,
+``benchmarks/gpu.sh``): pieces not started by then are skipped and running fits stopped; the table
+and sheets hold what finished, the pieces that did not are named, and the exit status is 1.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -46,6 +49,10 @@ ARCHS = {"mobilenet_v2"}  # torchvision architectures: the config names the netw
 SHALLOW = {"relu1_2", "relu2_2", "relu3_3"}  # where the goal asks PSNR >= pixel + 2 dB
 
 
+class NotMeasuredError(Exception):
+    """A budget × methods × layers piece that gave no rows; the message says why."""
+
+
 def run_budget(
     args: argparse.Namespace,
     images: Path,
@@ -53,9 +60,12 @@ def run_budget(
     methods: list[str],
     layers: list[str] | None,
     root: Path,
+    deadline: float | None = None,
 ) -> list[dict]:
     """One sweep of ``methods`` × ``layers`` at ``budget`` steps; its summary rows, with per-image
-    errors (also appended to ``root/rows.jsonl``, so that a stopped benchmark keeps what finished)."""
+    errors (also appended to ``root/rows.jsonl``, so that a stopped benchmark keeps what finished).
+    ``deadline`` (a ``time.monotonic()`` instant) stops the fit there: then, or when the fit
+    fails, it raises :class:`NotMeasuredError`."""
     out = root / f"steps_{budget}" / "_".join(methods + (layers or []))
     command = [
         sys.executable, "-m", "slp_lightning", "fit", "--config", CONFIGS[args.network],
@@ -67,14 +77,24 @@ def run_budget(
     ]  # fmt: skip
     if layers:
         command.append(f"--sweep.layers=[{', '.join(layers)}]")
-    subprocess.run(command, cwd=ROOT, env={**os.environ, "SLP_LIGHTNING_OFFLINE": "1"}, check=True,
-                   stdout=subprocess.DEVNULL)  # fmt: skip
-    run = next(out.glob("*_sweep/version_*"))
+    left = None if deadline is None else deadline - time.monotonic()
+    if left is not None and left <= 0:
+        raise NotMeasuredError("not started: the deadline had passed")
+    try:  # the fit starts no processes of its own: killing it (on timeout) stops everything
+        done = subprocess.run(command, cwd=ROOT, env={**os.environ, "SLP_LIGHTNING_OFFLINE": "1"},
+                              stdout=subprocess.DEVNULL, timeout=left)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise NotMeasuredError(f"stopped at the deadline after {left:.0f} s") from None
+    if done.returncode:
+        raise NotMeasuredError(f"fit exited with status {done.returncode} (its stderr is above)")
+    run = next(out.glob("*_sweep/version_*"), None)
+    if run is None:
+        raise NotMeasuredError(f"fit wrote no run folder under {out}")
     with open(run / "summary.csv") as handle:
         rows = list(csv.DictReader(handle))
     for row in rows:
         results = json.loads((run / row["job"] / "results.json").read_text())
-        row["budget"] = budget
+        row["budget"], row["set"], row["size"] = budget, args.set, args.size
         row["per_image"] = {i["name"]: i["normalized_error"] for i in results["images"]}
         # Present when the config's evaluation classifier scored the run (README, Evaluation).
         row["top1"], row["top5"] = results.get("mean_top1_agreement"), results.get("mean_top5")
@@ -213,9 +233,16 @@ def main() -> None:
         help="run budgets × methods as this many processes at once (a GPU has room)",
     )
     parser.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        help="stop after this many seconds: report what finished, name the rest, exit status 1",
+    )
+    parser.add_argument(
         "extra", nargs="*", help="more fit options after --, e.g. -- --switch.coarse_budget=0.15"
     )
     args = parser.parse_args()
+    deadline = None if args.deadline is None else time.monotonic() + args.deadline
     if args.quick:
         args.size, args.photos, args.budgets = 64, 4, [100]
         if args.network == "craft_vgg16_bn" and not args.layers:
@@ -230,26 +257,45 @@ def main() -> None:
                 (folder / png.name).symlink_to(png)
         root = args.out or Path(scratch) / "runs"
         root.mkdir(parents=True, exist_ok=True)
-        # In parallel, every budget × method × layer is a process of its own; else one per budget.
+        # In parallel, every budget × method × layer is a process of its own, started in the
+        # order budget, layer, method (a stopped grid keeps whole cells; give the longest budget
+        # first to finish soonest); else one per budget.
         pieces = (
             [
                 (b, [m], [la] if la else None)
                 for b in args.budgets
-                for m in args.methods
                 for la in args.layers or [None]
+                for m in args.methods
             ]
             if args.parallel > 1
             else [(b, args.methods, args.layers) for b in args.budgets]
         )
+        missing: list[str] = []
+
+        def run_piece(piece: tuple[int, list[str], list[str] | None]) -> list[dict]:
+            try:
+                return run_budget(args, folder, *piece, root, deadline)
+            except NotMeasuredError as reason:
+                budget, methods, layers = piece
+                line = f"{budget} steps, {' '.join(methods + (layers or []))}: {reason}"
+                missing.append(line)
+                print(f"quality.py: {line}", file=sys.stderr, flush=True)
+                return []
+
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            runs = pool.map(lambda piece: run_budget(args, folder, *piece, root), pieces)
-            rows = [row for piece_rows in runs for row in piece_rows]
-        sheets = contact_sheets(rows, pngs, args.size, args.out) if args.out else []
+            rows = [row for piece_rows in pool.map(run_piece, pieces) for row in piece_rows]
+        rows.sort(key=lambda row: row["budget"])  # the table by budget, whatever the run order
     count = len(pngs)
     print(f"{args.network}, {args.set} set ({count} photographs), {args.size} px\n")
     print(report(rows))
-    for sheet in sheets:
+    if missing:
+        print(f"\nNot measured ({len(missing)} of {len(pieces)} pieces):")
+        print("\n".join(f"- {line}" for line in missing))
+    sys.stdout.flush()  # the table first: sheets of 224-px runs take a while to write
+    for sheet in contact_sheets(rows, pngs, args.size, args.out) if args.out else []:
         print(f"contact sheet: {sheet}")
+    if missing:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

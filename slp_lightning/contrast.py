@@ -28,19 +28,23 @@ def search_contrast(
 ) -> Tensor:
     """Scale, channel by channel, the contrast of images ``rows`` (bool (N,)) by the one of
     ``scales`` that lowers their loss ``Z`` (levels ``finest_on`` on) by more than a relative
-    ``rel_tol`` and most; ``inversion.I_pre`` is changed in place. Returns the scale kept per
-    image and channel (N, C): 1 where none was, and for the other images."""
+    ``rel_tol`` and most; ``inversion.I_pre`` is changed in place. Only those images are
+    evaluated. Returns the scale kept per image and channel (N, C): 1 where none was, and for
+    the other images."""
     I_pre, method = inversion.I_pre, inversion.method
     rows = rows.to(I_pre.device)
-    kept = torch.ones(len(I_pre), I_pre.shape[1], device=I_pre.device)
-    best = inversion.losses(finest_on)[2].float()
+    image = I_pre[rows].detach()  # (M, …): the searched images' rows
+    kept = torch.ones(len(image), I_pre.shape[1], device=I_pre.device)
+    best = inversion.losses_of(image, rows, finest_on)[2].float()
     for channel in range(I_pre.shape[1]):
-        start = I_pre.detach().clone()
         for scale in scales:
-            I_pre.copy_(method.scale_contrast(start, channel, torch.full_like(best, scale)))
-            loss = inversion.losses(finest_on)[2].float()
-            lower = rows & (loss < best * (1 - rel_tol))
+            candidate = method.scale_contrast(image, channel, torch.full_like(best, scale))
+            loss = inversion.losses_of(candidate, rows, finest_on)[2].float()
+            lower = loss < best * (1 - rel_tol)
             best = torch.where(lower, loss, best)
             kept[lower, channel] = scale
-        I_pre.copy_(method.scale_contrast(start, channel, kept[:, channel]))
-    return kept
+        image = method.scale_contrast(image, channel, kept[:, channel])
+    I_pre[rows] = image
+    every = torch.ones(len(I_pre), I_pre.shape[1], device=I_pre.device)
+    every[rows] = kept
+    return every

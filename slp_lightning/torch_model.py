@@ -124,26 +124,39 @@ class Inversion(nn.Module):
         self.n_f = n_f
         self.I_pre = nn.Parameter(I_pre)
 
-    def reconstruction(self) -> Tensor:
+    def reconstruction(self, I_pre: Tensor | None = None) -> Tensor:
         """``I_r``, the method's image of ``I_pre`` (by default ``σ(I_pre)``), (N, C, S, S) in
-        float32 whatever the precision around it."""
-        with full_precision(self.I_pre.device):
-            return self.method.image(self.I_pre.float())
+        float32 whatever the precision around it; of the parameter unless ``I_pre`` is given."""
+        I_pre = self.I_pre if I_pre is None else I_pre
+        with full_precision(I_pre.device):
+            return self.method.image(I_pre.float())
 
-    def images(self, finest_on: Tensor) -> tuple[Tensor, Tensor]:
+    def images(self, finest_on: Tensor, I_pre: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(I_r, I_in)``: ``I_in`` is ``I_r``'s pyramid recomposed with levels ``finest_on[n]``
-        to K of image n switched on."""
-        I_r = self.reconstruction()
+        to K of image n switched on (``I_pre`` as in ``reconstruction``)."""
+        I_r = self.reconstruction(I_pre)
         with full_precision(I_r.device):
             return I_r, self.pyramid.switched(I_r, finest_on)
 
     def losses(self, finest_on: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(E, D, Z)`` per image (N,) for the current ``I_pre`` with levels ``finest_on`` on."""
-        I_r, I_in = self.images(finest_on)
+        return self._losses(self.images(finest_on), self.target_features)
+
+    def losses_of(
+        self, I_pre: Tensor, rows: Tensor, finest_on: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(E, D, Z)`` of the images ``rows`` (bool (N,)) alone, as if their rows of ``I_pre``
+        were ``I_pre`` (M, …); ``finest_on`` (N,) as in ``losses``."""
+        return self._losses(self.images(finest_on[rows], I_pre), self.target_features[rows])
+
+    def _losses(
+        self, images: tuple[Tensor, Tensor], target: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        I_r, I_in = images
         features = self.network(I_in)
         with full_precision(I_r.device):
-            E, D = inversion_loss(features.float(), self.target_features, I_r, I_in)
-            return E, D, self.method.loss(E, D, features.float(), self.target_features, I_r)
+            E, D = inversion_loss(features.float(), target, I_r, I_in)
+            return E, D, self.method.loss(E, D, features.float(), target, I_r)
 
     @torch.no_grad()
     def evaluate(self, metric: NormalizedError | None = None) -> dict[str, Tensor]:

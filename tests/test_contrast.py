@@ -96,3 +96,16 @@ def test_a_scale_is_the_contrast_of_the_image_before_its_range_constraint(method
 def test_contrast_scales_outside_zero_to_one_are_refused() -> None:
     with pytest.raises(ArgumentError, match=r"contrast_scales are shares .* got \[0.5, 1.0\]"):
         PyramidSwitch(contrast_scales=(0.5, 1.0))
+
+
+def test_the_losses_of_some_images_are_their_rows_of_the_losses_of_all() -> None:
+    target = torch.sigmoid(torch.cat([pattern(0.5, seed) for seed in range(3)]))
+    start = torch.cat([pattern(1.0, seed + 3) for seed in range(3)])
+    inversion = inversion_of(ContrastThreshold(threshold=1.0), target, start)
+    finest_on, rows = torch.tensor([2, 1, 2]), torch.tensor([True, False, True])
+    every = inversion.losses(finest_on)
+    some = inversion.losses_of(inversion.I_pre[rows], rows, finest_on)
+    for all_rows, these in zip(every, some, strict=True):
+        torch.testing.assert_close(these, all_rows[rows])
+    doubled = inversion.losses_of(2 * inversion.I_pre[rows], rows, finest_on)[2]
+    assert not torch.allclose(doubled, every[2][rows])

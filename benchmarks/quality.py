@@ -87,7 +87,9 @@ def run_budget(
         raise NotMeasuredError(f"stopped at the deadline after {left:.0f} s") from None
     if done.returncode:
         raise NotMeasuredError(f"fit exited with status {done.returncode} (its stderr is above)")
-    run = next(out.glob("*_sweep/version_*"), None)
+    # An --out used before keeps its earlier runs: this fit's is the newest version.
+    runs = sorted(out.glob("*_sweep/version_*"), key=lambda p: int(p.name.split("_")[-1]))
+    run = runs[-1] if runs else None
     if run is None:
         raise NotMeasuredError(f"fit wrote no run folder under {out}")
     with open(run / "summary.csv") as handle:

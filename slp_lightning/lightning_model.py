@@ -29,7 +29,7 @@ from slp_lightning.networks import (
 )
 from slp_lightning.objective import compactness_for_layer
 from slp_lightning.resume import check_problem, fingerprint, migrated
-from slp_lightning.schedule import LearningRates, SwitchSchedule
+from slp_lightning.schedule import LearningRates, SwitchSchedule, fine_band_shares
 from slp_lightning.torch_model import Inversion
 
 # What builds the network: a job that changes none of them reuses the model (``with_settings``).
@@ -89,6 +89,12 @@ class FeatureInversion(pl.LightningModule):
             same); ``None``: the network's own (0.2 for colour dense SIFT, where Adam's steady
             coarse steps add up to contrast a nearly flat channel never had, else 1;
             benchmarks/RESULTS.md, "Why blinds stalled").
+        fine_band_lr: the learning rates of the finest pyramid levels in the final phase, as
+            shares of the image's, level 1 first (``0.5`` or ``[0.25, 0.5]``): each step's
+            update has those Laplacian bands multiplied by them (1: the plain step). Below 1 they
+            damp the fine noise that Adam's equal steps per pixel put where the features barely
+            see, as Lucid's 1/f spectrum scaling does for ``fft`` (benchmarks/RESULTS.md). Only
+            the sLP reads it, as K and λ_D.
         network_args: keyword arguments of a model's class or factory (or of a torchvision
             ``arch``: ``{"image_size": 64}``).
         in_channels: the channels a model takes (3; 1 inverts grey images).
@@ -124,6 +130,7 @@ class FeatureInversion(pl.LightningModule):
         weights_map: dict[str, str] | None = None,
         n_f: float | None = None,
         coarse_lr: float | None = None,
+        fine_band_lr: float | list[float] = 1.0,
         network_args: dict[str, Any] | None = None,
         in_channels: int | None = None,
         input_mean: tuple[float, ...] | str | None = None,
@@ -146,7 +153,6 @@ class FeatureInversion(pl.LightningModule):
             self.hparams["network"] = feature_network.name
         if coarse_lr is None:
             coarse_lr = default_coarse_lr(feature_network.name)
-        self.rates = LearningRates(lr_schedule, coarse_lr)
         self.compactness = (
             compactness_for_layer(feature_network.name, feature_network.layer)
             if compactness is None
@@ -158,6 +164,10 @@ class FeatureInversion(pl.LightningModule):
                 feature_network.layer, self.compactness, tv_weights, init_noise=init_noise
             ),
         )
+        shares = (
+            fine_band_shares(fine_band_lr, pyramid_levels) if inverted.coarse_to_fine else (1.0,)
+        )
+        self.rates = LearningRates(lr_schedule, coarse_lr, shares)
         self.inversion = Inversion(
             feature_network, inverted, pyramid_levels, image_size or feature_network.input_size
         )
@@ -316,20 +326,22 @@ class FeatureInversion(pl.LightningModule):
     def optimizer_step(
         self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
     ) -> None:
-        """The optimiser's step, each image's update then scaled by ``schedule.LearningRates``:
-        exactly a learning rate per image for optimisers whose step is proportional to it (Adam,
-        SGD)."""
-        # The scales depend on the step and the switches only, which the optimiser's step does not
+        """The optimiser's step, each image's update then scaled by ``schedule.LearningRates``
+        (and its finest pyramid levels by ``fine_band_lr``): exactly a learning rate per image and
+        band for optimisers whose step is proportional to it (Adam, SGD)."""
+        # The shares depend on the step and the switches only, which the optimiser's step does not
         # change: known before it, so a step at the full rate copies nothing.
         scales = self.rates.scales(self.schedule, self.global_step, self.trainer.max_steps)
-        if bool((scales == 1).all()):
+        fine_band = self.rates.fine_bands(self.schedule)
+        damped = not bool((fine_band == 1).all())
+        if bool((scales == 1).all()) and not damped:
             optimizer.step(closure=optimizer_closure)
             return
         I_pre = self.inversion.I_pre
         before = I_pre.detach().clone()
         optimizer.step(closure=optimizer_closure)
         with torch.no_grad():
-            I_pre.copy_(
-                before
-                + scales.to(before.dtype).view(-1, *[1] * (before.dim() - 1)) * (I_pre - before)
-            )
+            update = scales.to(before.dtype).view(-1, *[1] * (before.dim() - 1)) * (I_pre - before)
+            if damped:
+                update = self.inversion.pyramid.scale_fine_bands(update, fine_band)
+            I_pre.copy_(before + update)

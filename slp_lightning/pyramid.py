@@ -69,11 +69,13 @@ class LaplacianPyramid(torch.nn.Module):
         # Pixel i of ``x`` sits at i + 1 in ``padded`` and lands on 2i + 2 + tap; tap 2 is the centre.
         return up[..., 4 : 4 + size[0], 4 : 4 + size[1]]
 
-    def decompose(self, image: Tensor) -> list[Tensor]:
-        """Split (N, C, H, W) into K levels, finest band-pass first, low-pass residual last."""
-        check_pyramid_size(image.shape[-2], image.shape[-1], self.levels)
+    def decompose(self, image: Tensor, count: int | None = None) -> list[Tensor]:
+        """Split (N, C, H, W) into K levels (or ``count``), finest band-pass first, low-pass
+        residual last."""
+        count = count or self.levels
+        check_pyramid_size(image.shape[-2], image.shape[-1], count)
         levels, current = [], image
-        for _ in range(self.levels - 1):
+        for _ in range(count - 1):
             coarser = self.reduce(current)
             levels.append(current - self.expand(coarser, current.shape[-2:]))
             current = coarser
@@ -81,7 +83,7 @@ class LaplacianPyramid(torch.nn.Module):
         return levels
 
     def recompose(self, levels: list[Tensor], switches: Tensor | None = None) -> Tensor:
-        """Rebuild the image; ``switches`` (N, K) of 0/1 multiplies each level first (the sLP)."""
+        """Rebuild the image; ``switches`` (N, K) multiplies each level first (0/1: the sLP)."""
         image = levels[-1] if switches is None else levels[-1] * _per_image(switches[:, -1])
         for k in range(len(levels) - 2, -1, -1):
             band = levels[k] if switches is None else levels[k] * _per_image(switches[:, k])
@@ -110,6 +112,13 @@ class LaplacianPyramid(torch.nn.Module):
             else:
                 I_in = torch.where(_per_image(coarser), self.expand(I_in, finer.shape[-2:]), finer)
         return I_in
+
+    def scale_fine_bands(self, x: Tensor, shares: Tensor) -> Tensor:
+        """``x`` (N, C, H, W) with its m finest band-pass levels multiplied by ``shares`` (N, m),
+        finest first, per image, and the rest kept: ones return ``x``."""
+        levels = self.decompose(x, shares.shape[1] + 1)
+        ones = torch.ones_like(shares[:, :1])
+        return self.recompose(levels, torch.cat([shares, ones], dim=1).to(x.dtype))
 
 
 def level_switches(finest_on: Tensor, levels: int) -> Tensor:

@@ -8,6 +8,7 @@ level 1 on, when it has converged and the image is done).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -138,7 +139,8 @@ class ConvergenceRule:
 class LearningRates:
     """Each image's learning rate as a share of the optimiser's: ``coarse_lr`` in coarse phases;
     in the final phase 1 (``lr_schedule: constant``) or, with ``cosine``, a cosine from 1 down to
-    1 % from the step the image's final phase began to the run's ``max_steps``.
+    1 % from the step the image's final phase began to the run's ``max_steps``; and, in the final
+    phase, ``fine_band_lr``: the shares of that rate its finest pyramid levels get, level 1 first.
 
     Why per phase, not over the run: at a shallow layer of a trained network (CRAFT relu1_2)
     what is left after a short run is the image's mean brightness, which the features barely
@@ -148,13 +150,16 @@ class LearningRates:
 
     lr_schedule: str = "cosine"
     coarse_lr: float = 1.0
+    fine_band_lr: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
-        if not 0 < self.coarse_lr <= 1:
-            raise ArgumentError(
-                f"coarse_lr is a share of the optimiser's learning rate, in (0, 1]; got {self.coarse_lr}",
-                "FeatureInversion.coarse_lr",
-            )
+        shares = {"coarse_lr": [self.coarse_lr], "fine_band_lr": self.fine_band_lr}
+        for name, values in shares.items():
+            if not values or not all(0 < value <= 1 for value in values):
+                raise ArgumentError(
+                    f"{name} is a share of the optimiser's learning rate, in (0, 1]; got {values}",
+                    f"FeatureInversion.{name}",
+                )
         if self.lr_schedule not in LR_SCHEDULES:
             raise ArgumentError(
                 f"unknown lr_schedule {self.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}",
@@ -173,3 +178,24 @@ class LearningRates:
         progress = ((step - start).float() / length).clamp(0, 1)
         cosine = 0.01 + 0.99 * 0.5 * (1 + torch.cos(torch.pi * progress))
         return torch.where(final, cosine, coarse)
+
+    def fine_bands(self, schedule: SwitchSchedule) -> Tensor:
+        """The shares (N, m) of each image's update its m finest pyramid levels keep at this
+        step, finest first: ``fine_band_lr`` in the final phase, else 1."""
+        final = schedule.final[:, None]
+        shares = torch.tensor(self.fine_band_lr, dtype=torch.float32, device=final.device)
+        return torch.where(final, shares, torch.ones_like(shares))
+
+
+def fine_band_shares(fine_band_lr: float | Sequence[float], levels: int) -> tuple[float, ...]:
+    """``fine_band_lr`` (a share, or shares finest first) as ``LearningRates`` takes it, for a
+    ``levels``-level pyramid, whose low-pass residual always keeps the full rate."""
+    shares = (fine_band_lr,) if isinstance(fine_band_lr, int | float) else tuple(fine_band_lr)
+    if len(shares) >= levels and shares != (1.0,):
+        raise ArgumentError(
+            f"fine_band_lr has {len(shares)} shares for a {levels}-level pyramid; give at most "
+            "pyramid_levels - 1 (the low-pass residual keeps the full rate)",
+            "FeatureInversion.fine_band_lr",
+            "FeatureInversion.pyramid_levels",
+        )
+    return tuple(float(share) for share in shares)

@@ -104,7 +104,7 @@ class StepScales(Callback):
     """Each step's per-image rate as a share of the optimiser's, from plain SGD's update."""
 
     def __init__(self, lr: float) -> None:
-        self.lr, self.scales = lr, []
+        self.lr, self.scales, self.steps = lr, [], []
 
     def on_before_optimizer_step(
         self, trainer: pl.Trainer, pl_module: FeatureInversion, optimizer: object
@@ -113,6 +113,7 @@ class StepScales(Callback):
             pl_module.inversion.I_pre.detach().clone(),
             pl_module.inversion.I_pre.grad.clone(),
         )
+        self.final = pl_module.schedule.final.clone()  # before this step's switches
 
     def on_train_batch_end(
         self,
@@ -122,8 +123,9 @@ class StepScales(Callback):
         batch: int,
         batch_idx: int,
     ) -> None:
-        step = (self.before - pl_module.inversion.I_pre.detach()).flatten(1)
-        grad = self.lr * self.grad.flatten(1)
+        step = self.before - pl_module.inversion.I_pre.detach()
+        self.steps.append((step, self.lr * self.grad, self.final))
+        step, grad = step.flatten(1), self.lr * self.grad.flatten(1)
         self.scales.append((step * grad).sum(1) / (grad * grad).sum(1))
 
 
@@ -160,10 +162,47 @@ def test_the_cosine_runs_over_each_images_final_phase(
     assert torch.allclose(measured, torch.tensor(expected)[:, None].expand(60, 3), atol=1e-4)
 
 
-@pytest.mark.parametrize("coarse_lr", [0.0, 1.5])
-def test_coarse_lr_outside_0_1_is_refused(coarse_lr: float) -> None:
-    with pytest.raises(ValueError, match="coarse_lr is a share"):
-        FeatureInversion(weights="random", coarse_lr=coarse_lr)
+@pytest.mark.parametrize(
+    ("method", "fine_band_lr"),
+    [("slp", [0.25, 0.5]), pytest.param("slp", 0.5, marks=pytest.mark.slow),
+     pytest.param("pixel", 0.5, marks=pytest.mark.slow)],
+)  # fmt: skip
+def test_fine_band_lr_damps_the_finest_bands_of_full_detail_steps(
+    tmp_path: Path, photos: Path, method: str, fine_band_lr: float | list[float]
+) -> None:
+    """Each full-detail step of sLP has its finest Laplacian bands multiplied by ``fine_band_lr``
+    and the coarser ones kept; coarse phases' steps are whole, and the baselines (no pyramid) are
+    left alone."""
+    scales = StepScales(lr=0.1)
+    model, data, trainer = make_run(
+        tmp_path, str(photos), steps=30, callbacks=[scales], max_steps_per_level=None,
+        phase_share=0.1, patience=1000,
+    )  # fmt: skip
+    model = model.with_settings(method=method, fine_band_lr=fine_band_lr, lr_schedule="constant")
+    model.optimizer = lambda params: torch.optim.SGD(params, lr=0.1)
+    trainer.fit(model, data)
+    pyramid, finals = model.inversion.pyramid, []
+    damping = torch.tensor(fine_band_lr if method == "slp" else 1.0).reshape(1, -1)
+    for step, plain, final in scales.steps:
+        shares = torch.where(final[:, None], damping, 1.0)
+        assert torch.allclose(step, pyramid.scale_fine_bands(plain, shares), atol=1e-6)
+        finals.append(final.all())
+    # sLP: 5 + 5 coarse steps (K = 3, min_steps 5), then 20 damped ones; pixel: 30 whole.
+    assert sum(finals) == (20 if method == "slp" else 30)
+    if method == "slp":  # and the damping did change the steps
+        assert not torch.allclose(step, plain, atol=1e-4)
+
+
+def test_fine_band_lr_leaves_the_low_pass_residual_alone() -> None:
+    with pytest.raises(ValueError, match="at most pyramid_levels - 1"):
+        FeatureInversion(weights="random", pyramid_levels=3, fine_band_lr=[0.5, 0.5, 0.5])
+
+
+@pytest.mark.parametrize("name", ["coarse_lr", "fine_band_lr"])
+@pytest.mark.parametrize("share", [0.0, 1.5])
+def test_a_learning_rate_share_outside_0_1_is_refused(name: str, share: float) -> None:
+    with pytest.raises(ValueError, match=f"{name} is a share"):
+        FeatureInversion(weights="random", **{name: share})
 
 
 @pytest.mark.slow

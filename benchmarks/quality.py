@@ -13,7 +13,10 @@ top-1 agreement and top-5 of the config's evaluation classifier where it scored 
 issue's goals checked per cell, and per-image wins of ``slp`` over ``pixel``; ``--out DIR`` keeps
 the runs (sheets, results.json, TensorBoard) instead of a temporary folder and writes
 ``DIR/contact_<layer>.png`` per layer and budget: a row per photograph, target | each method's
-final reconstruction. ``--deadline SECONDS`` bounds the whole run (a lent GPU's budget,
+final reconstruction. ``--seeds 0 1 2`` runs every cell once per seed (its starting noise): a
+cell is then the mean over seeds, with the range of its mean error, for the deep layers at long
+budgets, where one run's mean moves by about a point (RESULTS.md); the sheets show the first seed.
+``--deadline SECONDS`` bounds the whole run (a lent GPU's budget,
 ``benchmarks/gpu.sh``): pieces not started by then are skipped and running fits stopped; the table
 and sheets hold what finished, the pieces that did not are named, and the exit status is 1.
 """
@@ -61,19 +64,20 @@ def run_budget(
     layers: list[str] | None,
     root: Path,
     deadline: float | None = None,
+    seed: int = 0,
 ) -> list[dict]:
     """One sweep of ``methods`` × ``layers`` at ``budget`` steps; its summary rows, with per-image
     errors (also appended to ``root/rows.jsonl``, so that a stopped benchmark keeps what finished).
     ``deadline`` (a ``time.monotonic()`` instant) stops the fit there: then, or when the fit
     fails, it raises :class:`NotMeasuredError`."""
-    out = root / f"steps_{budget}" / "_".join(methods + (layers or []))
+    out = root / f"steps_{budget}" / f"seed_{seed}" / "_".join(methods + (layers or []))
     command = [
         sys.executable, "-m", "slp_lightning", "fit", "--config", CONFIGS[args.network],
         *([] if args.network in ARCHS else [f"--model.network={args.network}"]),
         f"--data.images={images}", f"--model.image_size={args.size}",
         f"--trainer.max_steps={budget}", f"--trainer.default_root_dir={out}",
         "--trainer.enable_progress_bar=false", "--checkpoint.every_n_train_steps=100000",
-        f"--sweep.methods=[{', '.join(methods)}]", *args.extra,
+        f"--sweep.methods=[{', '.join(methods)}]", f"--seed_everything={seed}", *args.extra,
     ]  # fmt: skip
     if layers:
         command.append(f"--sweep.layers=[{', '.join(layers)}]")
@@ -96,7 +100,7 @@ def run_budget(
         rows = list(csv.DictReader(handle))
     for row in rows:
         results = json.loads((run / row["job"] / "results.json").read_text())
-        row["budget"], row["set"], row["size"] = budget, args.set, args.size
+        row["budget"], row["set"], row["size"], row["seed"] = budget, args.set, args.size, seed
         row["per_image"] = {i["name"]: i["normalized_error"] for i in results["images"]}
         # Present when the config's evaluation classifier scored the run (README, Evaluation).
         row["top1"], row["top5"] = results.get("mean_top1_agreement"), results.get("mean_top5")
@@ -106,8 +110,32 @@ def run_budget(
     return rows
 
 
+def over_seeds(rows: list[dict]) -> list[dict]:
+    """One row per method × budget × layer: the mean over its seeds' rows of each mean and of each
+    image's error, with ``error_range`` (the lowest and highest mean error) when there are several."""
+    cells: dict[tuple, list[dict]] = {}
+    for row in rows:
+        cells.setdefault((row["method"], row["budget"], row["layer"]), []).append(row)
+    merged = []
+    for runs in cells.values():
+        row = dict(runs[0])
+        if len(runs) > 1:
+            for key in ("mean_normalized_error", "mean_psnr", "mean_hf_ratio", "top1", "top5"):
+                if row.get(key) is not None:
+                    row[key] = sum(float(run[key]) for run in runs) / len(runs)
+            row["per_image"] = {
+                name: sum(run["per_image"][name] for run in runs) / len(runs)
+                for name in row["per_image"]
+            }
+            errors = [float(run["mean_normalized_error"]) for run in runs]
+            row["error_range"], row["seeds"] = (min(errors), max(errors)), len(runs)
+        merged.append(row)
+    return merged
+
+
 def report(rows: list[dict]) -> str:
-    """The markdown table and the goals, per cell."""
+    """The markdown table and the goals, per cell (means over seeds)."""
+    rows = over_seeds(rows)
     layers = list(dict.fromkeys(r["layer"] for r in rows))
     cell = {(r["method"], r["budget"], r["layer"]): r for r in rows}
     lines = ["| method | steps | " + " | ".join(layers) + " |", "|---|---|" + "---|" * len(layers)]
@@ -115,15 +143,20 @@ def report(rows: list[dict]) -> str:
         values = []
         for layer in layers:
             r = cell.get((method, budget, layer))
-            values.append("" if r is None else f"{100 * float(r['mean_normalized_error']):.1f} % / "
-                          f"{float(r['mean_psnr']):.1f} dB / {float(r['mean_hf_ratio']):.2f}"
-                          + semantic(r))  # fmt: skip
+            values.append("" if r is None else f"{100 * float(r['mean_normalized_error']):.1f} %"
+                          + spread(r) + f" / {float(r['mean_psnr']):.1f} dB / "
+                          f"{float(r['mean_hf_ratio']):.2f}" + semantic(r))  # fmt: skip
         lines.append(f"| {method} | {budget} | " + " | ".join(values) + " |")
     scored = any(r.get("top1") is not None for r in rows)
     lines += [
         "",
         "Cells: mean normalised error / mean PSNR / high-frequency energy ratio (1 = the "
         "target's fine detail)"
+        + (
+            " (over seeds: the means, and in brackets the range of the mean error)"
+            if any("error_range" in r for r in rows)
+            else ""
+        )
         + (
             " / top-1 agreement / target's class in the top-5, by the evaluation classifier."
             if scored
@@ -164,6 +197,14 @@ def report(rows: list[dict]) -> str:
             if checks:
                 lines.append(f"- {budget} steps, {layer}: " + "; ".join(checks))
     return "\n".join(lines)
+
+
+def spread(row: dict) -> str:
+    """`` (a–b %)``: the range of a cell's mean error over its seeds, when it has several."""
+    if "error_range" not in row:
+        return ""
+    low, high = row["error_range"]
+    return f" ({100 * low:.1f}–{100 * high:.1f} %)"
 
 
 def semantic(row: dict) -> str:
@@ -235,6 +276,9 @@ def main() -> None:
         help="run budgets × methods as this many processes at once (a GPU has room)",
     )
     parser.add_argument(
+        "--seeds", nargs="+", type=int, default=[0], help="run every cell once per seed"
+    )
+    parser.add_argument(
         "--deadline",
         type=float,
         default=None,
@@ -264,22 +308,25 @@ def main() -> None:
         # first to finish soonest); else one per budget.
         pieces = (
             [
-                (b, [m], [la] if la else None)
+                (b, [m], [la] if la else None, seed)
                 for b in args.budgets
+                for seed in args.seeds
                 for la in args.layers or [None]
                 for m in args.methods
             ]
             if args.parallel > 1
-            else [(b, args.methods, args.layers) for b in args.budgets]
+            else [(b, args.methods, args.layers, seed) for b in args.budgets for seed in args.seeds]
         )
         missing: list[str] = []
 
-        def run_piece(piece: tuple[int, list[str], list[str] | None]) -> list[dict]:
+        def run_piece(piece: tuple[int, list[str], list[str] | None, int]) -> list[dict]:
+            budget, methods, layers, seed = piece
             try:
-                return run_budget(args, folder, *piece, root, deadline)
+                return run_budget(args, folder, budget, methods, layers, root, deadline, seed)
             except NotMeasuredError as reason:
-                budget, methods, layers = piece
-                line = f"{budget} steps, {' '.join(methods + (layers or []))}: {reason}"
+                line = (
+                    f"{budget} steps, seed {seed}, {' '.join(methods + (layers or []))}: {reason}"
+                )
                 missing.append(line)
                 print(f"quality.py: {line}", file=sys.stderr, flush=True)
                 return []
@@ -294,7 +341,8 @@ def main() -> None:
         print(f"\nNot measured ({len(missing)} of {len(pieces)} pieces):")
         print("\n".join(f"- {line}" for line in missing))
     sys.stdout.flush()  # the table first: sheets of 224-px runs take a while to write
-    for sheet in contact_sheets(rows, pngs, args.size, args.out) if args.out else []:
+    first_seed = [row for row in rows if row["seed"] == args.seeds[0]]
+    for sheet in contact_sheets(first_seed, pngs, args.size, args.out) if args.out else []:
         print(f"contact sheet: {sheet}")
     if missing:
         sys.exit(1)

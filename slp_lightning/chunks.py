@@ -197,7 +197,10 @@ def run(
     elif workers.rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         plan = {"chunk_size": chunk_size, "targets": len(names), "problem": current}
-        (run_dir / PLAN).write_text(json.dumps(plan) + "\n")
+        # Written whole, then moved into place: the other processes may be reading it already.
+        partial = run_dir / f"{PLAN}.partial"
+        partial.write_text(json.dumps(plan) + "\n")
+        partial.replace(run_dir / PLAN)
     done = finished_chunks(run_dir)
     if done:
         rank_zero_info(f"resuming {run_dir}: {len(done)} of {count} chunks finished, skipped")

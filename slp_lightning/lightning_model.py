@@ -17,6 +17,7 @@ from torch import Tensor
 
 from slp_lightning import distributed
 from slp_lightning.callbacks.switch import PyramidSwitch
+from slp_lightning.errors import ArgumentError
 from slp_lightning.guards import check_gradient, check_loss, check_precision
 from slp_lightning.methods import MethodSettings, build_method
 from slp_lightning.n_f import measure_n_f
@@ -94,7 +95,7 @@ class FeatureInversion(pl.LightningModule):
             update has those Laplacian bands multiplied by them (1: the plain step). Below 1 they
             damp the fine noise that Adam's equal steps per pixel put where the features barely
             see, as Lucid's 1/f spectrum scaling does for ``fft`` (benchmarks/RESULTS.md). Only
-            the sLP reads it, as K and λ_D.
+            the switched methods on pixels read it (``slp``, ``slp_color``), as K and λ_D.
         network_args: keyword arguments of a model's class or factory (or of a torchvision
             ``arch``: ``{"image_size": 64}``).
         in_channels: the channels a model takes (3; 1 inverts grey images).
@@ -167,6 +168,13 @@ class FeatureInversion(pl.LightningModule):
         shares = (
             fine_band_shares(fine_band_lr, pyramid_levels) if inverted.coarse_to_fine else (1.0,)
         )
+        if not inverted.pixel_I_pre and any(share != 1 for share in shares):
+            raise ArgumentError(
+                f"fine_band_lr damps pyramid bands of I_pre's pixels; the {inverted.name} method's "
+                "I_pre is a spectrum, give it fine_band_lr 1",
+                "FeatureInversion.fine_band_lr",
+                "FeatureInversion.method",
+            )
         self.rates = LearningRates(lr_schedule, coarse_lr, shares)
         self.inversion = Inversion(
             feature_network, inverted, pyramid_levels, image_size or feature_network.input_size

@@ -198,6 +198,12 @@ def test_fine_band_lr_leaves_the_low_pass_residual_alone() -> None:
         FeatureInversion(weights="random", pyramid_levels=3, fine_band_lr=[0.5, 0.5, 0.5])
 
 
+def test_fine_band_lr_is_refused_where_I_pre_is_a_spectrum() -> None:
+    with pytest.raises(ValueError, match="slp_fft method's I_pre is a spectrum"):
+        FeatureInversion(method="slp_fft", weights="random", fine_band_lr=0.5)
+    FeatureInversion(method="slp_color", weights="random", fine_band_lr=0.5)  # pixels: accepted
+
+
 @pytest.mark.parametrize("name", ["coarse_lr", "fine_band_lr"])
 @pytest.mark.parametrize("share", [0.0, 1.5])
 def test_a_learning_rate_share_outside_0_1_is_refused(name: str, share: float) -> None:

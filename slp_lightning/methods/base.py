@@ -47,6 +47,9 @@ class InversionMethod:
     #: as the optimisation converges (λ_D and K then mean something; sweeps vary them). False:
     #: every level is on from the start, so ``I_in = I_r``.
     coarse_to_fine: ClassVar[bool] = False
+    #: True: ``I_pre`` holds the image's pixels (in some colour basis), so a filter over them, as
+    #: ``fine_band_lr``'s damping of the finest pyramid bands, acts on the image's bands.
+    pixel_I_pre: ClassVar[bool] = True
 
     def __init__(self, settings: MethodSettings) -> None:
         self.settings = settings

@@ -52,6 +52,7 @@ class FourierImage(PixelDescent):
     are square, as ``FeatureInversion``'s are: ``I_pre``'s shape names the size."""
 
     name = "fft"
+    pixel_I_pre = False
 
     def initial_I_pre(self, shape: tuple[int, int, int, int], generator: torch.Generator) -> Tensor:
         count, channels, height, width = shape

@@ -92,8 +92,7 @@ def run_budget(
     if done.returncode:
         raise NotMeasuredError(f"fit exited with status {done.returncode} (its stderr is above)")
     # An --out used before keeps its earlier runs: this fit's is the newest version.
-    runs = sorted(out.glob("*_sweep/version_*"), key=lambda p: int(p.name.split("_")[-1]))
-    run = runs[-1] if runs else None
+    run = max(out.glob("*_sweep/version_*"), key=lambda p: int(p.name.split("_")[-1]), default=None)
     if run is None:
         raise NotMeasuredError(f"fit wrote no run folder under {out}")
     with open(run / "summary.csv") as handle:

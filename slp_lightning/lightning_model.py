@@ -168,14 +168,14 @@ class FeatureInversion(pl.LightningModule):
         shares = (
             fine_band_shares(fine_band_lr, pyramid_levels) if inverted.coarse_to_fine else (1.0,)
         )
-        if not inverted.pixel_I_pre and any(share != 1 for share in shares):
+        self.rates = LearningRates(lr_schedule, coarse_lr, shares)
+        if not inverted.pixel_I_pre and self.rates.damps_fine_bands:
             raise ArgumentError(
                 f"fine_band_lr damps pyramid bands of I_pre's pixels; the {inverted.name} method's "
                 "I_pre is a spectrum, give it fine_band_lr 1",
                 "FeatureInversion.fine_band_lr",
                 "FeatureInversion.method",
             )
-        self.rates = LearningRates(lr_schedule, coarse_lr, shares)
         self.inversion = Inversion(
             feature_network, inverted, pyramid_levels, image_size or feature_network.input_size
         )
@@ -340,8 +340,7 @@ class FeatureInversion(pl.LightningModule):
         # The shares depend on the step and the switches only, which the optimiser's step does not
         # change: known before it, so a step at the full rate copies nothing.
         scales = self.rates.scales(self.schedule, self.global_step, self.trainer.max_steps)
-        fine_band = self.rates.fine_bands(self.schedule)
-        damped = not bool((fine_band == 1).all())
+        damped = self.rates.damps_fine_bands  # a setting: the default run filters nothing
         if bool((scales == 1).all()) and not damped:
             optimizer.step(closure=optimizer_closure)
             return
@@ -351,5 +350,6 @@ class FeatureInversion(pl.LightningModule):
         with torch.no_grad():
             update = scales.to(before.dtype).view(-1, *[1] * (before.dim() - 1)) * (I_pre - before)
             if damped:
-                update = self.inversion.pyramid.scale_fine_bands(update, fine_band)
+                shares = self.rates.fine_bands(self.schedule)
+                update = self.inversion.pyramid.scale_fine_bands(update, shares)
             I_pre.copy_(before + update)

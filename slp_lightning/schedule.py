@@ -179,6 +179,11 @@ class LearningRates:
         cosine = 0.01 + 0.99 * 0.5 * (1 + torch.cos(torch.pi * progress))
         return torch.where(final, cosine, coarse)
 
+    @property
+    def damps_fine_bands(self) -> bool:
+        """Whether any of ``fine_band_lr``'s shares is below 1 (else no step is filtered)."""
+        return any(share != 1 for share in self.fine_band_lr)
+
     def fine_bands(self, schedule: SwitchSchedule) -> Tensor:
         """The shares (N, m) of each image's update its m finest pyramid levels keep at this
         step, finest first: ``fine_band_lr`` in the final phase, else 1."""
@@ -191,7 +196,7 @@ def fine_band_shares(fine_band_lr: float | Sequence[float], levels: int) -> tupl
     """``fine_band_lr`` (a share, or shares finest first) as ``LearningRates`` takes it, for a
     ``levels``-level pyramid, whose low-pass residual always keeps the full rate."""
     shares = (fine_band_lr,) if isinstance(fine_band_lr, int | float) else tuple(fine_band_lr)
-    if len(shares) >= levels and shares != (1.0,):
+    if len(shares) >= levels and any(share != 1 for share in shares):
         raise ArgumentError(
             f"fine_band_lr has {len(shares)} shares for a {levels}-level pyramid; give at most "
             "pyramid_levels - 1 (the low-pass residual keeps the full rate)",

@@ -30,7 +30,7 @@ from slp_lightning.networks import (
 )
 from slp_lightning.objective import compactness_for_layer
 from slp_lightning.resume import check_problem, fingerprint, migrated
-from slp_lightning.schedule import LearningRates, SwitchSchedule, fine_band_shares
+from slp_lightning.schedule import LearningRates, SwitchSchedule, band_multiples
 from slp_lightning.torch_model import Inversion
 
 # What builds the network: a job that changes none of them reuses the model (``with_settings``).
@@ -86,16 +86,18 @@ class FeatureInversion(pl.LightningModule):
             (``{"^module\\.": ""}`` drops DataParallel's prefix); ``None``: the network's own.
         n_f: N_f itself, instead of measuring it (a chunked run gives every chunk the one of
             its first chunk, so that errors compare across the dataset).
-        coarse_lr: the learning rate of the coarse phases, as a share of the optimiser's (1: the
-            same); ``None``: the network's own (0.2 for colour dense SIFT, where Adam's steady
+        coarse_lr: the learning rate of the coarse phases, as a multiple of the optimiser's (1:
+            the same); ``None``: the network's own (0.2 for colour dense SIFT, where Adam's steady
             coarse steps add up to contrast a nearly flat channel never had, else 1;
             benchmarks/RESULTS.md, "Why blinds stalled").
-        fine_band_lr: the learning rates of the finest pyramid levels in the final phase, as
-            shares of the image's, level 1 first (``0.5`` or ``[0.25, 0.5]``): each step's
-            update has those Laplacian bands multiplied by them (1: the plain step). Below 1 they
-            damp the fine noise that Adam's equal steps per pixel put where the features barely
-            see, as Lucid's 1/f spectrum scaling does for ``fft`` (benchmarks/RESULTS.md). Only
-            the switched methods on pixels read it (``slp``, ``slp_color``), as K and λ_D.
+        band_lr: the final phase's learning rate per Laplacian level of each step, as multiples
+            of the image's, finest first, the last for the low-pass residual of a
+            ``len(band_lr)``-level pyramid of the step (independent of ``pyramid_levels``):
+            ``[1, 2, 4, 8, 16, 32]`` doubles the rate per octave, the 1/f scaling Lucid's
+            spectrum gives ``fft``, so the brightness and layout the features barely see move
+            as fast as the detail; ``[0.5, 1]`` halves the finest band's (benchmarks/RESULTS.md).
+            ``1``: the plain step. Only the switched methods on pixels read it (``slp``,
+            ``slp_color``), as K and λ_D.
         network_args: keyword arguments of a model's class or factory (or of a torchvision
             ``arch``: ``{"image_size": 64}``).
         in_channels: the channels a model takes (3; 1 inverts grey images).
@@ -131,7 +133,7 @@ class FeatureInversion(pl.LightningModule):
         weights_map: dict[str, str] | None = None,
         n_f: float | None = None,
         coarse_lr: float | None = None,
-        fine_band_lr: float | list[float] = 1.0,
+        band_lr: float | list[float] = 1.0,
         network_args: dict[str, Any] | None = None,
         in_channels: int | None = None,
         input_mean: tuple[float, ...] | str | None = None,
@@ -165,20 +167,26 @@ class FeatureInversion(pl.LightningModule):
                 feature_network.layer, self.compactness, tv_weights, init_noise=init_noise
             ),
         )
-        shares = (
-            fine_band_shares(fine_band_lr, pyramid_levels) if inverted.coarse_to_fine else (1.0,)
-        )
-        self.rates = LearningRates(lr_schedule, coarse_lr, shares)
-        if not inverted.pixel_I_pre and self.rates.damps_fine_bands:
+        multiples = band_multiples(band_lr) if inverted.coarse_to_fine else (1.0,)
+        self.rates = LearningRates(lr_schedule, coarse_lr, multiples)
+        if not inverted.pixel_I_pre and self.rates.filters_bands:
             raise ArgumentError(
-                f"fine_band_lr damps pyramid bands of I_pre's pixels; the {inverted.name} method's "
-                "I_pre is a spectrum, give it fine_band_lr 1",
-                "FeatureInversion.fine_band_lr",
+                f"band_lr filters pyramid bands of I_pre's pixels; the {inverted.name} method's "
+                "I_pre is a spectrum, give it band_lr 1",
+                "FeatureInversion.band_lr",
                 "FeatureInversion.method",
             )
         self.inversion = Inversion(
             feature_network, inverted, pyramid_levels, image_size or feature_network.input_size
         )
+        size, band_levels = self.inversion.image_size, len(multiples)
+        if self.rates.filters_bands and size < 2**band_levels:  # its coarsest level keeps 2 px
+            raise ArgumentError(
+                f"band_lr has {band_levels} levels: a pyramid that deep needs images of at "
+                f"least {2**band_levels} px a side, image_size is {size}; give fewer multiples",
+                "FeatureInversion.band_lr",
+                "FeatureInversion.image_size",
+            )
         self.optimizer = optimizer
         self.schedule: SwitchSchedule | None = None
         #: every target's name, in order, and those of the targets this process inverts
@@ -335,13 +343,13 @@ class FeatureInversion(pl.LightningModule):
         self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
     ) -> None:
         """The optimiser's step, each image's update then scaled by ``schedule.LearningRates``
-        (and its finest pyramid levels by ``fine_band_lr``): exactly a learning rate per image and
-        band for optimisers whose step is proportional to it (Adam, SGD)."""
-        # The shares depend on the step and the switches only, which the optimiser's step does not
-        # change: known before it, so a step at the full rate copies nothing.
+        (and its pyramid levels by ``band_lr``): exactly a learning rate per image and band for
+        optimisers whose step is proportional to it (Adam, SGD)."""
+        # The multiples depend on the step and the switches only, which the optimiser's step does
+        # not change: known before it, so a step at the full rate copies nothing.
         scales = self.rates.scales(self.schedule, self.global_step, self.trainer.max_steps)
-        damped = self.rates.damps_fine_bands  # a setting: the default run filters nothing
-        if bool((scales == 1).all()) and not damped:
+        filtered = self.rates.filters_bands  # a setting: the default run filters nothing
+        if bool((scales == 1).all()) and not filtered:
             optimizer.step(closure=optimizer_closure)
             return
         I_pre = self.inversion.I_pre
@@ -349,7 +357,7 @@ class FeatureInversion(pl.LightningModule):
         optimizer.step(closure=optimizer_closure)
         with torch.no_grad():
             update = scales.to(before.dtype).view(-1, *[1] * (before.dim() - 1)) * (I_pre - before)
-            if damped:
-                shares = self.rates.fine_bands(self.schedule)
-                update = self.inversion.pyramid.scale_fine_bands(update, shares)
+            if filtered:
+                multiples = self.rates.bands(self.schedule)
+                update = self.inversion.pyramid.scale_bands(update, multiples)
             I_pre.copy_(before + update)

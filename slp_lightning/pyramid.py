@@ -113,12 +113,11 @@ class LaplacianPyramid(torch.nn.Module):
                 I_in = torch.where(_per_image(coarser), self.expand(I_in, finer.shape[-2:]), finer)
         return I_in
 
-    def scale_fine_bands(self, x: Tensor, shares: Tensor) -> Tensor:
-        """``x`` (N, C, H, W) with its m finest band-pass levels multiplied by ``shares`` (N, m),
-        finest first, per image, and the rest kept: ones return ``x``."""
-        levels = self.decompose(x, shares.shape[1] + 1)
-        ones = torch.ones_like(shares[:, :1])
-        return self.recompose(levels, torch.cat([shares, ones], dim=1).to(x.dtype))
+    def scale_bands(self, x: Tensor, multiples: Tensor) -> Tensor:
+        """``x`` (N, C, H, W) split into an m-level pyramid, its levels multiplied by
+        ``multiples`` (N, m) per image, finest first (the last the low-pass residual), and
+        recomposed: ones return ``x``. m need not be this pyramid's K."""
+        return self.recompose(self.decompose(x, multiples.shape[1]), multiples.to(x.dtype))
 
 
 def level_switches(finest_on: Tensor, levels: int) -> Tensor:

@@ -137,10 +137,12 @@ class ConvergenceRule:
 
 @dataclass(frozen=True)
 class LearningRates:
-    """Each image's learning rate as a share of the optimiser's: ``coarse_lr`` in coarse phases;
-    in the final phase 1 (``lr_schedule: constant``) or, with ``cosine``, a cosine from 1 down to
-    1 % from the step the image's final phase began to the run's ``max_steps``; and, in the final
-    phase, ``fine_band_lr``: the shares of that rate its finest pyramid levels get, level 1 first.
+    """Each image's learning rate as a multiple of the optimiser's: ``coarse_lr`` in coarse
+    phases; in the final phase 1 (``lr_schedule: constant``) or, with ``cosine``, a cosine from 1
+    down to 1 % from the step the image's final phase began to the run's ``max_steps``; and, in
+    the final phase, ``band_lr``: the multiples of that rate each Laplacian level of the step
+    gets, level 1 (the finest) first, the last entry the low-pass residual of a
+    ``len(band_lr)``-level pyramid.
 
     Why per phase, not over the run: at a shallow layer of a trained network (CRAFT relu1_2)
     what is left after a short run is the image's mean brightness, which the features barely
@@ -150,14 +152,15 @@ class LearningRates:
 
     lr_schedule: str = "cosine"
     coarse_lr: float = 1.0
-    fine_band_lr: tuple[float, ...] = (1.0,)
+    band_lr: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
-        shares = {"coarse_lr": [self.coarse_lr], "fine_band_lr": self.fine_band_lr}
-        for name, values in shares.items():
-            if not values or not all(0 < value <= 1 for value in values):
+        multiples = {"coarse_lr": [self.coarse_lr], "band_lr": self.band_lr}
+        for name, values in multiples.items():
+            if not values or not all(value > 0 for value in values):
                 raise ArgumentError(
-                    f"{name} is a share of the optimiser's learning rate, in (0, 1]; got {values}",
+                    f"{name} multiplies the optimiser's learning rate, so it must be above 0; "
+                    f"got {values}",
                     f"FeatureInversion.{name}",
                 )
         if self.lr_schedule not in LR_SCHEDULES:
@@ -167,7 +170,7 @@ class LearningRates:
             )
 
     def scales(self, schedule: SwitchSchedule, step: int, max_steps: int) -> Tensor:
-        """The shares (N,) at optimiser step ``step`` of a run of ``max_steps`` (-1: unbounded)."""
+        """The multiples (N,) at optimiser step ``step`` of a run of ``max_steps`` (-1: unbounded)."""
         final = schedule.final
         ones = torch.ones(len(final), device=final.device)
         coarse = torch.full_like(ones, self.coarse_lr)
@@ -180,27 +183,19 @@ class LearningRates:
         return torch.where(final, cosine, coarse)
 
     @property
-    def damps_fine_bands(self) -> bool:
-        """Whether any of ``fine_band_lr``'s shares is below 1 (else no step is filtered)."""
-        return any(share != 1 for share in self.fine_band_lr)
+    def filters_bands(self) -> bool:
+        """Whether ``band_lr`` changes any level's rate (else no step is filtered)."""
+        return any(multiple != 1 for multiple in self.band_lr)
 
-    def fine_bands(self, schedule: SwitchSchedule) -> Tensor:
-        """The shares (N, m) of each image's update its m finest pyramid levels keep at this
-        step, finest first: ``fine_band_lr`` in the final phase, else 1."""
+    def bands(self, schedule: SwitchSchedule) -> Tensor:
+        """The multiples (N, m) of each image's step its m pyramid levels get at this step,
+        finest first: ``band_lr`` in the final phase, else 1."""
         final = schedule.final[:, None]
-        shares = torch.tensor(self.fine_band_lr, dtype=torch.float32, device=final.device)
-        return torch.where(final, shares, torch.ones_like(shares))
+        multiples = torch.tensor(self.band_lr, dtype=torch.float32, device=final.device)
+        return torch.where(final, multiples, torch.ones_like(multiples))
 
 
-def fine_band_shares(fine_band_lr: float | Sequence[float], levels: int) -> tuple[float, ...]:
-    """``fine_band_lr`` (a share, or shares finest first) as ``LearningRates`` takes it, for a
-    ``levels``-level pyramid, whose low-pass residual always keeps the full rate."""
-    shares = (fine_band_lr,) if isinstance(fine_band_lr, int | float) else tuple(fine_band_lr)
-    if len(shares) >= levels and any(share != 1 for share in shares):
-        raise ArgumentError(
-            f"fine_band_lr has {len(shares)} shares for a {levels}-level pyramid; give at most "
-            "pyramid_levels - 1 (the low-pass residual keeps the full rate)",
-            "FeatureInversion.fine_band_lr",
-            "FeatureInversion.pyramid_levels",
-        )
-    return tuple(float(share) for share in shares)
+def band_multiples(band_lr: float | Sequence[float]) -> tuple[float, ...]:
+    """``band_lr`` (one multiple, or one per level finest first) as ``LearningRates`` takes it."""
+    multiples = (band_lr,) if isinstance(band_lr, int | float) else tuple(band_lr)
+    return tuple(float(multiple) for multiple in multiples)

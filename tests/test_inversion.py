@@ -163,52 +163,54 @@ def test_the_cosine_runs_over_each_images_final_phase(
 
 
 @pytest.mark.parametrize(
-    ("method", "fine_band_lr"),
-    [("slp", [0.25, 0.5]), pytest.param("slp", 0.5, marks=pytest.mark.slow),
-     pytest.param("pixel", 0.5, marks=pytest.mark.slow)],
+    ("method", "band_lr"),
+    [("slp", [0.25, 2.0, 4.0]), pytest.param("slp", [0.5, 1.0], marks=pytest.mark.slow),
+     pytest.param("pixel", [0.5, 1.0], marks=pytest.mark.slow)],
 )  # fmt: skip
-def test_fine_band_lr_damps_the_finest_bands_of_full_detail_steps(
-    tmp_path: Path, photos: Path, method: str, fine_band_lr: float | list[float]
+def test_band_lr_scales_each_band_of_full_detail_steps(
+    tmp_path: Path, photos: Path, method: str, band_lr: list[float]
 ) -> None:
-    """Each full-detail step of sLP has its finest Laplacian bands multiplied by ``fine_band_lr``
-    and the coarser ones kept; coarse phases' steps are whole, and the baselines (no pyramid) are
-    left alone."""
+    """Each full-detail step of sLP has its Laplacian levels multiplied by ``band_lr`` (a pyramid
+    of its own depth, here not K); coarse phases' steps are whole, and the baselines (no pyramid)
+    are left alone."""
     scales = StepScales(lr=0.1)
     model, data, trainer = make_run(
         tmp_path, str(photos), steps=30, callbacks=[scales], max_steps_per_level=None,
         phase_share=0.1, patience=1000,
     )  # fmt: skip
-    model = model.with_settings(method=method, fine_band_lr=fine_band_lr, lr_schedule="constant")
+    model = model.with_settings(method=method, band_lr=band_lr, lr_schedule="constant")
     model.optimizer = lambda params: torch.optim.SGD(params, lr=0.1)
     trainer.fit(model, data)
     pyramid, finals = model.inversion.pyramid, []
-    damping = torch.tensor(fine_band_lr if method == "slp" else 1.0).reshape(1, -1)
+    multiples = torch.tensor(band_lr if method == "slp" else [1.0]).reshape(1, -1)
     for step, plain, final in scales.steps:
-        shares = torch.where(final[:, None], damping, 1.0)
-        assert torch.allclose(step, pyramid.scale_fine_bands(plain, shares), atol=1e-6)
+        levels = torch.where(final[:, None], multiples, 1.0)
+        assert torch.allclose(step, pyramid.scale_bands(plain, levels), atol=1e-6)
         finals.append(final.all())
-    # sLP: 5 + 5 coarse steps (K = 3, min_steps 5), then 20 damped ones; pixel: 30 whole.
+    # sLP: 5 + 5 coarse steps (K = 3, min_steps 5), then 20 filtered ones; pixel: 30 whole.
     assert sum(finals) == (20 if method == "slp" else 30)
-    if method == "slp":  # and the damping did change the steps
+    if method == "slp":  # and the filter did change the steps
         assert not torch.allclose(step, plain, atol=1e-4)
 
 
-def test_fine_band_lr_leaves_the_low_pass_residual_alone() -> None:
-    with pytest.raises(ValueError, match="at most pyramid_levels - 1"):
-        FeatureInversion(weights="random", pyramid_levels=3, fine_band_lr=[0.5, 0.5, 0.5])
+def test_band_lr_deeper_than_the_image_allows_is_refused() -> None:
+    settings = {"network": "dsift", "image_size": 32, "pyramid_levels": 3}
+    with pytest.raises(ValueError, match="band_lr has 6 levels.*at least 64 px.*image_size is 32"):
+        FeatureInversion(**settings, band_lr=[1, 2, 4, 8, 16, 32])
+    FeatureInversion(**settings, band_lr=[1, 2, 4, 8, 16])  # deeper than K = 3: allowed
 
 
-def test_fine_band_lr_is_refused_where_I_pre_is_a_spectrum() -> None:
+def test_band_lr_is_refused_where_I_pre_is_a_spectrum() -> None:
     with pytest.raises(ValueError, match="slp_fft method's I_pre is a spectrum"):
-        FeatureInversion(method="slp_fft", weights="random", fine_band_lr=0.5)
-    FeatureInversion(method="slp_color", weights="random", fine_band_lr=0.5)  # pixels: accepted
+        FeatureInversion(method="slp_fft", weights="random", band_lr=[0.5, 1])
+    FeatureInversion(method="slp_color", weights="random", band_lr=[0.5, 1])  # pixels: accepted
 
 
-@pytest.mark.parametrize("name", ["coarse_lr", "fine_band_lr"])
-@pytest.mark.parametrize("share", [0.0, 1.5])
-def test_a_learning_rate_share_outside_0_1_is_refused(name: str, share: float) -> None:
-    with pytest.raises(ValueError, match=f"{name} is a share"):
-        FeatureInversion(weights="random", **{name: share})
+@pytest.mark.parametrize("name", ["coarse_lr", "band_lr"])
+@pytest.mark.parametrize("multiple", [0.0, -1.0])
+def test_a_learning_rate_multiple_not_above_0_is_refused(name: str, multiple: float) -> None:
+    with pytest.raises(ValueError, match=f"{name} multiplies the optimiser's learning rate"):
+        FeatureInversion(weights="random", **{name: multiple})
 
 
 @pytest.mark.slow

@@ -97,12 +97,13 @@ def test_switched_shortcut_equals_recomposing_the_switched_levels() -> None:
     assert torch.allclose(pyramid.switched(image, finest_on), expected, atol=1e-10)
 
 
-def test_scale_fine_bands_recomposes_with_the_finest_levels_scaled_per_image() -> None:
+def test_scale_bands_recomposes_with_each_level_scaled_per_image() -> None:
     pyramid = LaplacianPyramid(levels=4)
     x = torch.rand(2, 3, 32, 32)
-    scaled = pyramid.scale_fine_bands(x, torch.tensor([[0.25, 0.5], [1.0, 1.0]]))
-    levels = pyramid.decompose(x)
-    expected = pyramid.recompose([0.25 * levels[0], 0.5 * levels[1], *levels[2:]])
-    assert torch.allclose(scaled[0], expected[0], atol=1e-6)  # image 0: levels 1 and 2 damped
-    assert torch.allclose(scaled[1], x[1], atol=1e-6)  # image 1: shares 1 leave it alone
-    assert (scaled[0] - x[0]).abs().mean() > 0.05  # a random image has fine bands to damp
+    scaled = pyramid.scale_bands(x, torch.tensor([[0.25, 0.5, 2.0], [1.0, 1.0, 1.0]]))
+    levels = pyramid.decompose(x, 3)  # three levels, not the pyramid's four
+    expected = pyramid.recompose([0.25 * levels[0], 0.5 * levels[1], 2.0 * levels[2]])
+    assert torch.allclose(scaled[0], expected[0], atol=1e-6)  # image 0: every level scaled
+    assert torch.allclose(scaled[1], x[1], atol=1e-6)  # image 1: ones leave it alone
+    assert (scaled[0] - x[0]).abs().mean() > 0.05  # a random image has every band to scale
+    assert torch.allclose(pyramid.scale_bands(x, torch.full((2, 1), 3.0)), 3 * x)  # one level

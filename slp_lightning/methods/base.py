@@ -48,7 +48,7 @@ class InversionMethod:
     #: every level is on from the start, so ``I_in = I_r``.
     coarse_to_fine: ClassVar[bool] = False
     #: True: ``I_pre`` holds the image's pixels (in some colour basis), so a filter over them, as
-    #: ``fine_band_lr``'s damping of the finest pyramid bands, acts on the image's bands.
+    #: ``band_lr``'s rates per pyramid band, acts on the image's bands.
     pixel_I_pre: ClassVar[bool] = True
 
     def __init__(self, settings: MethodSettings) -> None:

@@ -29,6 +29,7 @@ from slp_lightning.networks import (
     default_coarse_lr,
 )
 from slp_lightning.objective import compactness_for_layer
+from slp_lightning.pyramid import check_pyramid_size
 from slp_lightning.resume import check_problem, fingerprint, migrated
 from slp_lightning.schedule import LearningRates, SwitchSchedule, band_multiples
 from slp_lightning.torch_model import Inversion
@@ -179,14 +180,17 @@ class FeatureInversion(pl.LightningModule):
         self.inversion = Inversion(
             feature_network, inverted, pyramid_levels, image_size or feature_network.input_size
         )
-        size, band_levels = self.inversion.image_size, len(multiples)
-        if self.rates.filters_bands and size < 2**band_levels:  # its coarsest level keeps 2 px
-            raise ArgumentError(
-                f"band_lr has {band_levels} levels: a pyramid that deep needs images of at "
-                f"least {2**band_levels} px a side, image_size is {size}; give fewer multiples",
-                "FeatureInversion.band_lr",
-                "FeatureInversion.image_size",
-            )
+        if self.rates.filters_bands:
+            size = self.inversion.image_size
+            try:
+                check_pyramid_size(size, size, len(multiples))
+            except ValueError as error:
+                raise ArgumentError(
+                    f"band_lr has {len(multiples)} levels, too many for image_size {size} "
+                    f"({error}): give band_lr fewer entries or a larger image_size",
+                    "FeatureInversion.band_lr",
+                    "FeatureInversion.image_size",
+                ) from None
         self.optimizer = optimizer
         self.schedule: SwitchSchedule | None = None
         #: every target's name, in order, and those of the targets this process inverts

@@ -195,7 +195,7 @@ def test_band_lr_scales_each_band_of_full_detail_steps(
 
 def test_band_lr_deeper_than_the_image_allows_is_refused() -> None:
     settings = {"network": "dsift", "image_size": 32, "pyramid_levels": 3}
-    with pytest.raises(ValueError, match="band_lr has 6 levels.*at least 64 px.*image_size is 32"):
+    with pytest.raises(ValueError, match="band_lr has 6 levels, too many for image_size 32.*64 px"):
         FeatureInversion(**settings, band_lr=[1, 2, 4, 8, 16, 32])
     FeatureInversion(**settings, band_lr=[1, 2, 4, 8, 16])  # deeper than K = 3: allowed
 
@@ -211,6 +211,7 @@ def test_band_lr_is_refused_where_I_pre_is_a_spectrum() -> None:
 def test_a_learning_rate_multiple_not_above_0_is_refused(name: str, multiple: float) -> None:
     with pytest.raises(ValueError, match=f"{name} multiplies the optimiser's learning rate"):
         FeatureInversion(weights="random", **{name: multiple})
+    FeatureInversion(weights="random", **{name: 4.0})  # a multiple, not a share: above 1 is fine
 
 
 @pytest.mark.slow

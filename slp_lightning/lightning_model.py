@@ -97,8 +97,9 @@ class FeatureInversion(pl.LightningModule):
             ``[1, 2, 4, 8, 16, 32]`` doubles the rate per octave, the 1/f scaling Lucid's
             spectrum gives ``fft``, so the brightness and layout the features barely see move
             as fast as the detail; ``[0.5, 1]`` halves the finest band's (benchmarks/RESULTS.md).
-            ``1``: the plain step. Only the switched methods on pixels read it (``slp``,
-            ``slp_color``), as K and λ_D.
+            ``1``: the plain step. Beyond ±4.6 (``I_r`` within 1 % of the range's ends) a
+            filtered step goes no further out than the plain step (``LearningRates.bounded``).
+            Only the switched methods on pixels read it (``slp``, ``slp_color``), as K and λ_D.
         network_args: keyword arguments of a model's class or factory (or of a torchvision
             ``arch``: ``{"image_size": 64}``).
         in_channels: the channels a model takes (3; 1 inverts grey images).
@@ -361,7 +362,9 @@ class FeatureInversion(pl.LightningModule):
         optimizer.step(closure=optimizer_closure)
         with torch.no_grad():
             update = scales.to(before.dtype).view(-1, *[1] * (before.dim() - 1)) * (I_pre - before)
+            after = before + update
             if filtered:
                 multiples = self.rates.bands(self.schedule)
-                update = self.inversion.pyramid.scale_bands(update, multiples)
-            I_pre.copy_(before + update)
+                steps = self.inversion.pyramid.scale_bands(update, multiples)
+                after = self.rates.bounded(after, before + steps)
+            I_pre.copy_(after)

@@ -135,6 +135,13 @@ class ConvergenceRule:
         return converged & ~final
 
 
+#: ``σ(4.6)`` is 0.99. ``band_lr``'s large rates for the coarse bands can carry a channel whose
+#: target is near black or white far into σ's flat tails in a few steps (Adam's momentum), where
+#: its gradient vanishes and nothing brings it back; so beyond ±4.6 a filtered step goes no
+#: further than the plain step would (benchmarks/RESULTS.md, "band_lr on VGG16-BN").
+I_PRE_BOUND = 4.6
+
+
 @dataclass(frozen=True)
 class LearningRates:
     """Each image's learning rate as a multiple of the optimiser's: ``coarse_lr`` in coarse
@@ -142,7 +149,7 @@ class LearningRates:
     down to 1 % from the step the image's final phase began to the run's ``max_steps``; and, in
     the final phase, ``band_lr``: the multiples of that rate each Laplacian level of the step
     gets, level 1 (the finest) first, the last entry the low-pass residual of a
-    ``len(band_lr)``-level pyramid.
+    ``len(band_lr)``-level pyramid, bounded by ``bounded``.
 
     Why per phase, not over the run: at a shallow layer of a trained network (CRAFT relu1_2)
     what is left after a short run is the image's mean brightness, which the features barely
@@ -186,6 +193,13 @@ class LearningRates:
     def filters_bands(self) -> bool:
         """Whether ``band_lr`` changes any level's rate (else no step is filtered)."""
         return any(multiple != 1 for multiple in self.band_lr)
+
+    @staticmethod
+    def bounded(plain: Tensor, filtered: Tensor) -> Tensor:
+        """``filtered`` (``I_pre`` after a step filtered by ``band_lr``) held, beyond
+        ±``I_PRE_BOUND``, to ``plain`` (after the same step unfiltered): past the bound a
+        filtered step goes no further out than the plain one, nor past the bound itself."""
+        return filtered.clamp(plain.clamp(max=-I_PRE_BOUND), plain.clamp(min=I_PRE_BOUND))
 
     def bands(self, schedule: SwitchSchedule) -> Tensor:
         """The multiples (N, m) of each image's step its m pyramid levels get at this step,

@@ -8,11 +8,12 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from PIL import Image
 
-from slp_lightning import FeatureInversion, OutputWriter, PyramidSwitch, TargetImages
+from slp_lightning import FeatureInversion, OutputWriter, PyramidSwitch, TargetImages, schedule
 from slp_lightning.guards import NonFiniteLossError
 from slp_lightning.images import load_image
-from slp_lightning.schedule import SwitchSchedule
+from slp_lightning.schedule import I_PRE_BOUND, LearningRates, SwitchSchedule
 
 
 class Recorder(Callback):
@@ -191,6 +192,36 @@ def test_band_lr_scales_each_band_of_full_detail_steps(
     assert sum(finals) == (20 if method == "slp" else 30)
     if method == "slp":  # and the filter did change the steps
         assert not torch.allclose(step, plain, atol=1e-4)
+
+
+def test_band_lr_steps_beyond_the_bound_go_no_further_than_plain_steps() -> None:
+    plain = torch.tensor([-5.0, -1.0, 0.0, 3.0, 6.0])
+    filtered = torch.tensor([-7.0, -6.0, 5.0, 4.0, 8.0])
+    b = I_PRE_BOUND
+    assert LearningRates.bounded(plain, filtered).tolist() == pytest.approx([-5, -b, b, 4, 6])
+
+
+@pytest.mark.parametrize("bound", [I_PRE_BOUND, pytest.param(math.inf, marks=pytest.mark.slow)])
+def test_band_lr_keeps_I_pre_out_of_the_range_constraint_tails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bound: float
+) -> None:
+    """On a black target the low-pass band's ×16 steps would carry ``I_pre`` deep into σ's flat
+    tail (``bound`` inf: without the bound); with it, past ±I_PRE_BOUND, only the plain step's
+    own progress."""
+    monkeypatch.setattr(schedule, "I_PRE_BOUND", bound)
+    Image.new("RGB", (64, 64)).save(tmp_path / "black.png")
+    model, data, trainer = make_run(
+        tmp_path, str(tmp_path / "black.png"), steps=40, max_steps_per_level=None,
+        phase_share=0.1, patience=1000,
+    )  # fmt: skip
+    model = model.with_settings(band_lr=[1.0, 16.0], lr_schedule="constant")
+    model.optimizer = lambda params: torch.optim.Adam(params, lr=0.5)
+    trainer.fit(model, data)
+    lowest = model.inversion.I_pre.min().item()
+    if bound == I_PRE_BOUND:  # measured -10.2: past the bound, the plain step's 0.5 a step
+        assert lowest > -3 * I_PRE_BOUND
+    else:  # measured -67
+        assert lowest < -6 * I_PRE_BOUND
 
 
 def test_band_lr_deeper_than_the_image_allows_is_refused() -> None:

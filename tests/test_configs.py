@@ -24,9 +24,9 @@ FAST_CONFIGS = [ROOT / "configs" / name for name in [
     "alexnet_caffe.yaml", "sift_grey.yaml", "sift_color.yaml", "vgg16_bn_trained.yaml",
 ]]  # fmt: skip
 # Smallest sizes each network accepts with 3 pyramid levels (fc layers aside).
-TINY = {  # torchvision: the MobileNetV2 config's band_lr is a 6-level pyramid, 64 px at least
+TINY = {  # torchvision, craft_vgg16_bn: their configs' band_lr is a 6-level pyramid, 64 px at least
     "dsift": 32, "dsift_color": 32, "alexnet": 64, "alexnet_caffe": 67, "torchvision": 64,
-    "craft_vgg16_bn": 32,
+    "craft_vgg16_bn": 64,
 }  # fmt: skip
 
 

@@ -149,7 +149,7 @@ class LearningRates:
     down to 1 % from the step the image's final phase began to the run's ``max_steps``; and, in
     the final phase, ``band_lr``: the multiples of that rate each Laplacian level of the step
     gets, level 1 (the finest) first, the last entry the low-pass residual of a
-    ``len(band_lr)``-level pyramid, bounded by ``bounded``.
+    ``len(band_lr)``-level pyramid; near σ's tails ``bounded`` holds those steps back.
 
     Why per phase, not over the run: at a shallow layer of a trained network (CRAFT relu1_2)
     what is left after a short run is the image's mean brightness, which the features barely

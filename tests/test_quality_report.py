@@ -25,3 +25,5 @@ def test_a_cell_over_seeds_is_the_mean_with_the_range_of_its_error() -> None:
     assert "| pixel | 1000 | 20.0 % / 11.0 dB / 2.00 |" in table
     # The goals compare the seeds' means: 0.12 / 0.20; per image a 0.15 > 0.10, b 0.09 <= 0.30.
     assert "error 0.60× pixel's (met; slp ≤ pixel on 1/2 images)" in table
+    # Per photograph: a 0.15 / 0.10 = 1.5×, past the 1.25× a stall is.
+    assert "worst photograph a 1.50× pixel's (NOT met: ≤ 1.25× on each)" in table

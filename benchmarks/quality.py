@@ -10,7 +10,8 @@ For each budget, one ``fit`` sweeps ``--methods`` × ``--layers`` over the set's
 config, so every method gets the same images, optimiser and step budget. Prints one markdown table
 (mean normalised error, PSNR, high-frequency energy ratio per method × budget × layer, and the
 top-1 agreement and top-5 of the config's evaluation classifier where it scored the runs), the
-issue's goals checked per cell, and per-image wins of ``slp`` over ``pixel``; ``--out DIR`` keeps
+issue's goals checked per cell, per-image wins of ``slp`` over ``pixel`` and its worst photograph
+against ``pixel`` (a stall past 1.25 ×, which a mean hides); ``--out DIR`` keeps
 the runs (sheets, results.json, TensorBoard) instead of a temporary folder and writes
 ``DIR/contact_<layer>.png`` per layer and budget: a row per photograph, target | each method's
 final reconstruction. ``--seeds 0 1 2`` runs every cell once per seed (its starting noise): a

@@ -27,3 +27,28 @@ def test_a_cell_over_seeds_is_the_mean_with_the_range_of_its_error() -> None:
     assert "error 0.60× pixel's (met; slp ≤ pixel on 1/2 images)" in table
     # Per photograph: a 0.15 / 0.10 = 1.5×, past the 1.25× a stall is.
     assert "worst photograph a 1.50× pixel's (NOT met: ≤ 1.25× on each)" in table
+
+
+def test_the_goals_check_top1_against_every_baseline_and_psnr_against_the_best() -> None:
+    def scored(method: str, error: float, psnr: str, top1: float) -> dict:
+        cell = {"budget": 500, "layer": "features.6", "mean_psnr": psnr, "top1": top1, "top5": 1.0}
+        return row(method, error, {"a": error, "b": error}, seed=0) | cell
+
+    rows = [
+        scored("slp", 0.05, "19.0", 0.75),
+        scored("pixel", 0.10, "12.0", 0.25),
+        scored("fft", 0.08, "17.5", 0.5),
+        scored("tv", 0.10, "12.0", 0.25),
+    ]
+    table = report(rows)
+    assert "| slp | 500 | 5.0 % / 19.0 dB / 2.00 / 75 % / 100 % |" in table
+    assert "error 0.62× fft's (met)" in table and "error 0.50× tv's (met: ≤ 0.6)" in table
+    # 75 % beats fft's 50 %, the best baseline's, but not the 80 % asked at features.6 at 500 steps.
+    assert "top-1 75 % against fft's 50 % (met: ≥ every baseline's), NOT met: ≥ 80 % here" in table
+    # +1.5 dB over fft, the best baseline in PSNR (not over pixel's +7).
+    assert "PSNR +1.5 dB over the best baseline's, fft's (NOT met: ≥ +2)" in table
+    rows[2] = scored("fft", 0.04, "17.0", 0.875)
+    table = report(rows)
+    assert "error 1.25× fft's (NOT met)" in table
+    assert "top-1 75 % against fft's 88 % (NOT met: ≥ every baseline's)" in table
+    assert "PSNR +2.0 dB over the best baseline's, fft's (met: ≥ +2)" in table

@@ -175,10 +175,8 @@ def report(rows: list[dict]) -> str:
             if scored
             else "."
         ),
-        "",
-        "Goals per cell (slp against the baselines at the same budget):",
-        "",
     ]
+    checked = []
     for budget in dict.fromkeys(r["budget"] for r in rows):
         for layer in layers:
             slp = cell.get(("slp", budget, layer))
@@ -186,7 +184,10 @@ def report(rows: list[dict]) -> str:
                 m: cell[(m, budget, layer)] for m in BASELINES if (m, budget, layer) in cell
             }
             if slp is not None and baselines:
-                lines.append(f"- {budget} steps, {layer}: " + "; ".join(goals(slp, baselines)))
+                checked.append(f"- {budget} steps, {layer}: " + "; ".join(goals(slp, baselines)))
+    if checked:
+        lines += ["", "Goals per cell (slp against the baselines at the same budget):", ""]
+        lines += checked
     return "\n".join(lines)
 
 

@@ -52,3 +52,8 @@ def test_the_goals_check_top1_against_every_baseline_and_psnr_against_the_best()
     assert "error 1.25× fft's (NOT met)" in table
     assert "top-1 75 % against fft's 88 % (NOT met: ≥ every baseline's)" in table
     assert "PSNR +2.0 dB over the best baseline's, fft's (met: ≥ +2)" in table
+
+
+def test_a_table_without_baselines_names_no_goals() -> None:
+    table = report([row("slp", 0.10, {"a": 0.10}, seed=0)])
+    assert "| slp | 1000 | 10.0 % / 11.0 dB / 2.00 |" in table and "Goals" not in table

@@ -193,9 +193,9 @@ def report(rows: list[dict]) -> str:
 
 def goals(slp: dict, baselines: dict[str, dict]) -> list[str]:
     """The goals for one cell, slp's row against each baseline's: mean error within
-    ``BASELINES``' bound of each's, within ``STALL`` × plain descent's on every photograph, top-1 agreement at
-    least each's (and ``TOP1_GOALS``' share where the cell is one), and at a shallow layer PSNR
-    2 dB over the best baseline's."""
+    ``BASELINES``' bound of each's, within ``STALL`` × plain descent's on every photograph,
+    top-1 agreement at least each's (and ``TOP1_GOALS``' share where the cell is one), and at a
+    shallow layer PSNR 2 dB over the best baseline's."""
     err, checks = float(slp["mean_normalized_error"]), []
     for method, row in baselines.items():
         ratio, bound = err / float(row["mean_normalized_error"]), BASELINES[method]

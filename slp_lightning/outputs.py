@@ -4,9 +4,11 @@ the lines a run prints at its end (a sweep's summaries: ``summaries``)."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import re
 import shlex
+from functools import cache
 from pathlib import Path
 
 import torch
@@ -97,17 +99,29 @@ def write_sheet(
         if lines:
             under = ["", *[""] * (coarsest - 1), ""]
             under[0], under[-1] = captions[row]
-            row_tiles = [_captioned(tile, text, lines) for tile, text in zip(row_tiles, under)]
+            row_tiles = [captioned(tile, text, lines) for tile, text in zip(row_tiles, under)]
         tiles += row_tiles
     path = Path(run_dir) / "sheet.png"
     save_image(make_grid(tiles, nrow=coarsest + 1, padding=4, pad_value=1.0), path)
     return path
 
 
-def _captioned(tile: Tensor, text: str, lines: int) -> Tensor:
+@cache
+def caption_font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """The captions' font: matplotlib's DejaVu Sans, which has ✓, σ and ×; Pillow's own font
+    draws each of them as the same empty box. Pillow's when matplotlib's file is not there."""
+    spec = importlib.util.find_spec("matplotlib")  # the path alone: matplotlib is not imported
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(folder) / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+        if path.is_file():
+            return ImageFont.truetype(str(path), size)
+    return ImageFont.load_default(size=size)
+
+
+def captioned(tile: Tensor, text: str, lines: int) -> Tensor:
     """``tile`` (3, H, W) with a white band of ``lines`` lines below it holding ``text``."""
     width = tile.shape[-1]
-    font = ImageFont.load_default(size=max(8, min(14, width // 11)))
+    font = caption_font(max(8, min(14, width // 11)))
     height = lines * (font.size + 2) + 2
     band = Image.new("RGB", (width, height), "white")
     ImageDraw.Draw(band).multiline_text((2, 1), text, fill="black", font=font, spacing=2)

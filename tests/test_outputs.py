@@ -10,7 +10,14 @@ import torch
 from PIL import Image
 
 from slp_lightning.cli import main
-from slp_lightning.outputs import NAME_MAX, file_stem, sheet_captions, write_png, write_sheet
+from slp_lightning.outputs import (
+    NAME_MAX,
+    caption_font,
+    file_stem,
+    sheet_captions,
+    write_png,
+    write_sheet,
+)
 
 from helpers import tiny_args
 
@@ -124,3 +131,11 @@ def test_the_sheet_shows_each_images_error_psnr_and_labels_below_it(tmp_path: Pa
     # Dark text in the band below the first row's result (its second column), none below its target.
     band = pixels[PAD + SIDE : PAD + SIDE + (sheet.height - plain) // 2]
     assert (band[:, SIDE + 2 * PAD :] < 128).any() and (band[:, : SIDE + PAD] > 250).all()
+
+
+def test_the_captions_font_draws_a_check_mark_not_the_missing_glyph_box() -> None:
+    font = caption_font(14)
+    missing = font.getmask("\ue000")  # a private-use code point: no font draws it
+    for mark in "✓σ×":
+        glyph = font.getmask(mark)
+        assert glyph.size != missing.size or bytes(glyph) != bytes(missing), mark

@@ -42,7 +42,8 @@ from slp_lightning.semantic import semantic_scores  # noqa: E402
 
 NOISE_PSNR = (30.0, 25.0, 20.0, 17.0, 14.0, 11.0)  # dB; reconstructions here are at 11-26 dB
 BLUR_SIGMA = (1.0, 2.0, 4.0)  # px at the image's size
-# The figure's rows (those of the set that are here) and columns: (caption, image maker).
+IMAGENET_CLASSES = 1000  # both classifiers' logits
+# The figure's rows, those of the set that are here.
 FIGURE_PHOTOS = ("coffee", "motorcycle", "greenmeadow", "page")
 
 
@@ -76,7 +77,7 @@ def figure(evaluator: Evaluator, targets: torch.Tensor, names: list[str], path: 
         for label, images in columns.items():
             index = classes[label][row]
             kept = " ✓" if label != "target" and index == classes["target"][row] else ""
-            text = f"{label}\n{evaluator.category(index, 1000)}{kept}"
+            text = f"{label}\n{evaluator.category(index, IMAGENET_CLASSES)}{kept}"
             tiles.append(captioned(images[row], text, lines=2))
     save_image(make_grid(tiles, nrow=len(columns), padding=4, pad_value=1.0), path)
     print(f"\nfigure: {path}")
@@ -89,8 +90,12 @@ def main() -> None:
     parser.add_argument("--set", choices=sorted(SETS), default="validation")
     parser.add_argument("--size", type=int, default=224, help="image side in px")
     parser.add_argument("--quick", action="store_true", help="4 photographs at 128 px")
-    parser.add_argument("--figure", type=Path, default=None, help="write the figure here (PNG)")
+    parser.add_argument(
+        "--figure", type=Path, default=None, help="write the figure here (.png, .jpg)"
+    )
     args = parser.parse_args()
+    if args.size < 32:
+        parser.error(f"--size is the image side in px, at least 32; got {args.size}")
     size = 128 if args.quick else args.size
     paths = sorted(photo_set(args.set).glob("*.png"))[: 4 if args.quick else None]
     names = [path.stem for path in paths]
@@ -100,12 +105,12 @@ def main() -> None:
     target_logits, _ = evaluator(targets)
     generator = torch.Generator().manual_seed(0)
 
-    def row(label: str, images: torch.Tensor | None, logits: torch.Tensor | None = None) -> str:
-        """A table row: ``images``' scores (or those of ``logits``, which have no PSNR)."""
-        psnr = "–" if images is None else f"{image_quality(images, targets)['psnr'].mean():.1f} dB"
-        scores = semantic_scores(target_logits, evaluator(images)[0] if logits is None else logits)
+    def row(label: str, images: torch.Tensor) -> str:
+        """A table row: the PSNR of ``images`` and the evaluator's scores of them."""
+        psnr = image_quality(images, targets)["psnr"].mean()
+        scores = semantic_scores(target_logits, evaluator(images)[0])
         return (
-            f"| {label} | {psnr} | {100 * scores['top1_agreement'].mean():.0f} % | "
+            f"| {label} | {psnr:.1f} dB | {100 * scores['top1_agreement'].mean():.0f} % | "
             f"{100 * scores['top5'].mean():.0f} % |"
         )
 
@@ -115,21 +120,21 @@ def main() -> None:
         print(row(f"target + Gaussian noise at {psnr:g} dB", noisy(targets, psnr, generator)))
     for sigma in BLUR_SIGMA:
         print(row(f"target blurred, σ {sigma:g} px", blurred(targets, sigma)))
-    # MobileNetV2's class of the target, scored as if it were a reconstruction's.
-    mobilenet_logits, _ = inverted(targets)
-    one_hot = torch.nn.functional.one_hot(mobilenet_logits.argmax(1), target_logits.shape[1])
-    print(row("MobileNetV2's top-1 class of the target", None, 10.0 * one_hot.float()))
+    # MobileNetV2's class of the target, scored as a reconstruction's top-1 would be (a class
+    # alone has no PSNR and no top-5).
+    mobilenet_classes = inverted(targets)[0].argmax(1)
+    confidence, classes = target_logits.softmax(1).max(1)
+    agreement = (mobilenet_classes == classes).float().mean()
+    print(f"| MobileNetV2's top-1 class of the target | – | {100 * agreement:.0f} % | – |")
 
-    p = target_logits.softmax(1)
-    confidence, classes = p.max(1)
     print(
         "\n| photograph | evaluator's class of the target | p | MobileNetV2's |\n|---|---|---|---|"
     )
     for name, index, value, other in zip(
-        names, classes.tolist(), confidence.tolist(), mobilenet_logits.argmax(1).tolist()
+        names, classes.tolist(), confidence.tolist(), mobilenet_classes.tolist()
     ):
-        same = "same" if other == index else evaluator.category(other, 1000)
-        print(f"| {name} | {evaluator.category(index, 1000)} | {value:.2f} | {same} |")
+        same = "same" if other == index else evaluator.category(other, IMAGENET_CLASSES)
+        print(f"| {name} | {evaluator.category(index, IMAGENET_CLASSES)} | {value:.2f} | {same} |")
     if args.figure is not None:
         figure(evaluator, targets, names, args.figure)
 

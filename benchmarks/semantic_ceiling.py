@@ -60,9 +60,10 @@ def blurred(images: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def figure(evaluator: Evaluator, targets: torch.Tensor, names: list[str], path: Path) -> None:
-    """``FIGURE_PHOTOS``' rows: the target, two noise levels and two blurs, each captioned with the
-    evaluator's top-1 class of it (✓ where it is the target's)."""
+    """``FIGURE_PHOTOS``' rows (else the first photographs): the target, two noise levels and two
+    blurs, each captioned with the evaluator's top-1 class of it (✓ where it is the target's)."""
     rows = [names.index(name) for name in FIGURE_PHOTOS if name in names]
+    rows = rows or list(range(min(len(FIGURE_PHOTOS), len(names))))  # another set, or --quick
     chosen, generator = targets[rows], torch.Generator().manual_seed(0)
     columns = {
         "target": chosen,

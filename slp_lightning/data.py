@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
 from slp_lightning.features import read_features
-from slp_lightning.images import find_images, image_name, load_image, unique_names
+from slp_lightning.images import find_images, load_image, unique_names
 
 DEFAULT_IMAGES = "skimage:astronaut"
 # Without a step budget the clock still needs a length: the progress bar counts to it per epoch.
@@ -84,7 +84,7 @@ class TargetImages(pl.LightningDataModule):
             )
             sources = find_images(self.images) if self.images is not None else None
             if sources is not None:
-                image_names = unique_names([image_name(s) for s in sources])
+                image_names = unique_names(sources)
                 if features is None:
                     names = image_names
                 elif set(names) <= set(image_names):

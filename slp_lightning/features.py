@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from slp_lightning.file_names import name_key
+
 SUFFIXES = (".pt", ".pth", ".npy", ".safetensors")
 TARGET_FEATURES = "target_features.pt"  # what OutputWriter(save_target_features=True) writes
 SCAN_ELEMENTS = 2**24  # values read at a time by the check for NaN and infinity (64 MB)
@@ -53,6 +55,20 @@ def _named(
         lambda r: torch.stack([get(names[i]) for i in r]),
     )
     return names, rows
+
+
+def _check_distinct(keys: list[object], path: Path) -> None:
+    """Refuse keys that would be one target's name, or share its files (``file_names.name_key``):
+    ``1`` and ``'1'``, ``a`` and ``'a '``, ``A`` and ``a``."""
+    first: dict[str, object] = {}
+    for key in keys:
+        other = first.setdefault(name_key(str(key)), key)
+        if other is not key:
+            raise ValueError(
+                f"features file {path}: the keys {other!r} and {key!r} would name one target (and "
+                f"share its files); accepted: keys that stay distinct as names, whatever their case "
+                f"or the spaces at their ends"
+            )
 
 
 def _slice(rows: range) -> slice:
@@ -103,6 +119,7 @@ def _load_safetensors(path: Path) -> tuple[list[str], FeatureRows]:
             f"name → tensor saved by safetensors.torch.save_file"
         ) from None
     shapes = {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}  # noqa: SIM118
+    _check_distinct(list(shapes), path)
     return _named(shapes, handle.get_tensor, path)
 
 
@@ -120,6 +137,7 @@ def _layout(path: Path) -> tuple[list[str], FeatureRows]:
                 f"features file {path} is not a tensor or a dict of tensors saved by torch.save ({error})"
             ) from None
     if isinstance(values, dict) and all(isinstance(v, Tensor) for v in values.values()):
+        _check_distinct(list(values), path)
         named = {str(k): v for k, v in values.items()}
         return _named({k: tuple(v.shape) for k, v in named.items()}, named.__getitem__, path)
     if isinstance(values, Tensor) and values.dim() >= 2:

@@ -6,6 +6,8 @@ here."""
 from __future__ import annotations
 
 import glob
+import hashlib
+import os
 import warnings
 from pathlib import Path
 
@@ -14,6 +16,8 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torchvision.transforms import v2
+
+from slp_lightning.file_names import name_key
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 BUILTIN_PREFIX = "skimage:"
@@ -131,14 +135,42 @@ def image_name(source: str) -> str:
     )
 
 
-def unique_names(names: list[str]) -> list[str]:
-    """``names`` with a repeated one numbered (``a``, ``a_2``): one output stem per target."""
-    seen: dict[str, int] = {}
-    unique = []
-    for name in names:
-        seen[name] = seen.get(name, 0) + 1
-        unique.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
-    return unique
+def _candidates(source: str, parent: str) -> tuple[str, ...]:
+    """The names a source may get, shortest first: its stem, its file name, its path from the
+    folder holding every source, that with a short hash of the source, and with the whole hash."""
+    digest = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+    if source.startswith(BUILTIN_PREFIX):
+        longer = source
+    else:
+        longer = Path(source).name
+    relative = Path(os.path.relpath(source, parent)).as_posix() if parent else longer
+    return (image_name(source), longer, relative, f"{longer} ({digest[:8]})", f"{longer} ({digest})")
+
+
+def unique_names(sources: list[str]) -> list[str]:
+    """One name per source (``find_images``'s), its files' stem in every output: the stem
+    (``photos/cat.png`` -> ``cat``), and for the sources whose names would share files
+    (``name_key``: ``a.jpg`` and ``a.png``; ``A.png`` and ``a.png``; two spellings of é) the
+    file name (``a.jpg``, ``a.png``), then the path from the sources' common folder, then that with
+    a hash of the source. Every source of a clash moves on together, until no two names share a
+    key: the names depend on the set of sources only, never on their order, and no moved-on name
+    can be another source's name."""
+    files = [s for s in sources if not s.startswith(BUILTIN_PREFIX)]
+    parent = os.path.commonpath([os.path.dirname(os.path.abspath(s)) for s in files]) if files else ""
+    candidates = [_candidates(os.path.abspath(s) if s in files else s, parent) for s in sources]
+    levels = [0] * len(sources)
+    while True:
+        names = [options[level] for options, level in zip(candidates, levels)]
+        holders: dict[str, list[int]] = {}
+        for index, name in enumerate(names):
+            holders.setdefault(name_key(name), []).append(index)
+        clashes = [index for group in holders.values() if len(group) > 1 for index in group]
+        if not clashes:
+            return names
+        for index in clashes:
+            if levels[index] == len(candidates[index]) - 1:
+                raise ValueError(f"two image sources cannot be told apart: {sources[index]!r}")
+            levels[index] += 1
 
 
 def reference_images(spec: str | None, size: int, channels: int = 3) -> Tensor:

@@ -3,10 +3,8 @@ the lines a run prints at its end (a sweep's summaries: ``summaries``)."""
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
-import re
 import shlex
 from functools import cache
 from pathlib import Path
@@ -17,30 +15,9 @@ from torch import Tensor
 from torchvision.transforms.v2.functional import pil_to_tensor
 from torchvision.utils import make_grid, save_image
 
+from slp_lightning.file_names import file_stem
+
 RECONSTRUCTIONS = "reconstructions"
-NAME_MAX = 255  # bytes in one file name on ext4, XFS, APFS and NTFS
-_LONGEST_END = "_level999.png"  # the longest ending a stem is given (K never reaches 1000)
-_MARK = "~"  # starts the hash of a changed name; a kept name never has one, so the two never meet
-_HASH_CHARS = 12
-# Path separators, control characters, lone surrogates, runs of dots, and the mark itself.
-_UNSAFE = re.compile(r"[/\\\x00-\x1f\x7f\ud800-\udfff" + _MARK + r"]|\.{2,}")
-_LEVEL_END = re.compile(r"_level\d+$")  # would share a file with another target's phase PNG
-
-
-def file_stem(name: str) -> str:
-    """The stem of target ``name``'s files (``<stem>.png``, ``<stem>_level<k>.png``): ``name``
-    itself when it is a safe file name (``astronaut``); else ``name`` with path separators,
-    control characters and ``..`` replaced by ``_``, leading dots dropped, cut to fit
-    ``NAME_MAX`` bytes with its longest ending, and ``~`` and a hash of ``name`` added, so that
-    no two names share a file (``a/b`` -> ``a_b~<hash>``, apart from ``a_b``)."""
-    stem = _UNSAFE.sub("_", name).lstrip(".")
-    budget = NAME_MAX - len(_LONGEST_END)
-    if stem == name and stem and len(stem.encode()) <= budget and not _LEVEL_END.search(stem):
-        return name
-    digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:_HASH_CHARS]
-    # Cut in bytes, not characters, and never inside a character.
-    kept = stem.encode()[: budget - len(_MARK) - _HASH_CHARS].decode("utf-8", "ignore")
-    return f"{kept or '_'}{_MARK}{digest}"
 
 
 def png_path(run_dir: str | Path, name: str, level: int | None = None) -> Path:

@@ -1,3 +1,5 @@
+import json
+import re
 from itertools import islice
 from pathlib import Path
 from types import SimpleNamespace
@@ -7,10 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
+from slp_lightning.cli import main
 from slp_lightning.data import STEPS_PER_EPOCH_UNBOUNDED, TargetImages
-from slp_lightning.images import find_images, load_image
+from slp_lightning.file_names import name_key
+from slp_lightning.images import find_images, load_image, unique_names
 
-from helpers import png_claiming
+from helpers import png_claiming, tiny_args
 
 
 def loaded(spec: str, size: int = 32) -> TargetImages:
@@ -47,10 +51,60 @@ def test_grey_and_rgba_images_become_rgb(tmp_path: Path) -> None:
     assert torch.allclose(targets[1], torch.tensor(100 / 255))  # rgba.png, alpha dropped
 
 
-def test_duplicate_stems_get_unique_names(tmp_path: Path) -> None:
-    for suffix in ["png", "jpg"]:
-        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / f"a.{suffix}")
-    assert loaded(str(tmp_path), size=8).names == ["a", "a_2"]
+def _write(folder: Path, names: list[str]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for value, name in enumerate(names):
+        Image.fromarray(np.full((8, 8, 3), 40 * value, np.uint8)).save(folder / name)
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        # The stem 'a' twice: the file names. The third file's stem stays, and no moved-on name
+        # is another file's: the old numbering gave a, a_2, a_2 and lost a reconstruction.
+        (["a.jpg", "a.png", "a_2.png"], ["a.jpg", "a.png", "a_2"]),
+        (["a.jpg", "a.png", "a_2.png", "a_2.jpg"], ["a.jpg", "a.png", "a_2.png", "a_2.jpg"]),
+        # A file whose stem is another's file name.
+        (["a.png", "a.png.png", "a.jpg"], ["a.png", "a.png.png", "a.jpg"]),
+        # Case only, and two spellings of é: one file on macOS or Windows, and names that look
+        # alike; a hash of the source tells them apart.
+        (["A.png", "a.png", "b.png"], ["A.png (·)", "a.png (·)", "b"]),
+        (["caf\u00e9.png", "cafe\u0301.png"], ["caf\u00e9.png (·)", "cafe\u0301.png (·)"]),
+        # Spaces at the ends, which Windows drops.
+        (["a .png", "a.png"], ["a .png", "a.png"]),
+    ],
+)
+def test_every_target_gets_a_name_of_its_own_whatever_the_order(
+    files: list[str], expected: list[str], tmp_path: Path
+) -> None:
+    _write(tmp_path, files)
+    sources = [str(tmp_path / f) for f in files]
+    names = unique_names(sources)
+    assert [re.sub(r"\([0-9a-f]{8}\)", "(·)", n) for n in names] == expected
+    assert len({name_key(n) for n in names}) == len(files)  # not even a case-insensitive clash
+    assert unique_names(sources[::-1]) == names[::-1]  # the set decides, not the order
+
+
+def test_the_same_stem_in_two_folders_keeps_the_folder(tmp_path: Path) -> None:
+    _write(tmp_path / "x", ["a.png"])
+    _write(tmp_path / "y", ["a.png", "b.png"])
+    names = unique_names([str(tmp_path / p) for p in ["x/a.png", "y/a.png", "y/b.png"]])
+    assert names == ["x/a.png", "y/a.png", "b"]
+
+
+def test_a_name_clash_loses_no_reconstruction(tmp_path: Path) -> None:
+    _write(tmp_path / "photos", ["a.jpg", "a.png", "a_2.png"])
+    main(tiny_args(tmp_path / "logs", tmp_path / "photos", "--trainer.max_steps=2",
+                   "--model.image_size=32", "--checkpoint.every_n_train_steps=0"))  # fmt: skip
+    (run,) = (tmp_path / "logs").glob("*/version_0")
+    results = json.loads((run / "results.json").read_text())
+    names = [image["name"] for image in results["images"]]
+    assert names == ["a.jpg", "a.png", "a_2"]
+    pngs = sorted(p.name for p in (run / "reconstructions").glob("*.png") if "_level" not in p.name)
+    assert pngs == ["a.jpg.png", "a.png.png", "a_2.png"]
+    # Each reconstruction is its own target's: three different pictures.
+    pictures = {(run / "reconstructions" / png).read_bytes() for png in pngs}
+    assert len(pictures) == 3
 
 
 def test_missing_file_says_so(tmp_path: Path) -> None:

@@ -208,3 +208,20 @@ def test_nan_features_end_the_command_line_in_one_line_before_any_run_folder(
         f"accepted: finite numbers only"
     )
     assert not list((tmp_path / "run").rglob("version_*"))
+
+
+@pytest.mark.parametrize(
+    ("file", "keys"),
+    [("ints.pt", [1, "1"]), ("space.pt", ["a", "a "]), ("case.safetensors", ["A", "a"])],
+    ids=["1-and-'1'", "trailing-space", "case"],
+)
+def test_keys_that_would_be_one_targets_name_are_refused_naming_both(
+    file: str, keys: list[object], tmp_path: Path
+) -> None:
+    path = _save(tmp_path / file, {key: torch.rand(4, 3, 3) for key in keys})
+    with pytest.raises(ValueError) as error:
+        read_features(path)
+    first, second = keys
+    assert str(error.value).startswith(
+        f"features file {path}: the keys {first!r} and {second!r} would name one target"
+    )

@@ -10,10 +10,9 @@ import torch
 from PIL import Image
 
 from slp_lightning.cli import main
+from slp_lightning.file_names import NAME_MAX, file_stem
 from slp_lightning.outputs import (
-    NAME_MAX,
     caption_font,
-    file_stem,
     sheet_captions,
     write_png,
     write_sheet,

@@ -136,15 +136,22 @@ def image_name(source: str) -> str:
 
 
 def _candidates(source: str, parent: str) -> tuple[str, ...]:
-    """The names a source may get, shortest first: its stem, its file name, its path from the
-    folder holding every source, that with a short hash of the source, and with the whole hash."""
-    digest = hashlib.sha256(source.encode("utf-8", "surrogatepass")).hexdigest()
+    """The names a source may get, shortest first: its stem, its file name (a built-in
+    photograph's spec), its path from ``parent`` (the folder that holds every file), and that
+    with a short and with a whole hash of that path (the same from any working directory)."""
     if source.startswith(BUILTIN_PREFIX):
-        longer = source
+        longer = relative = source
     else:
         longer = Path(source).name
-    relative = Path(os.path.relpath(source, parent)).as_posix() if parent else longer
-    return (image_name(source), longer, relative, f"{longer} ({digest[:8]})", f"{longer} ({digest})")
+        relative = Path(os.path.relpath(os.path.abspath(source), parent)).as_posix()
+    digest = hashlib.sha256(relative.encode("utf-8", "surrogatepass")).hexdigest()
+    return (
+        image_name(source),
+        longer,
+        relative,
+        f"{relative} ({digest[:8]})",
+        f"{relative} ({digest})",
+    )
 
 
 def unique_names(sources: list[str]) -> list[str]:
@@ -155,9 +162,11 @@ def unique_names(sources: list[str]) -> list[str]:
     a hash of the source. Every source of a clash moves on together, until no two names share a
     key: the names depend on the set of sources only, never on their order, and no moved-on name
     can be another source's name."""
-    files = [s for s in sources if not s.startswith(BUILTIN_PREFIX)]
-    parent = os.path.commonpath([os.path.dirname(os.path.abspath(s)) for s in files]) if files else ""
-    candidates = [_candidates(os.path.abspath(s) if s in files else s, parent) for s in sources]
+    folders = [
+        os.path.dirname(os.path.abspath(s)) for s in sources if not s.startswith(BUILTIN_PREFIX)
+    ]
+    parent = os.path.commonpath(folders) if folders else ""
+    candidates = [_candidates(source, parent) for source in sources]
     levels = [0] * len(sources)
     while True:
         names = [options[level] for options, level in zip(candidates, levels)]

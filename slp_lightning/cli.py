@@ -159,8 +159,8 @@ def command(args: list[str] | None = None) -> None:
 
 def flag(argument: str) -> str:
     """The flag of a qualified argument name: ``FeatureInversion.image_size`` ->
-    ``--model.image_size``."""
-    owner, name = argument.rsplit(".", 1)
+    ``--model.image_size``, ``FeatureInversion.optimizer.lr`` -> ``--model.optimizer.lr``."""
+    owner, name = argument.split(".", 1)
     if owner not in FLAG_GROUPS:
         return name
     return f"--{FLAG_GROUPS[owner]}.{name}" if FLAG_GROUPS[owner] else f"--{name}"

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
+from slp_lightning.errors import check_range
 from slp_lightning.features import read_features
 from slp_lightning.images import find_images, load_image, unique_names
 
@@ -60,12 +61,9 @@ class TargetImages(pl.LightningDataModule):
         chunk_size: int | Literal["auto"] | None = "auto",
     ) -> None:  # fmt: skip
         super().__init__()
-        if (
-            chunk_size is not None
-            and chunk_size != "auto"
-            and not (isinstance(chunk_size, int) and chunk_size >= 1)
-        ):
-            raise ValueError(f"chunk_size must be >= 1, auto or None; got {chunk_size!r}")
+        check_range(image_size, "TargetImages.image_size", low=1, integer=True)
+        if chunk_size != "auto":
+            check_range(chunk_size, "TargetImages.chunk_size", low=1, integer=True)
         self.images = images or (None if features else DEFAULT_IMAGES)
         self.image_size = image_size
         self.features_file = features

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from slp_lightning import distributed
 from slp_lightning.callbacks.switch import PyramidSwitch
-from slp_lightning.errors import ArgumentError
+from slp_lightning.errors import ArgumentError, check_range
 from slp_lightning.guards import check_gradient, check_loss, check_precision
 from slp_lightning.methods import MethodSettings, build_method
 from slp_lightning.n_f import measure_n_f
@@ -43,6 +43,18 @@ _NETWORK_SETTINGS = {
 def adam(params) -> torch.optim.Optimizer:  # noqa: ANN001 - an OptimizerCallable
     """The default optimiser: Adam with lr 0.05 on ``I_pre`` (logit units)."""
     return torch.optim.Adam(params, lr=0.05)
+
+
+def check_optimizer(optimizer: OptimizerCallable) -> None:
+    """Refuse, before any step, an optimiser that cannot be made (torch's own sentence) or whose
+    learning rate is not above 0, by making it once on a stand-in parameter."""
+    try:
+        made = optimizer([torch.nn.Parameter(torch.zeros(1))])
+    except (ValueError, TypeError) as error:
+        raise ArgumentError(f"optimizer: {error}", "FeatureInversion.optimizer") from None
+    lr = made.param_groups[0].get("lr")
+    if isinstance(lr, int | float):
+        check_range(lr, "FeatureInversion.optimizer.lr", low=0, low_open=True)
 
 
 class FeatureInversion(pl.LightningModule):
@@ -144,6 +156,15 @@ class FeatureInversion(pl.LightningModule):
         tokens: str | None = None,
     ) -> None:
         super().__init__()
+        check_range(pyramid_levels, "FeatureInversion.pyramid_levels", low=1, integer=True)
+        check_range(image_size, "FeatureInversion.image_size", low=1, integer=True)
+        check_range(n_f, "FeatureInversion.n_f", low=0, low_open=True)
+        if in_channels not in (None, 1, 3):
+            raise ArgumentError(
+                f"in_channels is 3 (colour) or 1 (grey); got {in_channels!r}",
+                "FeatureInversion.in_channels",
+            )
+        check_optimizer(optimizer)
         # A model object is not a setting: hparams name it; with_settings reuses the object.
         self.save_hyperparameters(
             ignore=["optimizer"] if isinstance(network, str) else ["optimizer", "network"]
@@ -179,7 +200,10 @@ class FeatureInversion(pl.LightningModule):
                 "FeatureInversion.method",
             )
         self.inversion = Inversion(
-            feature_network, inverted, pyramid_levels, image_size or feature_network.input_size
+            feature_network,
+            inverted,
+            pyramid_levels,
+            feature_network.input_size if image_size is None else image_size,
         )
         if self.rates.filters_bands:
             size = self.inversion.image_size
@@ -293,7 +317,7 @@ class FeatureInversion(pl.LightningModule):
     def measure_n_f(self, targets: Tensor | None, features: Tensor | None = None) -> float:
         """The N_f that ``set_targets`` would use for these targets (or their ``features``):
         ``n_f`` when given, else measured (``n_f.measure_n_f``) on the network's device."""
-        if self.hparams.n_f:
+        if self.hparams.n_f is not None:
             return self.hparams.n_f
         _, features = self.inversion.take(targets, features)
         return measure_n_f(self.inversion, features, self.hparams.reference_images)

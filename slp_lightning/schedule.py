@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from slp_lightning.errors import ArgumentError
+from slp_lightning.errors import ArgumentError, check_range
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -83,29 +83,18 @@ class ConvergenceRule:
     phase_share: float = 0.03
 
     def __post_init__(self) -> None:
-        if not 0 <= self.rel_tol < 1:
-            raise ArgumentError(
-                f"rel_tol must be in [0, 1), got {self.rel_tol}", "PyramidSwitch.rel_tol"
-            )
-        if not 0 < self.phase_share < 1:
-            raise ArgumentError(
-                f"phase_share is a share of the step budget, in (0, 1); got {self.phase_share}",
-                "PyramidSwitch.phase_share",
-            )
-        cap = self.max_steps_per_level
-        if (
-            self.patience < 1
-            or self.min_steps < 0
-            or (self.final_patience or 1) < 1
-            or (cap is not None and cap < max(self.min_steps, 1))
-        ):
-            raise ArgumentError(
-                "need patience >= 1, final_patience >= 1, min_steps >= 0 and max_steps_per_level >= "
-                f"max(min_steps, 1); got patience={self.patience}, final_patience={self.final_patience}, "
-                f"min_steps={self.min_steps}, max_steps_per_level={cap}",
-                *(f"PyramidSwitch.{name}" for name in ("patience", "final_patience", "min_steps")),
-                "PyramidSwitch.max_steps_per_level",
-            )
+        check_range(self.rel_tol, "PyramidSwitch.rel_tol", low=0, high=1, high_open=True)
+        check_range(
+            self.phase_share, "PyramidSwitch.phase_share", low=0, high=1, low_open=True,
+            high_open=True, meaning="a share of the step budget",
+        )  # fmt: skip
+        check_range(self.patience, "PyramidSwitch.patience", low=1, integer=True)
+        check_range(self.final_patience, "PyramidSwitch.final_patience", low=1, integer=True)
+        check_range(self.min_steps, "PyramidSwitch.min_steps", low=0, integer=True)
+        check_range(
+            self.max_steps_per_level, "PyramidSwitch.max_steps_per_level",
+            low=max(self.min_steps, 1), integer=True, meaning="at least min_steps",
+        )  # fmt: skip
 
     def steps_per_level(self, max_steps: int) -> float:
         """The step cap of each coarse phase for a run of ``max_steps`` (-1: unbounded)."""
@@ -162,14 +151,16 @@ class LearningRates:
     band_lr: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
-        multiples = {"coarse_lr": [self.coarse_lr], "band_lr": self.band_lr}
-        for name, values in multiples.items():
-            if not values or not all(value > 0 for value in values):
-                raise ArgumentError(
-                    f"{name} multiplies the optimiser's learning rate, so it must be above 0; "
-                    f"got {values}",
-                    f"FeatureInversion.{name}",
-                )
+        if not self.band_lr:
+            raise ArgumentError(
+                "band_lr needs one multiple at least; got []", "FeatureInversion.band_lr"
+            )
+        for name, values in {"coarse_lr": [self.coarse_lr], "band_lr": self.band_lr}.items():
+            for value in values:
+                check_range(
+                    value, f"FeatureInversion.{name}", low=0, low_open=True,
+                    meaning="a multiple of the optimiser's learning rate",
+                )  # fmt: skip
         if self.lr_schedule not in LR_SCHEDULES:
             raise ArgumentError(
                 f"unknown lr_schedule {self.lr_schedule!r}; valid: {', '.join(LR_SCHEDULES)}",

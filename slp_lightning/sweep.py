@@ -25,7 +25,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from slp_lightning.callbacks import output_writer
 from slp_lightning.dealing import Workers, deal
-from slp_lightning.errors import ArgumentError
+from slp_lightning.errors import ArgumentError, check_range
 from slp_lightning.lightning_model import FeatureInversion
 from slp_lightning.methods import METHODS
 from slp_lightning.networks import NETWORKS, FeatureNetwork, ModuleNetwork, layer_names
@@ -101,15 +101,10 @@ class Sweep:
                 raise ArgumentError(
                     f"{axis}: unknown {unknown}; valid: {', '.join(valid)}", f"Sweep.{axis}"
                 )
-        if any(k < 1 for k in self.pyramid_levels or []) or any(
-            c < 0 for c in self.compactness or []
-        ):
-            raise ArgumentError(
-                f"pyramid_levels must be >= 1 and compactness >= 0; got "
-                f"{self.pyramid_levels} and {self.compactness}",
-                "Sweep.pyramid_levels",
-                "Sweep.compactness",
-            )
+        for levels in self.pyramid_levels or []:
+            check_range(levels, "Sweep.pyramid_levels", low=1, integer=True)
+        for compactness in self.compactness or []:
+            check_range(compactness, "Sweep.compactness", low=0)
 
     def __bool__(self) -> bool:
         return any(

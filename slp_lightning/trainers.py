@@ -12,7 +12,7 @@ from lightning.pytorch.loggers import Logger
 from slp_lightning.callbacks import InversionCheckpoint, OutputWriter, PyramidSwitch, SemanticScore
 from slp_lightning.dealing import Workers, needs_processes
 from slp_lightning.distributed import IndependentDDPStrategy
-from slp_lightning.errors import ArgumentError
+from slp_lightning.errors import ArgumentError, check_range
 
 # The command line's defaults where they are not the classes' own (``cli`` sets them on its parser).
 TRAINER_DEFAULTS = {"default_root_dir": "logs", "max_steps": 1000, "log_every_n_steps": 10}
@@ -51,6 +51,15 @@ class TrainerFactory:
                 f"max_steps must be a number of steps >= 1, or -1 for no limit (the run then "
                 f"stops when every image has converged); got {max_steps}",
                 "Trainer.max_steps",
+            )
+        for key, low in [("log_every_n_steps", 1), ("num_nodes", 1), ("min_steps", 0)]:
+            check_range(self.settings.get(key), f"Trainer.{key}", low=low, integer=True)
+        check_range(self.settings.get("gradient_clip_val"), "Trainer.gradient_clip_val", low=0)
+        if self.settings.get("accumulate_grad_batches", 1) != 1:
+            raise ArgumentError(
+                "accumulate_grad_batches must be 1: each tick of an inversion is one step of "
+                f"I_pre; got {self.settings['accumulate_grad_batches']!r}",
+                "Trainer.accumulate_grad_batches",
             )
         self.callbacks = default_callbacks() if callbacks is None else callbacks
         self.verbose = verbose

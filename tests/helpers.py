@@ -84,6 +84,18 @@ def short_inversion(model: FeatureInversion, images: torch.Tensor, steps: int = 
     return losses
 
 
+def refused(capsys: pytest.CaptureFixture, args: list[str]) -> str:
+    """The one ``error:`` line of a command that must exit 2 without a traceback."""
+    from slp_lightning.cli import command
+
+    with pytest.raises(SystemExit) as stop:
+        command(args)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "Traceback" not in err, err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    return line
+
+
 def png_claiming(width: int, height: int) -> bytes:
     """A PNG whose header claims ``width`` x ``height`` px over one pixel's data: Pillow judges an
     image's size (its decompression-bomb check) from the header, before it decodes anything."""

@@ -120,7 +120,9 @@ def test_the_tensorboard_check_names_what_tensorboard_gets_wrong() -> None:
 
 def test_a_cadence_below_one_step_is_refused_naming_the_option() -> None:
     for option in ("metrics_every_n_steps", "image_every_n_steps"):
-        with pytest.raises(ValueError, match=rf"^{option} must be >= 1, got 0$") as error:
+        with pytest.raises(
+            ValueError, match=rf"^{option} must be an integer >= 1; got 0$"
+        ) as error:
             OutputWriter(**{option: 0})
         assert error.value.arguments == (
             f"OutputWriter.{option}",

@@ -173,7 +173,7 @@ def test_bad_resumes_of_chunked_runs_say_what_to_give(
 
 @pytest.mark.parametrize("bad", [0, -3, "big"])
 def test_a_chunk_size_is_a_count_auto_or_none(bad: int | str) -> None:
-    with pytest.raises(ValueError, match=f"chunk_size must be >= 1, auto or None; got {bad!r}"):
+    with pytest.raises(ValueError, match=f"chunk_size must be an integer >= 1; got {bad!r}"):
         TargetImages("skimage:astronaut", chunk_size=bad)
 
 

@@ -240,7 +240,10 @@ def test_band_lr_is_refused_where_I_pre_is_a_spectrum() -> None:
 @pytest.mark.parametrize("name", ["coarse_lr", "band_lr"])
 @pytest.mark.parametrize("multiple", [0.0, -1.0])
 def test_a_learning_rate_multiple_not_above_0_is_refused(name: str, multiple: float) -> None:
-    with pytest.raises(ValueError, match=f"{name} multiplies the optimiser's learning rate"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{name} \(a multiple of the optimiser's learning rate\) must be a number > 0",
+    ):
         FeatureInversion(weights="random", **{name: multiple})
     FeatureInversion(weights="random", **{name: 4.0})  # a multiple, not a share: above 1 is fine
 

@@ -69,7 +69,7 @@ def test_bad_sweeps_and_settings_fail_before_anything_runs(tmp_path: Path, photo
         Sweep(methods=["slp", "magic"])
     with pytest.raises(ValueError, match="^networks: unknown"):
         Sweep(networks=["vgg99"])
-    with pytest.raises(ValueError, match="pyramid_levels must be >= 1"):
+    with pytest.raises(ValueError, match="pyramid_levels must be an integer >= 1"):
         Sweep(pyramid_levels=[0])
     with pytest.raises(ValueError, match="alexnet has no layer 'norm1'"):
         main(tiny_args(tmp_path, photos, "--sweep.layers=[conv1, norm1]"))
@@ -78,7 +78,7 @@ def test_bad_sweeps_and_settings_fail_before_anything_runs(tmp_path: Path, photo
     ):  # 64 px images
         main(tiny_args(tmp_path, photos, "--sweep.pyramid_levels=[3, 7]"))
     assert not list(tmp_path.rglob("results.json"))
-    with pytest.raises(ValueError, match="compactness and init_noise must be >= 0"):
+    with pytest.raises(ValueError, match="compactness must be a number >= 0"):
         FeatureInversion(weights="random", compactness=-1.0)
 
 

@@ -10,6 +10,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_info
 
 from slp_lightning.callbacks.switch import SwitchListener
+from slp_lightning.errors import check_range
 
 
 class InversionCheckpoint(ModelCheckpoint, SwitchListener):
@@ -34,6 +35,8 @@ class InversionCheckpoint(ModelCheckpoint, SwitchListener):
     """
 
     def __init__(self, on_switch: bool = True, **kwargs: Any) -> None:
+        for key, low in [("every_n_train_steps", 0), ("every_n_epochs", 0), ("save_top_k", -1)]:
+            check_range(kwargs.get(key), f"InversionCheckpoint.{key}", low=low, integer=True)
         super().__init__(**kwargs)
         self.on_switch = on_switch
         self.resume_from: str | Path | None = None

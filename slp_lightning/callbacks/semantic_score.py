@@ -9,7 +9,7 @@ from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
 from slp_lightning import evaluators, semantic
-from slp_lightning.errors import ArgumentError
+from slp_lightning.errors import check_range
 from slp_lightning.networks.module_network import Convention
 from slp_lightning.networks.weights import RANDOM
 
@@ -52,10 +52,7 @@ class SemanticScore(Callback):
         input_std: Convention = None,
         batch_size: int = 16,
     ) -> None:
-        if batch_size < 1:
-            raise ArgumentError(
-                f"batch_size must be >= 1, got {batch_size}", "SemanticScore.batch_size"
-            )
+        check_range(batch_size, "SemanticScore.batch_size", low=1, integer=True)
         self.classifier = classifier
         self.settings = {
             "arch": arch, "logits_layer": logits_layer, "features_layer": features_layer, "weights": weights,

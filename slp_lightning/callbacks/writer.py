@@ -12,7 +12,7 @@ from torch import Tensor
 from slp_lightning.callbacks.board import log_curves, log_hparams, tensorboard
 from slp_lightning.callbacks.semantic_score import SemanticScore
 from slp_lightning.callbacks.switch import SwitchListener
-from slp_lightning.errors import ArgumentError
+from slp_lightning.errors import check_range
 from slp_lightning.exits import stopping_signal
 from slp_lightning.features import TARGET_FEATURES, write_features
 from slp_lightning.metrics import NormalizedError
@@ -66,12 +66,10 @@ class OutputWriter(SwitchListener):
         save_target_features: bool = False,
         metrics_every_n_steps: int | None = None,
     ) -> None:
-        for name, every in [
-            ("image_every_n_steps", image_every_n_steps),
-            ("metrics_every_n_steps", metrics_every_n_steps),
-        ]:
-            if every is not None and every < 1:
-                raise ArgumentError(f"{name} must be >= 1, got {every}", f"OutputWriter.{name}")
+        check_range(image_every_n_steps, "OutputWriter.image_every_n_steps", low=1, integer=True)
+        check_range(
+            metrics_every_n_steps, "OutputWriter.metrics_every_n_steps", low=1, integer=True
+        )
         self.image_every_n_steps = image_every_n_steps
         self.metrics_every_n_steps = metrics_every_n_steps or image_every_n_steps
         self.save_target_features = save_target_features

@@ -9,7 +9,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from slp_lightning.errors import ArgumentError
+from slp_lightning.errors import check_range
 from slp_lightning.pyramid import range_constraint
 
 
@@ -24,12 +24,10 @@ class MethodSettings:
     init_noise: float = 0.1
 
     def __post_init__(self) -> None:
-        if self.compactness < 0 or self.init_noise < 0:
-            raise ArgumentError(
-                f"compactness and init_noise must be >= 0; got {self.compactness} and {self.init_noise}",
-                "FeatureInversion.compactness",
-                "FeatureInversion.init_noise",
-            )
+        check_range(self.compactness, "FeatureInversion.compactness", low=0)
+        check_range(self.init_noise, "FeatureInversion.init_noise", low=0)
+        for weight in self.tv_weights or ():
+            check_range(weight, "FeatureInversion.tv_weights", low=0)
 
 
 class InversionMethod:

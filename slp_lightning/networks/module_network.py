@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import warnings
 from collections.abc import Sequence
 
@@ -190,4 +191,8 @@ def _convention(
         raise ValueError(
             f"{argument} needs {channels} number(s), one per input channel; got {list(values)}"
         )
+    divides = argument == "input_std"
+    if not all(math.isfinite(v) for v in values) or (divides and min(values) <= 0):
+        each = ", each > 0 (it divides the images)" if divides else ""
+        raise ValueError(f"{argument} needs finite numbers{each}; got {list(values)}")
     return values

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from slp_lightning.chunks import PLAN, RESULTS
-from slp_lightning.cli import command, main
+from slp_lightning.cli import main
 from slp_lightning.resume import migrated
 from slp_lightning.schedule import SwitchSchedule
 
@@ -108,55 +108,6 @@ class Touch:
 
     def __reduce__(self) -> tuple:
         return Path.touch, (self.marker,)
-
-
-@pytest.mark.parametrize("chunked", [False, True])
-def test_a_resume_reads_its_checkpoint_as_tensors_only_and_goes_on(
-    run: Path, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunked: bool
-) -> None:
-    """Our own checkpoints load with weights_only=True, both in the package and in Lightning's own
-    load (a single run's file, and a chunk's last.ckpt in a chunked run's folder)."""
-    ckpt = run / "checkpoints" / "last.ckpt"
-    if chunked:  # a one-image chunked run stopped during its only chunk
-        (tmp_path / "chunked" / "chunk_0000" / "checkpoints").mkdir(parents=True)
-        (tmp_path / "chunked" / PLAN).write_text(json.dumps({"chunk_size": 1, "targets": 1}))
-        shutil.copy(ckpt, ckpt := tmp_path / "chunked" / "chunk_0000" / "checkpoints" / "last.ckpt")
-    load, calls = torch.load, []
-    monkeypatch.setattr(
-        torch, "load", lambda *a, **k: calls.append(k.get("weights_only")) or load(*a, **k)
-    )
-    main(tiny_args(tmp_path, photos / "coffee.png", "--trainer.max_steps=50",
-                   f"--ckpt_path={ckpt.parents[2] if chunked else ckpt}"))  # fmt: skip
-    assert calls == [True, True]  # ours (finished / the chunk's check), then Lightning's
-    if chunked:
-        assert json.loads((tmp_path / "chunked" / RESULTS).read_text())["steps"] == 50
-    else:
-        assert (
-            load(tmp_path / "alexnet_conv2" / "version_0" / "checkpoints" / "last.ckpt")[
-                "global_step"
-            ]
-            == 50
-        )
-
-
-class Touch:
-    """Unpickling this creates ``marker``: the code a hostile checkpoint would run."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple:
-        return Path.touch, (self.marker,)
-
-
-def refused(capsys: pytest.CaptureFixture, args: list[str]) -> str:
-    """The one ``error:`` line of a command that must exit 2 without a traceback."""
-    with pytest.raises(SystemExit) as stop:
-        command(args)
-    err = capsys.readouterr().err
-    assert stop.value.code == 2 and "Traceback" not in err
-    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
-    return line
 
 
 @pytest.mark.parametrize("chunked", [False, True])

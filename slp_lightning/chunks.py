@@ -16,11 +16,8 @@ the end. N_f is measured once, on the first chunk, so that errors compare across
 from __future__ import annotations
 
 import gc
-import hashlib
 import json
 import math
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,47 +27,24 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 
 from slp_lightning import semantic
-from slp_lightning.callbacks import InversionCheckpoint, output_writer
 from slp_lightning.data import TargetImages
 from slp_lightning.dealing import Workers, deal
 from slp_lightning.errors import ArgumentError
 from slp_lightning.lightning_model import FeatureInversion
 from slp_lightning.outputs import measured
-from slp_lightning.resume import read_checkpoint
+from slp_lightning.pieces import (
+    append_line,
+    check_plan,
+    fit_piece,
+    problem,
+    read_lines,
+    say_how_to_resume,
+)
 from slp_lightning.run_folders import logger_for
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
 PLAN = "chunks.json"  # the chunk size and problem a chunked run was started with: its resume needs the same
-
-
-def problem(model: FeatureInversion, names: list[str]) -> dict:
-    """What a chunked run's resume must match: the settings that define its problem, as a
-    checkpoint's fingerprint has them, and its targets (their number and a hash of their names;
-    the pixels are each chunk checkpoint's to check: a hash of them would read the dataset)."""
-    current = {
-        **model.settings(),
-        "targets": len(names),
-        "names": hashlib.sha256("\n".join(names).encode()).hexdigest()[:16],
-    }
-    return json.loads(json.dumps(current, default=str))  # as chunks.json gives it back
-
-
-def _check_problem(run_dir: Path, saved: dict | None, current: dict) -> None:
-    """Refuse to resume ``run_dir`` for another problem than the one it was started with."""
-    if saved is None:
-        return  # a chunked run from before chunks.json held its problem
-    found = [
-        "the targets have other names" if key == "names"
-        else f"{key}: {saved.get(key)!r} (that run) vs {value!r} (this run)"
-        for key, value in current.items() if saved.get(key) != value
-    ]  # fmt: skip
-    if found:
-        raise ArgumentError(
-            f"cannot resume {run_dir}: it is a chunked run of another problem ({'; '.join(found)}); "
-            f"resume it with its settings and targets, or drop ckpt_path to start a new run",
-            "Runner.ckpt_path",
-        )
 
 
 def _lost_folders(run_dir: Path, done: dict[int, dict]) -> None:
@@ -84,13 +58,6 @@ def _lost_folders(run_dir: Path, done: dict[int, dict]) -> None:
             f"the results are kept, the PNGs, sheet and checkpoints are lost; to run a chunk again, "
             f"delete its line from {RESULTS}"
         )
-
-
-def _finished_results(chunk_dir: Path, step: int) -> dict | None:
-    """The ``results.json`` of a chunk whose run ended at ``step``, if it wrote one."""
-    path = chunk_dir / "results.json"
-    results = json.loads(path.read_text()) if path.exists() else {}
-    return results if results.get("status") == "finished" and results.get("steps") == step else None
 
 
 def planned_chunk_size(run_dir: Path, chunk_size: int | str | None) -> int:
@@ -119,10 +86,7 @@ def chunk_name(index: int) -> str:
 def finished_chunks(run_dir: Path) -> dict[int, dict]:
     """The chunks ``results.jsonl`` holds: index -> its line."""
     path = run_dir / RESULTS
-    if not path.exists():
-        return {}
-    lines = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return {line["chunk"]: line for line in lines}
+    return {line["chunk"]: line for line in read_lines(path)}
 
 
 def summarize(run_dir: Path, total: int) -> dict:
@@ -145,24 +109,6 @@ def summarize(run_dir: Path, total: int) -> dict:
         summary.update(semantic.means_of([image["semantic"] for image in images]))
     (run_dir / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
-
-
-def _append(run_dir: Path, line: dict) -> None:
-    """Add a finished chunk's line to ``results.jsonl`` in one write, so that processes
-    appending at the same time never interleave."""
-    descriptor = os.open(run_dir / RESULTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(descriptor, (json.dumps(line) + "\n").encode())
-    finally:
-        os.close(descriptor)
-
-
-def _resume_hints_to(trainer: Trainer, run_dir: Path) -> None:
-    """Make a chunk's stop say to resume ``run_dir``: its own ``last.ckpt`` is refused as a
-    ``ckpt_path`` (``Runner.chunk_size``), the chunked run's folder resumes it."""
-    for callback in trainer.checkpoint_callbacks:
-        if isinstance(callback, InversionCheckpoint):
-            callback.resume_from = run_dir
 
 
 def _first_chunk_n_f(
@@ -191,16 +137,11 @@ def run(
     others, which write only their chunks' folders and lines)."""
     names = data.target_names()
     count = math.ceil(len(names) / chunk_size)
-    current = problem(model, names)
-    if (run_dir / PLAN).exists():
-        _check_problem(run_dir, json.loads((run_dir / PLAN).read_text()).get("problem"), current)
-    elif workers.rank == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        plan = {"chunk_size": chunk_size, "targets": len(names), "problem": current}
-        # Written whole, then moved into place: the other processes may be reading it already.
-        partial = run_dir / f"{PLAN}.partial"
-        partial.write_text(json.dumps(plan) + "\n")
-        partial.replace(run_dir / PLAN)
+    current = problem(model.settings(), names)
+    if (run_dir / PLAN).exists() or workers.rank == 0:
+        check_plan(
+            run_dir, PLAN, "a chunked run", current, chunk_size=chunk_size, targets=len(names)
+        )
     done = finished_chunks(run_dir)
     if done:
         rank_zero_info(f"resuming {run_dir}: {len(done)} of {count} chunks finished, skipped")
@@ -217,33 +158,20 @@ def run(
         rows = range(index * chunk_size, min((index + 1) * chunk_size, len(names)))
         chunk = data.chunk(rows)
         trainer = trainer_for(logger_for(run_dir / name))
-        _resume_hints_to(trainer, run_dir)
-        writer = output_writer(trainer, "a chunked run's Trainers")
-        last = run_dir / name / "checkpoints" / "last.ckpt"
-        # Read first: a file that needs pickle is refused in a sentence, not a traceback.
-        step = read_checkpoint(last).get("global_step", 0) if last.exists() else None
-        results = None
-        if step is not None and 0 < trainer.max_steps <= step:
-            # The chunk ended, and its line never reached results.jsonl: its results.json has it;
-            # else it runs again from its seed (a resume would run no step and write nothing).
-            results = _finished_results(run_dir / name, step)
-            if results is None:
-                shutil.rmtree(run_dir / name)
-                step = None
-        if results is None:
-            trainer.fit(model.with_settings(n_f=n_f), datamodule=chunk, ckpt_path=None if step is None else last,
-                        weights_only=True)  # fmt: skip
-            results = writer.results if trainer.is_global_zero else None
+        say_how_to_resume(trainer, run_dir)
+        results = fit_piece(
+            trainer, run_dir / name, model.with_settings(n_f=n_f), chunk, "a chunked run's Trainers"
+        )
         if results is not None:
-            _append(run_dir, {"chunk": index, "steps": results["steps"], "N_f": results["N_f"],
-                              "images": results["images"]})  # fmt: skip
+            append_line(run_dir / RESULTS, {"chunk": index, "steps": results["steps"], "N_f": results["N_f"],
+                                            "images": results["images"]})  # fmt: skip
             if workers.world == 1:  # alone, it may read the file while the run goes on
                 summarize(run_dir, len(names))
             images = f"{len(rows)} image{'s' if len(rows) != 1 else ''}"
             rank_zero_info(f"chunk {index + 1}/{count} done{where}, {images}{measured(results)}")
         # The chunk's Trainer, module and callbacks refer to each other: free them now, not at
         # some later cycle collection, or several chunks' tensors pile up (1.41× the memory at 224 px).
-        del trainer, writer, chunk
+        del trainer, chunk
         gc.collect()
 
     deal(run_dir, workers, [chunk_name(index) for index in range(count) if index not in done], work)

@@ -82,7 +82,8 @@ class InversionCLI(LightningCLI):
         settings over them, so that ``--model.image_size 72`` silently resumed at 64;
         ``FeatureInversion.on_load_checkpoint`` instead refuses a checkpoint of other settings or
         images and lists the differences. (LightningCLI calls this from its constructor, with no
-        public way around it.)"""
+        public way around it; ``tests/test_checkpoints.py::test_resume_refuses_another_image_size_
+        and_leaves_no_run_folder`` fails if Lightning stops calling it.)"""
 
     def before_instantiate_classes(self) -> None:
         config = self.config[self.subcommand]

@@ -216,16 +216,17 @@ def report(headline: str, means: dict, files: dict[str, Path | str], logdir: Pat
     ])  # fmt: skip
 
 
-def remove_unstarted_run(run_dir: Path) -> None:
+def remove_unstarted_run(run_dir: Path, plan: str | None = None) -> None:
     """Delete ``run_dir`` when it holds only what a run writes before its first step (config,
-    hparams, TensorBoard's event file, an empty ``checkpoints/``), and then its parent when
-    empty: a run that failed at the start leaves no empty ``version_<n>`` behind."""
+    hparams, TensorBoard's event file, an empty ``checkpoints/``, the ``plan`` file of a sweep),
+    and then its parent when empty: a run that failed at the start leaves no empty
+    ``version_<n>`` behind."""
     if not run_dir.is_dir():
         return
     entries = list(run_dir.iterdir())
     startup = [
         entry for entry in entries
-        if entry.name in ("config.yaml", "hparams.yaml") or entry.name.startswith("events.out.tfevents.")
+        if entry.name in ("config.yaml", "hparams.yaml", plan) or entry.name.startswith("events.out.tfevents.")
         or (entry.name == "checkpoints" and entry.is_dir() and not any(entry.iterdir()))
     ]  # fmt: skip
     if len(startup) < len(entries):

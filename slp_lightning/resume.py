@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import pickle
 import re
+import shlex
 import warnings
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import torch
 from torch import Tensor
 
 RESULTS = "results.json"
+CONFIG = "config.yaml"  # the whole resolved config, which the command line saves in a run folder
 # How torch.load(weights_only=True) says that a file needs more than tensors and plain values.
 _NEEDS_PICKLE = "Weights only load failed"
 
@@ -151,3 +153,12 @@ def _unreadable(path: Path, error: Exception) -> str:
         else f"a text file, or corrupt or cut short: {type(error).__name__}"
     )
     return f"cannot read checkpoint {path} ({why}); give a .ckpt file this tool wrote"
+
+
+def resume_command(ckpt_path: Path | str, config: Path | None) -> str:
+    """The command that resumes from ``ckpt_path``: with the run's saved ``config`` when there is
+    one (the command line's runs), else the flag alone."""
+    flag = f"--ckpt_path {shlex.quote(str(ckpt_path))}"
+    if config is None or not config.exists():
+        return flag
+    return f"python -m slp_lightning fit --config {shlex.quote(str(config))} {flag}"

@@ -32,6 +32,7 @@ from slp_lightning.reports import chunks_report, sweep_report, trainer_report
 from slp_lightning.resume import finished
 from slp_lightning.run_folders import claim_run_dir, folder_name, logger_for
 from slp_lightning.summaries import write_summary
+from slp_lightning.sweep import PLAN as SWEEP_PLAN
 from slp_lightning.sweep import Sweep
 from slp_lightning.sweep import run as run_sweep
 from slp_lightning.trainers import TrainerFactory
@@ -89,24 +90,25 @@ class Runner:
     ) -> Outcome:  # fmt: skip
         """One run, the sweep, or the targets in chunks, and then their report (printed). A
         ``ckpt_path`` file resumes one run (a finished one: nothing runs, nor is a run folder
-        made), a folder a chunked run."""
+        made), a folder a sweep or a chunked run (their finished jobs or chunks are skipped)."""
         check_output_root(self.trainers.root)  # before any folder is made
         ckpt_path = None if ckpt_path is None else str(ckpt_path)
         size = self.chunk_size(model, datamodule, ckpt_path)
-        if size is not None and (_is_dir(ckpt_path) or len(datamodule.target_names()) > size):
-            if self.sweep:
+        if self.sweep:
+            if size is not None and len(datamodule.target_names()) > size:
                 raise ArgumentError(
                     "a sweep cannot run in chunks: give chunk_size to single runs",
                     "TargetImages.chunk_size",
                 )
-            return self._chunks(model, datamodule, size, ckpt_path)
-        if self.sweep:
-            if ckpt_path is not None:
+            if ckpt_path is not None and not _is_dir(ckpt_path):
                 raise ArgumentError(
-                    "a sweep cannot resume from one checkpoint (ckpt_path): resume its jobs one by one",
+                    f"{ckpt_path} is a checkpoint file: a sweep resumes from its folder, e.g. "
+                    f"logs/{model.hparams.network}_sweep/version_0",
                     "Runner.ckpt_path",
                 )
-            return self._sweep(model, datamodule)
+            return self._sweep(model, datamodule, ckpt_path)
+        if size is not None and (_is_dir(ckpt_path) or len(datamodule.target_names()) > size):
+            return self._chunks(model, datamodule, size, ckpt_path)
         return self._single(model, datamodule, ckpt_path)
 
     def chunk_size(
@@ -116,6 +118,8 @@ class Runner:
         device (``chunk_sizes.auto_chunk_size``), and no chunks for a sweep or a resumed single run."""
         if not isinstance(data, TargetImages):
             return None
+        if self.sweep:  # never chunked: only a size given by hand is checked against the targets
+            return data.chunk_size if isinstance(data.chunk_size, int) else None
         if _is_dir(ckpt_path):
             return chunks.planned_chunk_size(Path(ckpt_path), data.chunk_size)
         if data.chunk_size == "auto":
@@ -200,18 +204,22 @@ class Runner:
                 _show(trainer_report(self._trainer))
             raise
 
-    def _sweep(self, model: FeatureInversion, data: LightningDataModule) -> Outcome:
+    def _sweep(
+        self, model: FeatureInversion, data: LightningDataModule, ckpt_path: str | None
+    ) -> Outcome:
         name = "sweep" if self.sweep.networks else f"{model.hparams.network}_sweep"
 
         def run(workers: Workers) -> tuple[Path, list[dict]]:
-            run_dir = self._shared_run_dir(name, workers)
+            run_dir = self._shared_run_dir(name, workers, ckpt_path)
             try:
                 return run_dir, run_sweep(
                     self.sweep, model, data, self._trainer_for(workers), run_dir, workers
                 )
             except BaseException:
-                if workers.rank == 0:
-                    remove_unstarted_run(run_dir)  # a sweep refused before its first job
+                if workers.rank == 0 and ckpt_path is None:
+                    remove_unstarted_run(
+                        run_dir, SWEEP_PLAN
+                    )  # a sweep refused before its first job
                 raise
 
         workers, run_dir, rows = self._dealt(run)

@@ -16,14 +16,13 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lightning.pytorch import LightningDataModule, Trainer
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
-from slp_lightning.callbacks import output_writer
 from slp_lightning.dealing import Workers, deal
 from slp_lightning.errors import ArgumentError, check_range
 from slp_lightning.lightning_model import FeatureInversion
@@ -32,9 +31,20 @@ from slp_lightning.networks import NETWORKS, FeatureNetwork, ModuleNetwork, laye
 from slp_lightning.networks.hooks import unknown_layer_error
 from slp_lightning.networks.weights import reused_models
 from slp_lightning.outputs import measured
+from slp_lightning.pieces import (
+    append_line,
+    check_plan,
+    fit_piece,
+    problem,
+    read_lines,
+    say_how_to_resume,
+)
 from slp_lightning.pyramid import check_pyramid_size
 from slp_lightning.run_folders import logger_for
 from slp_lightning.summaries import summary_row
+
+PLAN = "sweep.json"  # the problem and jobs a sweep was started with: its resume needs the same
+JOBS = "jobs.jsonl"  # a line per finished job: its summary row
 
 
 @dataclass(frozen=True)
@@ -141,13 +151,15 @@ def _run_job(
         del overrides["network"]  # the model's own network, reused where it can be
     job_model = model.with_settings(**overrides)
     trainer = trainer_for(logger_for(run_dir / name))
-    writer = output_writer(trainer, "a sweep's Trainers")
+    say_how_to_resume(trainer, run_dir)
     start = time.perf_counter()
-    trainer.fit(job_model, datamodule=datamodule)
-    if not trainer.is_global_zero:
+    results = fit_piece(trainer, run_dir / name, job_model, datamodule, "a sweep's Trainers")
+    if results is None:
         return None
     seconds = time.perf_counter() - start
-    return summary_row(writer.results, name, job.label(sweep), job.column(sweep), seconds)
+    row = summary_row(results, name, job.label(sweep), job.column(sweep), seconds)
+    append_line(run_dir / JOBS, row)
+    return row
 
 
 def _own_layers(network: FeatureNetwork) -> tuple[str, ...]:
@@ -181,6 +193,13 @@ def run(
         if job.pyramid_levels is not None:
             check_pyramid_size(model.image_size, model.image_size, job.pyramid_levels)
     by_name = {job.name(sweep): job for job in jobs}
+    names = datamodule.target_names() if hasattr(datamodule, "target_names") else []
+    current = problem(model.settings(), names, sweep=asdict(sweep), jobs=list(by_name))
+    if (run_dir / PLAN).exists() or workers.rank == 0:
+        check_plan(run_dir, PLAN, "a sweep", current)
+    done = {row["job"]: row for row in read_lines(run_dir / JOBS) if row["job"] in by_name}
+    if done:
+        rank_zero_info(f"resuming {run_dir}: {len(done)} of {len(jobs)} jobs finished, skipped")
     where = f" on process {workers.rank}" if workers.world > 1 else ""
 
     def work(name: str) -> dict | None:
@@ -192,5 +211,8 @@ def run(
         return row
 
     with reused_models():  # a named network is built once, then cut at each job's layer
-        rows = deal(run_dir, workers, by_name, work)
-    return [row for row in rows.values() if row is not None]
+        rows = deal(run_dir, workers, [name for name in by_name if name not in done], work)
+    if workers.rank != 0:
+        return []
+    rows |= done
+    return [rows[name] for name in by_name if rows.get(name) is not None]

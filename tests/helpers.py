@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import shlex
 import signal
 import struct
 import subprocess
@@ -94,6 +95,14 @@ def refused(capsys: pytest.CaptureFixture, args: list[str]) -> str:
     assert stop.value.code == 2 and "Traceback" not in err, err
     (line,) = [line for line in err.splitlines() if line.startswith("error:")]
     return line
+
+
+def resume_hint(line: str, step: int) -> list[str]:
+    """The arguments of the command a stop printed (``stopped at step <step>; resume with:
+    python -m slp_lightning fit …``), to run in-process with ``main``."""
+    prefix = f"stopped at step {step}; resume with: python -m slp_lightning "
+    assert line.startswith(prefix), line
+    return shlex.split(line.removeprefix(prefix))
 
 
 def png_claiming(width: int, height: int) -> bytes:

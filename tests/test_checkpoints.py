@@ -1,11 +1,13 @@
 """Checkpoints: last.ckpt is always the newest state, and reading one never runs its code."""
 
+import inspect
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.cli import LightningCLI
 
 from slp_lightning.chunks import PLAN, RESULTS
 from slp_lightning.cli import main
@@ -50,6 +52,12 @@ def test_resume_refuses_other_images(run: Path, photos: Path) -> None:
 def test_resume_refuses_another_image_size_and_leaves_no_run_folder(
     run: Path, photos: Path
 ) -> None:
+    """Also the guard of ``cli.InversionCLI._parse_ckpt_path``, which overrides a private method
+    of LightningCLI: were Lightning to stop calling it, the checkpoint's image_size (64) would
+    silently replace the command line's (72) and this run would resume instead of being refused."""
+    assert "self._parse_ckpt_path()" in inspect.getsource(LightningCLI.__init__), (
+        "LightningCLI no longer calls _parse_ckpt_path: InversionCLI's override is dead"
+    )
     with pytest.raises(
         ValueError, match=r"another problem \(image_size: 64 \(checkpoint\) vs 72 \(this run\)\)"
     ):

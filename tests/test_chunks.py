@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from slp_lightning.data import TargetImages
 from slp_lightning.dealing import Workers, claim
 from slp_lightning.lightning_model import FeatureInversion
 
-from helpers import tiny_args
+from helpers import resume_hint, tiny_args
 
 
 @pytest.fixture
@@ -136,10 +135,10 @@ def test_a_stopped_chunk_says_to_resume_its_run_folder_and_that_resumes(
     with pytest.raises(RuntimeError, match="power cut"):
         main(args)
     run_dir = tmp_path / "alexnet_conv2_chunks" / "version_0"
-    hint = re.fullmatch(r"stopped at step 2; resume with --ckpt_path (\S+)", said[-1])
-    assert hint and hint[1] == str(run_dir)
+    command = resume_hint(said[-1], 2)
+    assert command == ["fit", "--config", str(run_dir / "config.yaml"), "--ckpt_path", str(run_dir)]
     monkeypatch.undo()
-    main([*args, f"--ckpt_path={hint[1]}"])
+    main(command)  # the command the stop printed, as it is
     assert [(c["chunk"], c["steps"]) for c in lines(run_dir)] == [(0, 4), (1, 4)]
 
 

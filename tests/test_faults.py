@@ -28,7 +28,10 @@ def said_what_was_reached(kill: Kill) -> None:
         torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["global_step"]
         == results["steps"]
     )
-    hint = f"resume with --ckpt_path {run / 'checkpoints' / 'last.ckpt'}"
+    hint = (
+        f"resume with: python -m slp_lightning fit --config {run / 'config.yaml'} "
+        f"--ckpt_path {run / 'checkpoints' / 'last.ckpt'}"
+    )
     headline = rf"^1 image, {results['steps']} steps \(interrupted: {name}\): mean normalised error [\d.]+ %"
     assert hint in output and re.search(headline, output, re.M), output[-3000:]
     assert re.search(rf"^results: +{re.escape(str(run / 'results.json'))}$", output, re.M)

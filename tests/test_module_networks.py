@@ -23,7 +23,7 @@ from slp_lightning.networks.module_network import digest
 from slp_lightning.networks.shipped import shipped_file
 from slp_lightning.run_folders import folder_name
 
-from helpers import short_inversion, tiny_args
+from helpers import refused, short_inversion, tiny_args
 
 # A module the tests write into a temporary folder and import by path: a model whose forward has
 # a data-dependent branch (FX cannot trace it) and returns a dict; it counts its constructions.
@@ -370,3 +370,28 @@ def test_options_a_model_does_not_take_are_refused() -> None:
         ValueError, match="network_args are for a class or factory .* a Tower object is built"
     ):
         build_feature_network(Tower().eval(), "conv1", network_args={"width": 3})
+
+
+@pytest.mark.parametrize("given", ["object", "factory"])
+def test_a_model_whose_own_weights_hold_a_nan_or_an_infinity_is_refused_before_any_step(
+    given: str, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    tower = Tower().eval()
+    with torch.no_grad():
+        tower.conv2.bias[1] = float("inf")
+    if given == "object":
+        with pytest.raises(
+            ValueError, match=r"^Tower \(Tower as given .*\): conv2\.bias holds NaN"
+        ):
+            FeatureInversion(network=tower, layer="relu", image_size=16, pyramid_levels=2)
+        return
+    (tmp_path / "broken.py").write_text(
+        USER_MODULE
+        + "\n\ndef broken():\n    net = Net()\n    net.block.weight.data[0] = float('nan')\n"
+        "    return net\n"
+    )
+    line = refused(capsys, ["fit", f"--model.network={tmp_path / 'broken.py'}:broken",
+                            "--model.layer=stem", "--model.image_size=16",
+                            f"--trainer.default_root_dir={tmp_path / 'logs'}"])  # fmt: skip
+    assert "block.weight holds NaN or infinite values; accepted: finite weights only" in line
+    assert not (tmp_path / "logs").exists()

@@ -5,12 +5,16 @@ import json
 from pathlib import Path
 
 import pytest
+from lightning.pytorch import Trainer
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from slp_lightning import FeatureInversion
+from slp_lightning.callbacks import PyramidSwitch
+from slp_lightning.callbacks import checkpoint as checkpoint_module
 from slp_lightning.cli import main
 from slp_lightning.sweep import Sweep
 
-from helpers import tiny_args
+from helpers import refused, resume_hint, tiny_args
 
 
 def test_sweep_jobs() -> None:
@@ -128,3 +132,70 @@ def test_a_sweep_runs_from_python_and_returns_its_rows(
             lambda logger: pl.Trainer(logger=logger),
             tmp_path / "v1",
         )
+
+
+@pytest.mark.slow
+def test_a_stopped_sweep_prints_the_command_that_resumes_it_to_the_same_results(
+    tmp_path: Path, photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def sweep(root: Path) -> list[str]:
+        return tiny_args(root, photos / "coffee.png", "--trainer.max_steps=12",
+                         "--checkpoint.every_n_train_steps=5", "--sweep.methods=[slp, pixel, tv]")  # fmt: skip
+
+    main(sweep(tmp_path / "straight"))
+    said: list[str] = []
+    monkeypatch.setattr(checkpoint_module, "rank_zero_info", said.append)
+    step_end = PyramidSwitch.on_train_batch_end
+
+    def stop(self: PyramidSwitch, trainer: Trainer, *rest: object) -> None:
+        step_end(self, trainer, *rest)
+        if trainer.global_step == 7 and Path(trainer.log_dir).name == "pixel_conv2":
+            raise SIGTERMException  # how Lightning stops a run on SIGTERM, at a step's end
+
+    monkeypatch.setattr(PyramidSwitch, "on_train_batch_end", stop)
+    with pytest.raises(SIGTERMException):
+        main(sweep(tmp_path / "stopped"))
+    run_dir = tmp_path / "stopped" / "alexnet_sweep" / "version_0"
+    command = resume_hint(said[-1], 7)
+    assert command == ["fit", "--config", str(run_dir / "config.yaml"), "--ckpt_path", str(run_dir)]
+    assert not (run_dir / "summary.csv").exists()
+    monkeypatch.undo()
+    main(command)  # the printed command, as it is: slp is skipped, pixel goes on, tv runs
+    straight = tmp_path / "straight" / "alexnet_sweep" / "version_0"
+    for job in ["slp_conv2", "pixel_conv2", "tv_conv2"]:
+        got, want = (
+            json.loads((d / job / "results.json").read_text()) for d in (run_dir, straight)
+        )
+        assert got["status"] == "finished" and got["images"] == want["images"], job
+    with open(run_dir / "summary.csv") as resumed, open(straight / "summary.csv") as uninterrupted:
+        drop = ("seconds",)
+        rows = [[{k: v for k, v in r.items() if k not in drop} for r in csv.DictReader(f)]
+                for f in (resumed, uninterrupted)]  # fmt: skip
+    assert rows[0] == rows[1] and len(rows[0]) == 3
+
+
+@pytest.mark.slow
+def test_a_sweep_resumed_with_other_settings_or_from_a_file_is_refused(
+    tmp_path: Path, photos: Path, capsys: pytest.CaptureFixture
+) -> None:
+    args = tiny_args(
+        tmp_path, photos / "coffee.png", "--trainer.max_steps=4", "--sweep.methods=[slp, pixel]"
+    )
+    main(args)
+    run_dir = tmp_path / "alexnet_sweep" / "version_0"
+    line = refused(capsys, [*args, "--model.layer=conv1", f"--ckpt_path={run_dir}"])
+    assert line.startswith(
+        f"error: cannot resume {run_dir}: it is a sweep of another problem (layer: "
+    )
+    line = refused(
+        capsys, [*args, f"--ckpt_path={run_dir / 'slp_conv2' / 'checkpoints' / 'last.ckpt'}"]
+    )
+    assert "is a checkpoint file: a sweep resumes from its folder" in line
+    results = {
+        job: (run_dir / job / "results.json").stat().st_mtime_ns
+        for job in ["slp_conv2", "pixel_conv2"]
+    }
+    summary = (run_dir / "summary.csv").read_text()
+    main([*args, f"--ckpt_path={run_dir}"])  # finished: every job skipped, nothing runs again
+    assert {job: (run_dir / job / "results.json").stat().st_mtime_ns for job in results} == results
+    assert (run_dir / "summary.csv").read_text() == summary

@@ -11,6 +11,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from slp_lightning.callbacks.switch import SwitchListener
 from slp_lightning.errors import check_range
+from slp_lightning.resume import CONFIG, resume_command
 
 
 class InversionCheckpoint(ModelCheckpoint, SwitchListener):
@@ -28,10 +29,10 @@ class InversionCheckpoint(ModelCheckpoint, SwitchListener):
         **kwargs: ``ModelCheckpoint``'s arguments.
 
     Attributes:
-        resume_from: what the hint printed on a stop says to resume from (``None``: the
-            ``last.ckpt`` written). A chunked run resumes from its run folder, never from a
-            chunk's own ``last.ckpt``: ``chunks.run`` sets it on its chunks' Trainers (not an
-            argument, which the command line would offer as a flag).
+        resume_from: what the command printed on a stop resumes from (``None``: the
+            ``last.ckpt`` written). A sweep or a chunked run resumes from its run folder, never
+            from a job's or a chunk's own ``last.ckpt``: ``pieces.say_how_to_resume`` sets it on
+            their Trainers (not an argument, which the command line would offer as a flag).
     """
 
     def __init__(self, on_switch: bool = True, **kwargs: Any) -> None:
@@ -77,7 +78,8 @@ class InversionCheckpoint(ModelCheckpoint, SwitchListener):
             self._save_checkpoint(trainer, self.format_checkpoint_name(candidates))
             self._save_last_checkpoint(trainer, candidates)
         if self.last_model_path:
-            resume_from = self.resume_from or self.last_model_path
-            rank_zero_info(
-                f"stopped at step {trainer.global_step}; resume with --ckpt_path {resume_from}"
-            )
+            resume_from = Path(self.resume_from or self.last_model_path)
+            # The run's folder: the sweep's or chunked run's own, or the one of this last.ckpt.
+            run_dir = resume_from if self.resume_from else resume_from.parent.parent
+            command = resume_command(resume_from, run_dir / CONFIG)
+            rank_zero_info(f"stopped at step {trainer.global_step}; resume with: {command}")

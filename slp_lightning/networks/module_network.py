@@ -102,6 +102,7 @@ def from_loaded(
     and the input convention given, where given, else its source's."""
     model = loaded.model
     description = _load(model, weights, weights_map, loaded)
+    check_finite(model, f"{loaded.name} ({description})")
     channels = in_channels or 3
     mean = _convention(input_mean, loaded.mean, IMAGENET_MEAN, channels, "input_mean")
     std = _convention(input_std, loaded.std, IMAGENET_STD, channels, "input_std")
@@ -132,6 +133,23 @@ def from_object(model: nn.Module, layer: str | None, **settings: object) -> Modu
     return from_loaded(
         Loaded(model, name, f"{name} as given (tensors sha256 {digest(model)})"), layer, **settings
     )
+
+
+def check_finite(model: nn.Module, source: str) -> None:
+    """Refuse a model with a NaN or an infinity in a floating tensor (parameters and buffers),
+    whatever its weights came from (an object, a factory, a file): every feature, and so the
+    loss, would be non-finite from the first step. Files are judged as they load
+    (``state_dicts.load_needed``, up to the layer); a model's own weights, all of them, here."""
+    broken = [
+        key for key, tensor in model.state_dict().items()
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+    ]  # fmt: skip
+    if broken:
+        shown = ", ".join(broken[:3]) + (f", … ({len(broken)} tensors)" if len(broken) > 3 else "")
+        raise ValueError(
+            f"{source}: {shown} {'holds' if len(broken) == 1 else 'hold'} NaN or infinite values; "
+            f"accepted: finite weights only"
+        )
 
 
 def digest(model: nn.Module) -> str:

@@ -356,7 +356,7 @@ class FeatureInversion(pl.LightningModule):
         E, D, Z = self.inversion.losses(self.schedule.finest_on)
         check_loss(Z, self.global_step, self.local_names)
         self.log_dict({"loss/E": E.mean(), "loss/D": D.mean(), "loss/Z": Z.mean()})
-        self.log("pyramid/level", self.schedule.finest_on.float().mean(), prog_bar=True)
+        self.log("pyramid/level", self.schedule.finest_on.float().mean())
         # Summing keeps the images independent: row n's gradient only depends on image n.
         return {"loss": Z.sum(), "per_image": Z.detach()}
 

@@ -38,6 +38,8 @@ LIGHTNING_LOGS = [
     re.compile(
         r"💡 Tip: For seamless cloud logging and experiment tracking, try installing \[litlogger\]"
     ),
+    # The run's report says how many steps it took and why it ended; printed over the bar's line.
+    re.compile(r"`Trainer\.fit` stopped: `max_steps=\d+` reached\."),
 ]
 
 

@@ -7,9 +7,16 @@ import copy
 from typing import Any
 
 from lightning.pytorch import Callback, Trainer
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.loggers import Logger
 
-from slp_lightning.callbacks import InversionCheckpoint, OutputWriter, PyramidSwitch, SemanticScore
+from slp_lightning.callbacks import (
+    InversionCheckpoint,
+    OutputWriter,
+    PyramidSwitch,
+    SemanticScore,
+    StepProgressBar,
+)
 from slp_lightning.dealing import Workers, needs_processes
 from slp_lightning.distributed import IndependentDDPStrategy
 from slp_lightning.errors import ArgumentError, check_range
@@ -98,6 +105,10 @@ class TrainerFactory:
                 devices=[device.index] if device.type == "cuda" else 1,
                 enable_progress_bar=config.get("enable_progress_bar", True) is not False and worker.rank == 0,
             )  # fmt: skip
+        if config.get("enable_progress_bar", True) is not False and not any(
+            isinstance(callback, ProgressBar) for callback in config["callbacks"]
+        ):
+            config["callbacks"].append(StepProgressBar())  # steps and levels, not epochs
         return Trainer(**{**config, **self._strategy(config), **self._quiet(config)})
 
     @staticmethod

@@ -322,3 +322,14 @@ def test_a_sweep_and_a_chunked_run_end_with_their_summary_lines(
             "results": run / "results.jsonl",
             "chunks": run,
         }
+
+
+def test_the_progress_bar_counts_steps_with_the_level_and_loss_and_no_epoch(
+    tmp_path: Path, photos: Path, capsys: pytest.CaptureFixture
+) -> None:
+    main(tiny_args(tmp_path, photos / "coffee.png", "--trainer.max_steps=12",
+                   "--trainer.enable_progress_bar=true"))  # fmt: skip
+    bar = capsys.readouterr().out.replace("\r", "\n")
+    assert re.search(r"^step 12/12 \|█+\| \[.*steps/s, level=\d, loss=[\d.]+\]", bar, re.M), bar
+    assert re.search(r"^step 3/12 .*level=3, loss=", bar, re.M), bar  # the coarsest level first
+    assert "Epoch" not in bar

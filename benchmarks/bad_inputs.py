@@ -8,13 +8,16 @@ Each case writes its files into a temporary folder and runs ``python -m slp_ligh
 random AlexNet conv5 at 32 px, K = 3, 2 steps, offline) with its arguments. Verdicts: ``ok`` (one
 ``error:`` line, exit 2, no step taken), ``late`` (the same after steps ran: a checkpoint was
 written), ``poor`` (a traceback, or no such line), ``runs`` (the bad input was taken: exit 0),
-``skipped`` (this machine cannot make the case). ``benchmarks/faults.py`` is the other
+``skipped`` (this machine cannot make the case); for the cases whose right answer is to run (a
+clash of names, a default evaluator that is not installed): ``kept`` (exit 0, and every target's
+result is there) or ``lost`` (exit 0, a result missing or overwritten). ``benchmarks/faults.py`` is the other
 fault script: it kills runs and resumes them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -50,7 +53,9 @@ class Case:
     name: str
     make: Callable[[Path], list[str] | str]
     quick: bool = True  # one case per family is quick
-    shadow_safetensors: bool = False  # run as if the safetensors package were not installed
+    shadow: str | None = None  # run as if this package were not installed
+    # For a case whose right answer is to run: whether the run kept every result (its folder).
+    kept: Callable[[Path], bool] | None = None
 
 
 @dataclass
@@ -126,6 +131,50 @@ def _nan_weights(folder: Path) -> list[str]:
     return [f"--model.weights={folder / 'nan.pth'}"]
 
 
+def _name_clash(folder: Path) -> list[str]:
+    images = folder / "clash"
+    images.mkdir()
+    for name, suffix in [("coffee", "a.jpg"), ("astronaut", "a.png"), ("chelsea", "a_2.png")]:
+        _photo(images, name).rename(images / suffix)
+    return [f"--data.images={images}"]
+
+
+def _three_distinct_results(folder: Path) -> bool:
+    """Three names in results.json, and three different final PNGs."""
+    (results,) = folder.rglob("results.json")
+    names = {image["name"] for image in json.loads(results.read_text())["images"]}
+    pngs = [p for p in (results.parent / "reconstructions").glob("*.png") if "_level" not in p.name]
+    return len(names) == 3 and len({p.read_bytes() for p in pngs}) == 3
+
+
+def _features_keys(keys: list[object]) -> Callable[[Path], list[str]]:
+    def make(folder: Path) -> list[str]:
+        torch.save({key: torch.rand(FEATURE_SHAPE) for key in keys}, folder / "keys.pt")
+        return _features_file(folder / "keys.pt")
+
+    return make
+
+
+def _nan_factory(folder: Path) -> list[str]:
+    (folder / "broken.py").write_text(
+        "import torch\nfrom torch import nn\n\n\ndef broken():\n"
+        "    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())\n"
+        "    net[0].weight.data[0] = float('nan')\n    return net\n"
+    )
+    return [
+        f"--model.network={folder / 'broken.py'}:broken",
+        "--model.layer=1",
+        "--model.weights=auto",
+    ]  # its own
+
+
+MOBILENET = ["--model.network=torchvision", "--model.arch=mobilenet_v2", "--model.layer=features.2"]
+
+
+def _has_results(folder: Path) -> bool:
+    return any(folder.rglob("results.json"))
+
+
 def _two_identical(folder: Path) -> list[str]:
     images = folder / "same"
     images.mkdir()
@@ -163,22 +212,38 @@ CASES = [
     Case("empty .npy array (shape (0,))", _features("flat.npy", np.zeros(0, np.float32)), quick=False),
     Case("0-d .npy array", _features("scalar.npy", np.float32(1)), quick=False),
     Case("garbage .safetensors", _file("garbage.safetensors", NOT_SAFETENSORS, "data.features")),
-    Case(".safetensors without the package", _safetensors, shadow_safetensors=True),
+    Case(".safetensors without the package", _safetensors, shadow="safetensors"),
     Case("NaN weights (state dict)", _nan_weights),
     Case("corrupt checkpoint", _file("corrupt.ckpt", b"PK\x03\x04 not a zip", "ckpt_path")),
     Case("two identical targets (N_f = 0)", _two_identical),
     Case("read-only output root", _read_only_root),
     Case("output root is a file", _root_is_a_file),
     Case("output root in /proc (nothing can be made)", lambda _: [f"--trainer.default_root_dir={PROC}"], quick=False),
+    Case("a.jpg, a.png and a_2.png (a clash of names)", _name_clash, kept=_three_distinct_results),
+    Case("features keys 1 and '1'", _features_keys([1, "1"])),
+    Case("features keys 'a' and 'a '", _features_keys(["a", "a "]), quick=False),
+    Case("NaN weight of a model from a factory", _nan_factory),
+    Case("--model.image_size 0", lambda _: ["--model.image_size=0"]),
+    Case("--model.n_f 0", lambda _: ["--model.n_f=0"], quick=False),
+    Case("--model.compactness .nan", lambda _: ["--model.compactness=.nan"], quick=False),
+    Case("--switch.final_patience 0", lambda _: ["--switch.final_patience=0"], quick=False),
+    Case("--data.chunk_size 0", lambda _: ["--data.chunk_size=0"], quick=False),
+    Case("--model.optimizer.lr 0", lambda _: ["--model.optimizer=torch.optim.Adam", "--model.optimizer.lr=0"],
+         quick=False),
+    Case("--trainer.accumulate_grad_batches 2", lambda _: ["--trainer.accumulate_grad_batches=2"], quick=False),
+    Case("named evaluator not installed", lambda _: [*MOBILENET, "--eval.classifier=efficientnet_lite0"],
+         shadow="efficientnet_lite_pytorch"),
+    Case("default evaluator (auto) not installed", lambda _: [*MOBILENET, "--eval.classifier=auto"],
+         shadow="efficientnet_lite_pytorch", kept=_has_results),
 ]  # fmt: skip
 
 
-def _shadow(folder: Path) -> Path:
-    """A folder whose ``safetensors`` fails to import as a missing package does."""
-    package = folder / "shadow" / "safetensors"
+def _shadow(folder: Path, name: str) -> Path:
+    """A folder whose package ``name`` fails to import as a missing package does."""
+    package = folder / "shadow" / name
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(
-        "raise ModuleNotFoundError(\"No module named 'safetensors'\", name='safetensors')\n"
+        f"raise ModuleNotFoundError(\"No module named '{name}'\", name='{name}')\n"
     )
     return package.parent
 
@@ -208,7 +273,7 @@ def run(case: Case, folder: Path) -> Row:
     made = case.make(folder)
     if made == SKIP:
         return Row(case.name, None, "(running as root: file modes do not bind)", "skipped")
-    paths = [str(_shadow(folder))] if case.shadow_safetensors else []
+    paths = [str(_shadow(folder, case.shadow))] if case.shadow else []
     env = {
         **os.environ, "SLP_LIGHTNING_OFFLINE": "1", "OMP_NUM_THREADS": "1",
         "PYTHONPATH": os.pathsep.join([*paths, str(ROOT)]),
@@ -225,7 +290,10 @@ def run(case: Case, folder: Path) -> Row:
     )  # fmt: skip
     shown = message(done.stderr).replace(str(folder), "$CASE")  # the case's temporary folder
     stepped = any(p.parent.name == "checkpoints" for p in folder.rglob("*.ckpt"))
-    return Row(case.name, done.returncode, shown, verdict(done.returncode, done.stderr, stepped))
+    judged = verdict(done.returncode, done.stderr, stepped)
+    if case.kept is not None and judged == "runs":
+        judged = "kept" if case.kept(folder / "logs") else "lost"
+    return Row(case.name, done.returncode, shown, judged)
 
 
 def table(rows: list[Row], width: int = 140) -> str:
@@ -253,7 +321,8 @@ def main() -> None:
             print(f"{case.name}: {rows[-1].verdict}", file=sys.stderr, flush=True)
     print(table(rows))
     counts = {
-        v: sum(r.verdict == v for r in rows) for v in ("ok", "late", "poor", "runs", "skipped")
+        v: sum(r.verdict == v for r in rows)
+        for v in ("ok", "kept", "late", "poor", "runs", "lost", "skipped")
     }
     print("\n" + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
 

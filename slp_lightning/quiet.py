@@ -32,6 +32,8 @@ LIGHTNING_WARNINGS = [
      "the clock's ticks carry no data: a resumed run ends bit-exactly where the uninterrupted one does"),
     (UserWarning, r"The dirpath has changed from .* therefore `best_model_score`",
      "a resume writes a new version folder, and no checkpoint is ranked by a monitored score"),
+    (UserWarning, r"Checkpoint directory .* exists and is not empty\.",
+     "every run claims a new folder: only a resumed sweep job or chunk goes on in its own"),
 ]  # fmt: skip
 # Lightning's log records (its info messages) of the same kind.
 LIGHTNING_LOGS = [

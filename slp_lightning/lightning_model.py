@@ -17,6 +17,7 @@ from torch import Tensor
 
 from slp_lightning import distributed
 from slp_lightning.callbacks.switch import PyramidSwitch
+from slp_lightning.defences import DefenceSpec, build_defence
 from slp_lightning.errors import ArgumentError, check_range
 from slp_lightning.guards import check_gradient, check_loss, check_precision
 from slp_lightning.methods import MethodSettings, build_method
@@ -32,8 +33,11 @@ from slp_lightning.objective import compactness_for_layer
 from slp_lightning.pyramid import check_pyramid_size
 from slp_lightning.resume import check_problem, fingerprint, migrated
 from slp_lightning.schedule import LearningRates, SwitchSchedule, band_multiples
+from slp_lightning.threat import Threat, stand_in
 from slp_lightning.torch_model import Inversion
 
+# The frozen networks' entries of the state dict: rebuilt from their specs, never checkpointed.
+_FROZEN = ("inversion.network.", "inversion.victim_network.")
 # What builds the network: a job that changes none of them reuses the model (``with_settings``).
 _NETWORK_SETTINGS = {
     "network", "weights", "arch", "weights_map", "network_args", "in_channels", "input_mean", "input_std",
@@ -122,6 +126,24 @@ class FeatureInversion(pl.LightningModule):
         output: the entry (key or index) of a layer that gives a tuple, list, dict or ModelOutput.
         tokens: token features (N, T, D) of a Vision Transformer: ``all``, ``cls`` (the class
             token) or ``patch`` (the patch tokens as a (D, h, w) grid).
+        defence: what the client does to the features before the attacker sees them
+            (``defences``): ``noise:σ``, ``laplace:b``, ``quantise:BITS``, ``topk:KEEP``,
+            ``dropout:P``, ``none``, a ``Defence``, any callable from features to features, or
+            ``PKG.MODULE:CALLABLE``. Named (``none`` too), the run is an audit: the task's
+            utility is measured and the threat recorded; ``None``: a plain inversion.
+        defence_args: the defence's options (``{per_channel: true}``, ``{rescale: false}``), or
+            the keyword arguments of a defence class named by import path.
+        defence_aware: whether the attacker knows the defence: it then compares its features
+            with what the defence allows (a quantised value is a bin, a dropped one unknown);
+            else with the observed features as they are.
+        attacker_network: a stand-in the attacker inverts through instead of the victim's
+            network (any network spec); ``None``: the victim's, with ``attacker_weights`` and
+            ``attacker_layer`` when given (``attacker_weights: random``: the architecture
+            without its weights).
+        attacker_weights: the stand-in's weights (``None``: the victim's for its own network,
+            else ``auto``).
+        attacker_layer: the stand-in's layer (``None``: ``layer``); its features must have the
+            victim's shape.
 
     ``setup`` takes the targets from the datamodule (``set_targets`` does the same without a
     Trainer): ``inversion`` (``torch_model.Inversion``) then holds ``I_pre``, the targets and
@@ -154,6 +176,12 @@ class FeatureInversion(pl.LightningModule):
         input_std: tuple[float, ...] | str | None = None,
         output: str | int | None = None,
         tokens: str | None = None,
+        defence: DefenceSpec = None,
+        defence_args: dict[str, Any] | None = None,
+        defence_aware: bool = True,
+        attacker_network: Network | None = None,
+        attacker_weights: str | None = None,
+        attacker_layer: str | None = None,
     ) -> None:
         super().__init__()
         check_range(pyramid_levels, "FeatureInversion.pyramid_levels", low=1, integer=True)
@@ -165,18 +193,35 @@ class FeatureInversion(pl.LightningModule):
                 "FeatureInversion.in_channels",
             )
         check_optimizer(optimizer)
-        # A model object is not a setting: hparams name it; with_settings reuses the object.
-        self.save_hyperparameters(
-            ignore=["optimizer"] if isinstance(network, str) else ["optimizer", "network"]
+        # Objects are no settings: hparams name them; with_settings reuses them.
+        given = {"network": network, "defence": defence, "attacker_network": attacker_network}
+        #: what was given as an object (a model, a defence): with_settings reuses it
+        self.given = {k: v for k, v in given.items() if not isinstance(v, str | None)}
+        self.save_hyperparameters(ignore=["optimizer", *self.given])
+        options = {
+            "weights": weights, "arch": arch, "weights_map": weights_map, "network_args": network_args,
+            "in_channels": in_channels, "input_mean": input_mean, "input_std": input_std, "output": output,
+            "tokens": tokens,
+        }  # fmt: skip
+        feature_network = build_feature_network(network, layer, **options)
+        attacker = stand_in(
+            feature_network,
+            attacker_network,
+            attacker_layer,
+            attacker_weights,
+            network,
+            layer,
+            options,
         )
-        feature_network = build_feature_network(
-            network, layer, weights, arch, weights_map, network_args=network_args, in_channels=in_channels,
-            input_mean=input_mean, input_std=input_std, output=output, tokens=tokens,
+        threat = Threat(
+            build_defence(defence, defence_args), defence_aware,
+            victim=None if attacker is None else feature_network, audited=defence is not None,
         )  # fmt: skip
-        # A model given as an object is reused as it is by with_settings.
-        self.given_network = None if isinstance(network, str) else feature_network
-        if self.given_network is not None:
+        if "network" in self.given:  # reused as built by with_settings
+            self.given["network"] = feature_network
             self.hparams["network"] = feature_network.name
+        if "defence" in self.given:
+            self.hparams["defence"] = threat.defence.spec
         if coarse_lr is None:
             coarse_lr = default_coarse_lr(feature_network.name)
         self.compactness = (
@@ -200,10 +245,11 @@ class FeatureInversion(pl.LightningModule):
                 "FeatureInversion.method",
             )
         self.inversion = Inversion(
-            feature_network,
+            attacker or feature_network,
             inverted,
             pyramid_levels,
             feature_network.input_size if image_size is None else image_size,
+            threat,
         )
         if self.rates.filters_bands:
             size = self.inversion.image_size
@@ -224,19 +270,22 @@ class FeatureInversion(pl.LightningModule):
 
     def with_settings(self, **changes: Any) -> FeatureInversion:
         """A fresh module with this one's settings and optimiser, ``changes`` applied (a job of a
-        sweep, a chunk of a dataset)."""
+        sweep, a chunk of a dataset); the objects it was given are reused unless changed."""
         accepted = inspect.signature(FeatureInversion).parameters
         settings = {k: v for k, v in self.hparams.items() if k in accepted}
-        network = self.inversion.network
-        reusable = isinstance(network, ModuleNetwork) or self.given_network is not None
+        settings |= {k: v for k, v in self.given.items() if k != "network"}
+        victim = self.inversion.victim
+        reusable = isinstance(victim, ModuleNetwork) or "network" in self.given
         if reusable and not _NETWORK_SETTINGS & changes.keys():
-            settings["network"] = network  # the same model, read at the job's layer
+            settings["network"] = victim  # the same model, read at the job's layer
         return FeatureInversion(**{**settings, **changes}, optimizer=self.optimizer)
 
     @property
     def network(self) -> FeatureNetwork:
-        """The feature network f, frozen (``inversion.network``)."""
-        return self.inversion.network
+        """The feature network f whose features are inverted, frozen: the victim's
+        (``inversion.victim``; the attacker may invert them through a stand-in,
+        ``inversion.network``)."""
+        return self.inversion.victim
 
     @property
     def image_size(self) -> int:
@@ -245,12 +294,13 @@ class FeatureInversion(pl.LightningModule):
 
     def settings(self) -> dict[str, Any]:
         """What defines the problem besides its targets, as ``results.json`` names it."""
-        network = self.inversion.network
+        inversion, network = self.inversion, self.inversion.victim
         return {
-            "method": self.inversion.method.name, "network": network.name, "arch": self.hparams.arch,
+            "method": inversion.method.name, "network": network.name, "arch": self.hparams.arch,
             "layer": network.layer, "weights": network.weights, "output": self.hparams.output,
-            "tokens": self.hparams.tokens, "image_size": self.inversion.image_size,
-            "pyramid_levels": self.inversion.pyramid.levels, "compactness": self.compactness,
+            "tokens": self.hparams.tokens, "image_size": inversion.image_size,
+            "pyramid_levels": inversion.pyramid.levels, "compactness": self.compactness,
+            **({"threat": threat} if (threat := inversion.threat.describe(inversion.network)) else {}),
         }  # fmt: skip
 
     # ----------------------------------------------------------------- targets and state
@@ -269,6 +319,7 @@ class FeatureInversion(pl.LightningModule):
             rows = self._rows(len(datamodule.names))
             # f(I) is computed once, on the device that will run the inversion.
             self.inversion.network.to(self.trainer.strategy.root_device)
+            self.inversion.victim.to(self.trainer.strategy.root_device)
             self.set_targets(
                 datamodule.targets,
                 datamodule.names,
@@ -289,26 +340,36 @@ class FeatureInversion(pl.LightningModule):
         the ground truth for PSNR and SSIM.
 
         For a network of grey images the targets become grey (the mean of R, G and B) and
-        ``I_pre`` has one channel. The starting noise of a target does not depend on ``rows``.
+        ``I_pre`` has one channel. The starting noise of a target does not depend on ``rows``,
+        nor what a defence lets through of its features (``Inversion.observe``), which is seeded
+        by the run's seed and the target's name. An audit measures the task's utility here.
         """
         inversion, size = self.inversion, self.inversion.image_size
         # Every process computes f of every target: N_f needs them all, and it saves a gather.
         targets, all_features = inversion.take(targets, features)
         rows = torch.arange(len(names)) if rows is None else rows
         # The method makes every target's start from the seed, then this process keeps its rows.
-        generator = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
+        seed = torch.initial_seed() % 2**63
+        generator = torch.Generator().manual_seed(seed)
         shape = (len(names), inversion.network.in_channels, size, size)
         I_pre = inversion.method.initial_I_pre(shape, generator)
         # What a checkpoint of this run must match to be resumed.
         self.problem = fingerprint(self.settings(), names, targets, features)
         self.names, self.local_names = list(names), [names[i] for i in rows.tolist()]
         n_f = self.measure_n_f(None, all_features)
+        observed = inversion.observe(all_features, names, seed)
+        #: per target, 1.0 where the task keeps its top-1 class with the observed features (an
+        #: audit's utility; ``None`` when not measured, ``utility_about`` then says why)
+        self.utility, self.utility_about = inversion.threat.utility(
+            inversion.victim, targets, all_features, observed
+        )
         device = self.device
         inversion.set_targets(
             None if targets is None else targets[rows],
             all_features[rows],
             I_pre[rows].to(device),
             n_f,
+            observed[rows],
         )
         self.schedule = SwitchSchedule(
             len(rows), inversion.pyramid.levels, inversion.method.coarse_to_fine, device
@@ -332,8 +393,8 @@ class FeatureInversion(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["problem"] = self.problem
-        # The frozen network is rebuilt from its weights spec; keep checkpoints to I_pre and state.
-        for key in [k for k in checkpoint["state_dict"] if k.startswith("inversion.network.")]:
+        # The frozen networks are rebuilt from their weights specs; keep checkpoints to I_pre and state.
+        for key in [k for k in checkpoint["state_dict"] if k.startswith(_FROZEN)]:
             del checkpoint["state_dict"][key]
         partial = self.trainer.world_size > 1 and self.trainer.interrupted
         distributed.save_rows(checkpoint, len(self.local_names), self.gather, partial)
@@ -343,9 +404,7 @@ class FeatureInversion(pl.LightningModule):
         state = migrated(checkpoint["state_dict"])
         total = len(self.names)
         distributed.own_rows(checkpoint, total, self._rows(total), "inversion.I_pre")
-        state.update(
-            {f"inversion.network.{k}": v for k, v in self.inversion.network.state_dict().items()}
-        )
+        state.update({k: v for k, v in self.state_dict().items() if k.startswith(_FROZEN)})
 
     def _rows(self, total: int) -> Tensor:
         """The targets this process inverts, of ``total``."""

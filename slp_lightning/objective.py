@@ -30,11 +30,9 @@ def feature_distance(features: Tensor, target: Tensor) -> Tensor:
     return (features - target).flatten(1).norm(dim=1)
 
 
-def inversion_loss(
-    features: Tensor, target: Tensor, I_r: Tensor, I_in: Tensor
-) -> tuple[Tensor, Tensor]:
-    """``(E, D)`` per image: feature error ‖f(I_in) − f(I)‖₂ and compactness ‖I_r − I_in‖₂."""
-    return feature_distance(features, target), feature_distance(I_r, I_in)
+def compactness_distance(I_r: Tensor, I_in: Tensor) -> Tensor:
+    """``D`` per image: the compactness term ‖I_r − I_in‖₂ (eq. 7), (N, …) × (N, …) -> (N,)."""
+    return feature_distance(I_r, I_in)
 
 
 # --------------------------------------------------------------------------- the TV baseline
@@ -73,9 +71,8 @@ def total_variation(images: Tensor) -> Tensor:
     return (du.pow(2) + dv.pow(2)).pow(BETA / 2).flatten(1).mean(dim=1)
 
 
-def tv_loss(
-    features: Tensor, target: Tensor, images: Tensor, weights: tuple[float, float]
-) -> Tensor:
-    """The Mahendran–Vedaldi objective per image (N,)."""
-    data = feature_distance(features, target).pow(2) / target.flatten(1).pow(2).sum(dim=1)
+def tv_loss(E: Tensor, target: Tensor, images: Tensor, weights: tuple[float, float]) -> Tensor:
+    """The Mahendran–Vedaldi objective per image (N,), from the feature error ``E`` (N,), the
+    target features and the images: its data term is ``E² / ‖target‖²``."""
+    data = E.pow(2) / target.flatten(1).pow(2).sum(dim=1)
     return data + weights[0] * alpha_norm(images) + weights[1] * total_variation(images)

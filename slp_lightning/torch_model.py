@@ -2,9 +2,12 @@
 usable without Lightning (``lightning_model.FeatureInversion`` runs it in a Trainer).
 
     inversion = Inversion(network, build_method("slp", settings), pyramid_levels=6, image_size=224)
-    inversion.set_targets(targets, inversion.features(targets), n_f=...)  # I_pre from the method
+    inversion.set_targets(targets, inversion.features(targets), I_pre, n_f=...)
     schedule = SwitchSchedule(len(targets), 6)
     E, D, Z = inversion.losses(schedule.finest_on)
+
+A ``threat.Threat`` makes it an attack on defended features: the victim's network makes the
+features, its defence what the attacker observes (``observe``), and ``network`` is the attacker's.
 """
 
 from __future__ import annotations
@@ -18,39 +21,55 @@ from slp_lightning.errors import ArgumentError
 from slp_lightning.methods import InversionMethod
 from slp_lightning.metrics import NormalizedError, image_quality
 from slp_lightning.networks import FeatureNetwork
-from slp_lightning.objective import feature_distance, inversion_loss
+from slp_lightning.objective import compactness_distance, feature_distance
 from slp_lightning.pyramid import LaplacianPyramid, check_pyramid_size
+from slp_lightning.threat import Threat
 
 
 class Inversion(nn.Module):
     """Invert ``network``'s features of square ``image_size`` images with ``method`` and a
     ``pyramid_levels``-level Laplacian pyramid. ``set_targets`` gives it the targets and creates
-    ``I_pre``, its only parameter; the frozen network's own parameters never train.
+    ``I_pre``, its only parameter; the frozen network's own parameters never train. ``threat``
+    (default: none) says where the features come from and what the attacker knows.
 
     Attributes, once the targets are set: ``I_pre`` (N, C, S, S), ``targets`` (the same shape, or
-    ``None`` when only features are known), ``target_features`` f(I) (N, …) and ``n_f``, the
-    N_f that normalises the feature error.
+    ``None`` when only features are known), ``target_features`` f(I) (N, …) of the victim's
+    network, ``observed`` (N, …) what the attacker inverts (``target_features`` itself without a
+    defence) and ``n_f``, the N_f that normalises the feature error.
     """
 
     def __init__(
-        self, network: FeatureNetwork, method: InversionMethod, pyramid_levels: int, image_size: int
-    ) -> None:
+        self, network: FeatureNetwork, method: InversionMethod, pyramid_levels: int, image_size: int,
+        threat: Threat | None = None,
+    ) -> None:  # fmt: skip
         super().__init__()
         check_pyramid_size(image_size, image_size, pyramid_levels)
         self.network = network
         self.method = method
         self.pyramid = LaplacianPyramid(pyramid_levels)
         self.image_size = image_size
-        self.feature_shape = self._feature_shape()
+        self.threat = threat or Threat()
+        if self.threat.victim is not None:
+            self.victim_network = self.threat.victim  # a submodule: it moves with the inversion
+        #: one target's features, as the victim's network gives them (a features file holds these)
+        self.feature_shape = self._feature_shape(self.victim)
+        self.observed_shape = self.threat.check_shapes(
+            self._feature_shape(network), self.feature_shape
+        )
         self.I_pre: nn.Parameter | None = None
         self.n_f: float | None = None
 
+    @property
+    def victim(self) -> FeatureNetwork:
+        """The network whose features are sent: the victim's, or ``network`` itself."""
+        return self.threat.victim or self.network
+
     @torch.no_grad()
-    def _feature_shape(self) -> tuple[int, ...]:
+    def _feature_shape(self, network: FeatureNetwork) -> tuple[int, ...]:
         """The shape of one image's features; fails now, in a sentence, when the layer cannot
         take images of ``image_size`` (a pooling layer would otherwise fail at the first step
         with a bare RuntimeError)."""
-        size, network = self.image_size, self.network
+        size = self.image_size
         try:
             return tuple(
                 network(
@@ -85,7 +104,7 @@ class Inversion(nn.Module):
     def check_features(self, features: Tensor) -> None:
         """Refuse features (M, …) of another shape than the network gives at its layer."""
         if tuple(features.shape[1:]) != self.feature_shape:
-            network, size = self.network, self.image_size
+            network, size = self.victim, self.image_size
             raise ArgumentError(
                 f"the features are {tuple(features.shape[1:])} per target, but {network.name} "
                 f"{network.layer} gives {self.feature_shape} at {size}x{size} px: features of "
@@ -102,25 +121,34 @@ class Inversion(nn.Module):
 
     @torch.no_grad()
     def features(self, images: Tensor) -> Tensor:
-        """f of (M, C, S, S) images, in float32 on the CPU, computed in batches of 16 on the
-        network's device."""
-        device = self.network.device
+        """f of (M, C, S, S) images by the victim's network, in float32 on the CPU, computed in
+        batches of 16 on the network's device."""
+        device = self.victim.device
         return torch.cat(
-            [self.network(batch.to(device)).float().cpu() for batch in images.split(16)]
+            [self.victim(batch.to(device)).float().cpu() for batch in images.split(16)]
         )
 
+    def observe(self, features: Tensor, names: list[str], seed: int) -> Tensor:
+        """What the attacker observes of the victim's ``features`` (N, …) of targets ``names``
+        in a run of ``seed``: ``features`` themselves without a defence."""
+        return self.threat.observe(features, names, seed)
+
     def set_targets(
-        self, targets: Tensor | None, features: Tensor, I_pre: Tensor, n_f: float
-    ) -> None:
+        self, targets: Tensor | None, features: Tensor, I_pre: Tensor, n_f: float,
+        observed: Tensor | None = None,
+    ) -> None:  # fmt: skip
         """Fix the problem: ``targets`` (N, C, S, S) in [0, 1] as the network takes them
         (``as_input``; ``None``: only their ``features`` are known), their features f(I),
-        the start of ``I_pre`` and N_f."""
+        the start of ``I_pre``, N_f and what the attacker ``observed`` (``observe``; ``None``:
+        the features themselves)."""
         device = I_pre.device
         # Targets and f(I) come from the data on every start; checkpoints need not carry them.
         self.register_buffer(
             "targets", None if targets is None else targets.to(device), persistent=False
         )
         self.register_buffer("target_features", features.float().to(device), persistent=False)
+        observed = self.target_features if observed is None else observed.float().to(device)
+        self.register_buffer("observed", observed, persistent=False)
         self.n_f = n_f
         self.I_pre = nn.Parameter(I_pre)
 
@@ -140,43 +168,51 @@ class Inversion(nn.Module):
 
     def losses(self, finest_on: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``(E, D, Z)`` per image (N,) for the current ``I_pre`` with levels ``finest_on`` on."""
-        return self._losses(self.images(finest_on), self.target_features)
+        return self._losses(self.images(finest_on), self.observed)
 
     def losses_of(
         self, I_pre: Tensor, rows: Tensor, finest_on: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``(E, D, Z)`` of the images ``rows`` (bool (N,)) alone, as if their rows of ``I_pre``
         were ``I_pre`` (M, …); ``finest_on`` (N,) as in ``losses``."""
-        return self._losses(self.images(finest_on[rows], I_pre), self.target_features[rows])
+        return self._losses(self.images(finest_on[rows], I_pre), self.observed[rows])
 
     def _losses(
-        self, images: tuple[Tensor, Tensor], target: Tensor
+        self, images: tuple[Tensor, Tensor], observed: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
         I_r, I_in = images
         features = self.network(I_in)
         with full_precision(I_r.device):
-            E, D = inversion_loss(features.float(), target, I_r, I_in)
-            return E, D, self.method.loss(E, D, features.float(), target, I_r)
+            E = self.threat.data_term(features.float(), observed)
+            D = compactness_distance(I_r, I_in)
+            return E, D, self.method.loss(E, D, observed, I_r)
 
     @torch.no_grad()
     def evaluate(self, metric: NormalizedError | None = None) -> dict[str, Tensor]:
-        """Per image, on the current ``I_r``: ``feature_error = ‖f(I_r) − f(I)‖₂``,
-        ``relative_error`` (÷ ‖f(I)‖₂), ``normalized_error`` (÷ N_f), and with targets ``psnr``,
-        ``ssim`` and ``hf_ratio``.
+        """Per image, on the current ``I_r``: ``feature_error = ‖f(I_r) − y‖₂`` against what the
+        attacker observed (y = f(I) without a defence; f the attacker's network),
+        ``relative_error`` (÷ ‖y‖₂), ``normalized_error`` (÷ N_f), with a threat
+        ``victim_normalized_error`` (‖f_victim(I_r) − f_victim(I)‖₂ ÷ N_f: against the clean
+        features), and with targets ``psnr``, ``ssim`` and ``hf_ratio``.
 
         ``metric``, when given, is updated with the same features (its ``compute()`` then gives
         the mean over every process's images).
         """
         I_r = self.reconstruction()
-        features = self.network(I_r).float()
+        features = self.threat.comparable(self.network(I_r).float(), self.observed)
         if metric is not None:
-            metric.update(features, self.target_features)
-        error = feature_distance(features, self.target_features)
-        reference = self.target_features.flatten(1).norm(dim=1)
+            metric.update(features, self.observed)
+        error = feature_distance(features, self.observed)
+        reference = self.observed.flatten(1).norm(dim=1)
+        victim = {}
+        if not self.threat.trivial:
+            clean = feature_distance(self.victim(I_r).float(), self.target_features)
+            victim = {"victim_normalized_error": clean / self.n_f}
         return {
             "feature_error": error,
             "relative_error": error / reference,
             "normalized_error": error / self.n_f,
+            **victim,
             **(image_quality(I_r, self.targets) if self.targets is not None else {}),
         }
 

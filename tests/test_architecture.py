@@ -18,6 +18,9 @@ MATHS = [
     "n_f",
     "images",
     "networks",
+    "defences",
+    "threat",
+    "utility",
 ]
 
 

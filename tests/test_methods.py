@@ -21,7 +21,7 @@ class SquaredError(InversionMethod):
 
     name = "squared"
 
-    def loss(self, E: Tensor, D: Tensor, features: Tensor, target: Tensor, I_r: Tensor) -> Tensor:
+    def loss(self, E: Tensor, D: Tensor, observed: Tensor, I_r: Tensor) -> Tensor:
         return E.pow(2)
 
 
@@ -50,12 +50,12 @@ def test_registry_names_its_classes_and_refuses_unknown_names() -> None:
 def test_losses_of_the_built_in_methods() -> None:
     E, D = torch.tensor([2.0, 3.0]), torch.tensor([1.0, 0.0])
     settings = MethodSettings(layer="conv2", compactness=0.5)
-    assert build_method("slp", settings).loss(E, D, None, None, None).tolist() == [2.5, 3.0]
-    assert build_method("pixel", settings).loss(E, torch.zeros(2), None, None, None).tolist() == [
+    assert build_method("slp", settings).loss(E, D, None, None).tolist() == [2.5, 3.0]
+    assert build_method("pixel", settings).loss(E, torch.zeros(2), None, None).tolist() == [
         2.0,
         3.0,
     ]
-    assert build_method("fft", settings).loss(E, torch.zeros(2), None, None, None).tolist() == [
+    assert build_method("fft", settings).loss(E, torch.zeros(2), None, None).tolist() == [
         2.0,
         3.0,
     ]
@@ -201,7 +201,7 @@ def test_slp_on_lucid_priors_reuses_their_images_and_slps_loss() -> None:
     )
     E, D = torch.tensor([2.0, 3.0]), torch.tensor([1.0, 0.0])
     for name in ("slp_fft", "slp_color"):
-        assert build_method(name, settings).loss(E, D, None, None, None).tolist() == [2.5, 3.0]
+        assert build_method(name, settings).loss(E, D, None, None).tolist() == [2.5, 3.0]
     # slp_color: pixels in ImageNet's decorrelated colours, brightness the first channel.
     brightness = torch.zeros(1, 3, 4, 4)
     brightness[:, 0] = 1.0

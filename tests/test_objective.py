@@ -3,7 +3,13 @@
 import pytest
 import torch
 
-from slp_lightning.objective import alpha_norm, compactness_for_layer, total_variation, tv_loss
+from slp_lightning.objective import (
+    alpha_norm,
+    compactness_for_layer,
+    feature_distance,
+    total_variation,
+    tv_loss,
+)
 
 
 def test_tv_baseline_terms() -> None:
@@ -15,7 +21,8 @@ def test_tv_baseline_terms() -> None:
     assert total_variation(edge).item() == pytest.approx(7 * 6.5**2 / 49)
     assert alpha_norm(edge).item() == pytest.approx(0.5)
     features, target = torch.tensor([[1.0, 1.0]]), torch.tensor([[2.0, 1.0]])
-    assert tv_loss(features, target, flat, (1.0, 1.0)).item() == pytest.approx(1 / 5)
+    E = feature_distance(features, target)
+    assert tv_loss(E, target, flat, (1.0, 1.0)).item() == pytest.approx(1 / 5)
 
 
 def test_the_papers_compactness_table_is_alexnets_only() -> None:

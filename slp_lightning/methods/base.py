@@ -74,7 +74,9 @@ class InversionMethod:
         scaled[:, channel] = mean + scale.view(-1, 1, 1) * (values - mean)
         return scaled
 
-    def loss(self, E: Tensor, D: Tensor, features: Tensor, target: Tensor, I_r: Tensor) -> Tensor:
-        """The loss ``Z`` per image (N,), from ``E = ‖f(I_in) − f(I)‖₂``, ``D = ‖I_r − I_in‖₂``,
-        the features of ``I_in``, the target features and ``I_r``; all float32."""
+    def loss(self, E: Tensor, D: Tensor, observed: Tensor, I_r: Tensor) -> Tensor:
+        """The loss ``Z`` per image (N,), from the data term ``E`` (``‖f(I_in) − f(I)‖₂``, or
+        what an attacker who knows a defence makes of it: ``threat.Threat.data_term``),
+        ``D = ‖I_r − I_in‖₂``, the features observed (``f(I)`` without a defence) and ``I_r``;
+        all float32."""
         raise NotImplementedError

@@ -13,5 +13,5 @@ class SwitchedPyramid(InversionMethod):
     name = "slp"
     coarse_to_fine = True
 
-    def loss(self, E: Tensor, D: Tensor, features: Tensor, target: Tensor, I_r: Tensor) -> Tensor:
+    def loss(self, E: Tensor, D: Tensor, observed: Tensor, I_r: Tensor) -> Tensor:
         return E + self.settings.compactness * D

@@ -18,5 +18,5 @@ class TotalVariation(InversionMethod):
         super().__init__(settings)
         self.weights = settings.tv_weights or tv_weights_for_layer(settings.layer)
 
-    def loss(self, E: Tensor, D: Tensor, features: Tensor, target: Tensor, I_r: Tensor) -> Tensor:
-        return tv_loss(features, target, I_r, self.weights)
+    def loss(self, E: Tensor, D: Tensor, observed: Tensor, I_r: Tensor) -> Tensor:
+        return tv_loss(E, observed, I_r, self.weights)

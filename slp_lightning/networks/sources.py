@@ -96,8 +96,9 @@ def from_import_path(spec: str, network_args: dict[str, Any] | None) -> Loaded:
     return Loaded(seeded(build), spec, f"{spec} as built (seed {RANDOM_SEED})")
 
 
-def import_object(spec: str) -> Any:
-    """The object ``PKG.MODULE:ATTR.SUB`` names; the module part may be a path to a ``.py`` file."""
+def import_object(spec: str, what: str = "network") -> Any:
+    """The object ``PKG.MODULE:ATTR.SUB`` names; the module part may be a path to a ``.py`` file;
+    ``what`` it is for names it in the errors."""
     module_name, _, attribute = spec.partition(":")
     try:
         if module_name.endswith(".py"):
@@ -106,13 +107,13 @@ def import_object(spec: str) -> Any:
             module = importlib.import_module(module_name)
     except ImportError as error:
         raise ValueError(
-            f"network {spec!r}: cannot import {module_name!r} ({error}); put its folder on "
+            f"{what} {spec!r}: cannot import {module_name!r} ({error}); put its folder on "
             f"PYTHONPATH, or give the file: path/to/file.py:{attribute}"
         ) from None
     target: Any = module
     for part in attribute.split("."):
         if not hasattr(target, part):
-            raise ValueError(f"network {spec!r}: {module_name} has no attribute {attribute!r}")
+            raise ValueError(f"{what} {spec!r}: {module_name} has no attribute {attribute!r}")
         target = getattr(target, part)
     return target
 

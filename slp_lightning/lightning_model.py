@@ -267,6 +267,8 @@ class FeatureInversion(pl.LightningModule):
         #: every target's name, in order, and those of the targets this process inverts
         self.names: list[str] = []
         self.local_names: list[str] = []
+        self.utility: Tensor | None = None
+        self.utility_about: str | None = None
 
     def with_settings(self, **changes: Any) -> FeatureInversion:
         """A fresh module with this one's settings and optimiser, ``changes`` applied (a job of a

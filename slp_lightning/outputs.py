@@ -107,20 +107,28 @@ def captioned(tile: Tensor, text: str, lines: int) -> Tensor:
 
 def sheet_captions(results: dict) -> list[tuple[str, str]]:
     """Each image's captions in the sheet, from its ``results.json`` entry: under the target the
-    evaluation classifier's label of it; under the result the normalised error, PSNR and the
-    classifier's label of the reconstruction (✓ when it is the target's)."""
+    evaluation classifier's label of it and, in an audit, what was sent (``quantise:2, aware``)
+    and whether the task kept its class (``task ✓``); under the result the normalised error, PSNR
+    and the classifier's label of the reconstruction (✓ when it is the target's)."""
+    threat = results.get("threat")
     captions = []
     for image in results["images"]:
         measures = [f"{100 * image['normalized_error']:.1f} %"]
         measures += [f"{image['psnr']:.1f} dB"] if image.get("psnr") is not None else []
-        target, result = "", " · ".join(measures)
+        target, result = [], " · ".join(measures)
         scores = image.get("semantic")
         if scores:
-            target = scores["target"]["name"]
+            target.append(scores["target"]["name"])
             result += (
                 f"\n{scores['reconstruction']['name']}{' ✓' if scores['top1_agreement'] else ''}"
             )
-        captions.append((target, result))
+        if threat:
+            kept = image.get("utility_top1_agreement")
+            task = "" if kept is None else f" · task {'✓' if kept else '✗'}"
+            target.append(
+                f"{threat['spec']}, {'aware' if threat['defence_aware'] else 'unaware'}{task}"
+            )
+        captions.append(("\n".join(target), result))
     return captions
 
 
@@ -136,6 +144,8 @@ def write_results(
     status: str,
     mean_normalized_error: float | None = None,
     semantic: dict | None = None,
+    utility: Tensor | None = None,
+    utility_about: str | None = None,
 ) -> dict:
     """Write ``results.json`` and return what it holds: the run's ``settings``
     (``FeatureInversion.settings``), its step count, status and N_f, and per image its errors on
@@ -146,8 +156,12 @@ def write_results(
     (``semantic.as_results``: an evaluation classifier's scores), each image also has
     ``semantic``, the results ``semantic`` (the classifier, what each field means) and the means
     ``mean_top1_agreement``, ``mean_top5``, ``mean_p_target_class`` and
-    ``mean_eval_feature_distance``; without it none of these keys exist."""
+    ``mean_eval_feature_distance``; without it none of these keys exist. An audit's
+    ``utility_about`` (``threat.Threat.utility``) gives ``utility`` (what was measured, or why it
+    could not be) and, with ``utility`` (N,), each image's ``utility_top1_agreement`` and the
+    mean ``mean_utility``; with a threat, ``victim_normalized_error`` too."""
     measures = ["feature_error", "relative_error", "normalized_error", "psnr", "ssim", "hf_ratio"]
+    measures += ["victim_normalized_error"] if "victim_normalized_error" in errors else []
     images = [
         {
             "name": name,
@@ -164,6 +178,9 @@ def write_results(
     if semantic is not None:
         for image, scores in zip(images, semantic["images"], strict=True):
             image["semantic"] = scores
+    if utility is not None:
+        for image, kept in zip(images, utility.tolist(), strict=True):
+            image["utility_top1_agreement"] = bool(kept)
 
     def mean(measure: str) -> float | None:
         if any(i[measure] is None for i in images):
@@ -185,6 +202,11 @@ def write_results(
         "mean_hf_ratio": mean("hf_ratio"),
         **({"semantic": semantic["about"], **semantic["means"]} if semantic is not None else {}),
     }
+    if "victim_normalized_error" in measures:
+        results["mean_victim_normalized_error"] = mean("victim_normalized_error")
+    if utility_about is not None:
+        results["utility"] = utility_about
+        results["mean_utility"] = None if utility is None else float(utility.double().mean())
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2) + "\n")
     return results

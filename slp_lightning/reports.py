@@ -28,10 +28,10 @@ def trainer_report(trainer: Trainer | None) -> str | None:
 
 def sweep_report(rows: list[dict], run_dir: Path, summary_files: list[Path]) -> str:
     """A sweep's best job and where its summary (``summary_files``: csv, md, png) and jobs are."""
-    csv, table, plot = summary_files
+    csv, table, *plots = summary_files
     best = min(rows, key=lambda row: row["mean_normalized_error"])
     files = {
-        "summary": f"{table} (and {csv.name}, {plot.name})",
+        "summary": f"{table} (and {', '.join(p.name for p in [csv, *plots])})",
         "jobs": f"{run_dir} (a folder per job: reconstructions, sheet.png, results.json each)",
     }
     headline = f"sweep of {_count(len(rows), 'job')}, the best {best['job']}"

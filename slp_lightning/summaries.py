@@ -6,6 +6,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from slp_lightning import privacy_utility
+from slp_lightning.privacy_utility import AUDIT_COLUMNS, audit_fields
+
 SUMMARY_COLUMNS = [
     "method", "network", "layer", "compactness", "pyramid_levels", "images", "steps",
     "mean_normalized_error", "mean_relative_error", "mean_psnr", "mean_ssim", "mean_hf_ratio", "seconds",
@@ -21,6 +24,7 @@ def summary_row(results: dict, job: str, label: str, column: str, seconds: float
     and ``column`` place the job in ``summary.md``."""
     return {
         **{key: results[key] for key in [*SUMMARY_COLUMNS, *SEMANTIC_COLUMNS] if key in results},
+        **audit_fields(results),
         "images": len(results["images"]),
         "seconds": round(seconds, 1),
         "job": job,
@@ -32,11 +36,15 @@ def summary_row(results: dict, job: str, label: str, column: str, seconds: float
 def write_summary(rows: list[dict], run_dir: Path) -> list[Path]:
     """``summary.csv`` (a row per job), ``summary.md`` (the paper's table shape: a column per
     layer, a row per method, mean normalised error in % and PSNR, and the evaluation
-    classifier's top-1 agreement and top-5 in % when the jobs were scored) and ``summary.png``."""
+    classifier's top-1 agreement and top-5 in % when the jobs were scored) and ``summary.png``;
+    for an audit (jobs with a defence) also its columns, its table in ``summary.md`` and the
+    privacy–utility plot (``privacy_utility``)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     scored = [key for key in SEMANTIC_COLUMNS if any(row.get(key) is not None for row in rows)]
+    audit = [key for key in AUDIT_COLUMNS if any(key in row for row in rows)]
     with open(run_dir / "summary.csv", "w", newline="") as handle:
-        columns = [*SUMMARY_COLUMNS[:-2], *scored, *SUMMARY_COLUMNS[-2:]]  # before seconds and job
+        # Before seconds and job.
+        columns = [*SUMMARY_COLUMNS[:-2], *audit, *scored, *SUMMARY_COLUMNS[-2:]]
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
@@ -75,10 +83,14 @@ def write_summary(rows: list[dict], run_dir: Path) -> list[Path]:
     networks = ", ".join(dict.fromkeys(r["network"] for r in rows))
     lines.append(f"{networks}, {first['images']} images; steps per job: "
                  + ", ".join(f"{r['job']} {r['steps']}" for r in rows) + ".")  # fmt: skip
+    if audit:
+        lines += ["", *privacy_utility.table(rows)]
     (run_dir / "summary.md").write_text("\n".join(lines) + "\n")
 
     _plot(table, labels, layers, f"{networks}: per layer", run_dir / "summary.png")
-    return [run_dir / name for name in ("summary.csv", "summary.md", "summary.png")]
+    made = [run_dir / name for name in ("summary.csv", "summary.md", "summary.png")]
+    plot = privacy_utility.plot(rows, run_dir / "privacy_utility.png") if audit else None
+    return made + ([plot] if plot else [])
 
 
 def _plot(table: dict, labels: list[str], layers: list[str], title: str, path: Path) -> None:

@@ -24,6 +24,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
 from slp_lightning.dealing import Workers, deal
+from slp_lightning.defences import build_defence
 from slp_lightning.errors import ArgumentError, check_range
 from slp_lightning.lightning_model import FeatureInversion
 from slp_lightning.methods import METHODS
@@ -40,7 +41,7 @@ from slp_lightning.pieces import (
     say_how_to_resume,
 )
 from slp_lightning.pyramid import check_pyramid_size
-from slp_lightning.run_folders import logger_for
+from slp_lightning.run_folders import folder_name, logger_for
 from slp_lightning.summaries import summary_row
 
 PLAN = "sweep.json"  # the problem and jobs a sweep was started with: its resume needs the same
@@ -56,10 +57,17 @@ class Job:
     layer: str | None
     compactness: float | None
     pyramid_levels: int | None
+    defence: str | None = None
+    defence_aware: bool | None = None
 
     def label(self, sweep: Sweep) -> str:
-        """The method, plus λ_D and K when the sweep varies them: a row of ``summary.md``."""
+        """The method, plus λ_D, K, the defence and what the attacker knows when the sweep varies
+        them: a row of ``summary.md``."""
         label = self.method
+        if self.defence is not None:
+            label += f" {self.defence}"
+        if sweep.defence_aware and len(sweep.defence_aware) > 1 and self.defence_aware is not None:
+            label += " aware" if self.defence_aware else " unaware"
         if sweep.compactness and len(sweep.compactness) > 1 and self.compactness is not None:
             label += f" λ_D={self.compactness:g}"
         if (
@@ -79,7 +87,9 @@ class Job:
     def name(self, sweep: Sweep) -> str:
         """Folder name of the job: its label and column, e.g. ``slp_K4_conv5``."""
         label = self.label(sweep).replace(" λ_D=", "_lambda").replace(" K=", "_K")
-        return f"{label}_{self.column(sweep)}".replace(":", "_")
+        if self.defence is not None:  # quantise:2 -> quantise2
+            label = label.replace(f" {self.defence}", f" {self.defence.replace(':', '')}")
+        return folder_name(f"{label.replace(' ', '_')}_{self.column(sweep)}".replace(":", "_"))
 
 
 @dataclass
@@ -93,6 +103,10 @@ class Sweep:
         layers: layer names of the model's network.
         compactness: λ_D values (``slp`` only).
         pyramid_levels: K values (``slp`` only).
+        defences: defences of the features (``FeatureInversion.defence``: ``none``,
+            ``noise:0.3``, ``quantise:2``, …): an audit, a job per defence.
+        defence_aware: ``[true, false]``: each defence attacked knowing it and not (``none``
+            gets one job).
     """
 
     methods: list[str] | None = None
@@ -100,6 +114,8 @@ class Sweep:
     layers: list[str] | None = None
     compactness: list[float] | None = None
     pyramid_levels: list[int] | None = None
+    defences: list[str] | None = None
+    defence_aware: list[bool] | None = None
 
     def __post_init__(self) -> None:
         for axis, given, valid in [
@@ -115,11 +131,17 @@ class Sweep:
             check_range(levels, "Sweep.pyramid_levels", low=1, integer=True)
         for compactness in self.compactness or []:
             check_range(compactness, "Sweep.compactness", low=0)
+        for defence in self.defences or []:
+            try:
+                build_defence(defence)
+            except ValueError as error:
+                raise ArgumentError(f"defences: {error}", "Sweep.defences") from None
 
     def __bool__(self) -> bool:
         return any(
-            [self.methods, self.networks, self.layers, self.compactness, self.pyramid_levels]
-        )
+            [self.methods, self.networks, self.layers, self.compactness, self.pyramid_levels,
+             self.defences, self.defence_aware]
+        )  # fmt: skip
 
     def jobs(self, method: str, network: str, layer: str | None) -> list[Job]:
         """Every combination, with the model's method, network and layer where the sweep does
@@ -132,11 +154,24 @@ class Sweep:
             self.layers or [layer if not self.networks else None],
         ):
             pyramid = METHODS[each_method].coarse_to_fine
-            for compactness, levels in itertools.product(
+            for compactness, levels, defence in itertools.product(
                 (self.compactness if pyramid else None) or [None],
                 (self.pyramid_levels if pyramid else None) or [None],
+                self.defences or [None],
             ):
-                jobs.append(Job(each_method, each_network, each_layer, compactness, levels))
+                defends = defence is not None and build_defence(defence).defends
+                for aware in (self.defence_aware if defends else None) or [None]:
+                    jobs.append(
+                        Job(
+                            each_method,
+                            each_network,
+                            each_layer,
+                            compactness,
+                            levels,
+                            defence,
+                            aware,
+                        )
+                    )
         return jobs
 
 

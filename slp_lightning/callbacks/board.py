@@ -20,8 +20,10 @@ CURVES = {
     "top1_agreement": "semantic/top1_agreement",
     "p_target_class": "semantic/p_target_class",
 }
-# The HParams table's metrics: a run's final means, by their results.json names.
+# The HParams table's metrics: a run's final means, by their results.json names (an audit's
+# utility and the error against the clean features besides the curves').
 FINAL = "final/"
+AUDIT = ("utility", "victim_normalized_error")
 
 
 def tensorboard(trainer: pl.Trainer) -> SummaryWriter | None:
@@ -53,12 +55,17 @@ def log_hparams(board: SummaryWriter, settings: dict, results: dict, step: int) 
     means of ``results`` (``results.json``'s ``mean_<measure>``), also logged at ``step``."""
     metrics = {
         f"{FINAL}{measure}": results[f"mean_{measure}"]
-        for measure in CURVES
+        for measure in [*CURVES, *AUDIT]
         if results.get(f"mean_{measure}") is not None
     }
+    flat = {}
+    for key, value in settings.items():  # the threat's fields each a column of their own
+        flat |= (
+            {f"{key}/{k}": v for k, v in value.items()} if isinstance(value, dict) else {key: value}
+        )
     shown = {
         key: value if isinstance(value, (bool, int, float, str)) else str(value)
-        for key, value in settings.items()
+        for key, value in flat.items()
     }
     writer = board._get_file_writer()  # noqa: SLF001 - as Lightning's own TensorBoardLogger writes hparams
     for summary in hparams(shown, metrics):

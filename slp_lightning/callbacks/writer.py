@@ -171,6 +171,7 @@ class OutputWriter(SwitchListener):
             self.results = write_results(
                 self.results_file, pl_module.settings(), inversion.n_f, pl_module.names, errors, levels,
                 switch_steps, trainer.global_step, "finished", mean_normalized_error, scores,
+                pl_module.utility, pl_module.utility_about,
             )  # fmt: skip
             captions = sheet_captions(self.results)
             write_sheet(targets, pl_module.names, inversion.pyramid.levels, self.run_dir, captions)
@@ -200,6 +201,9 @@ class OutputWriter(SwitchListener):
         # No collectives here: other processes may be gone. Each writes its own images.
         names = pl_module.local_names
         self._write_pngs(inversion.reconstruction().detach(), names, schedule.finest_on)
+        utility = pl_module.utility
+        if utility is not None:
+            utility = utility[[pl_module.names.index(name) for name in names]]
         name = (
             "results.json" if trainer.world_size == 1 else f"results_rank{trainer.global_rank}.json"
         )
@@ -207,6 +211,7 @@ class OutputWriter(SwitchListener):
         self.results = write_results(
             self.results_file, pl_module.settings(), inversion.n_f, names, inversion.evaluate(),
             schedule.finest_on, schedule.switch_steps, trainer.global_step, status,
+            utility=utility, utility_about=pl_module.utility_about,
         )  # fmt: skip
         if trainer.world_size == 1:
             captions = sheet_captions(self.results)

@@ -24,7 +24,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 
 from slp_lightning.dealing import Workers, deal
-from slp_lightning.defences import build_defence
+from slp_lightning.defences import DEFENCES, build_defence
 from slp_lightning.errors import ArgumentError, check_range
 from slp_lightning.lightning_model import FeatureInversion
 from slp_lightning.methods import METHODS
@@ -157,8 +157,9 @@ class Sweep:
             for compactness, levels, defence in itertools.product(
                 (self.compactness if pyramid else None) or [None],
                 (self.pyramid_levels if pyramid else None) or [None],
-                self.defences or [None],
-            ):
+                [build_defence(d).spec if ":" not in d or d.split(":")[0] in DEFENCES else d
+                 for d in self.defences or []] or [None],
+            ):  # fmt: skip
                 defends = defence is not None and build_defence(defence).defends
                 for aware in (self.defence_aware if defends else None) or [None]:
                     jobs.append(

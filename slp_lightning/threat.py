@@ -47,12 +47,17 @@ class Threat:
         refuses a threat whose attacker cannot compare its features (of shape ``attacker``)
         with it."""
         self.defence.check_features(victim)
-        observed = tuple(self.defence.observe(torch.zeros(1, *victim), torch.Generator()).shape[1:])
-        compared = (
-            tuple(self.defence.comparable(torch.zeros(1, *attacker)).shape[1:])
-            if self.aware
-            else attacker
-        )
+        try:  # a defence of the user's own may not take these features
+            sent = self.defence.observe(torch.zeros(1, *victim), torch.Generator())
+            own = self.defence.comparable(torch.zeros(1, *attacker)) if self.aware else None
+        except (RuntimeError, ValueError, TypeError) as error:
+            raise ArgumentError(
+                f"defence {self.defence.spec} fails on features of shape {victim} "
+                f"({str(error).splitlines()[0]})",
+                "FeatureInversion.defence",
+            ) from None
+        observed = tuple(sent.shape[1:])
+        compared = attacker if own is None else tuple(own.shape[1:])
         if compared == observed:
             return observed
         if not self.aware and observed != victim:

@@ -38,7 +38,8 @@ class TargetImages(pl.LightningDataModule):
 
     Args:
         images: a file, a folder, a glob, or ``skimage:NAME`` for a photograph shipped with
-            scikit-image (default ``skimage:astronaut``, so a run needs no files). With
+            scikit-image (default ``skimage:astronaut``, so a run needs no files;
+            ``skimage:astronaut,coffee`` for several). With
             ``features``, the ground truth of those features (matched by name, else by order),
             for PSNR and SSIM; optional.
         image_size: side of the square network input; set from the model's network by the CLI.

@@ -26,9 +26,11 @@ BUILTIN_REFERENCES = ("astronaut", "chelsea", "coffee", "rocket", "camera", "cat
 
 
 def find_images(spec: str) -> list[str]:
-    """Expand ``spec`` (a file, a folder, a glob or ``skimage:NAME``) to a sorted list of sources."""
+    """Expand ``spec`` (a file, a folder, a glob, ``skimage:NAME`` or several of scikit-image's
+    photographs, ``skimage:astronaut,coffee``) to a sorted list of sources."""
     if spec.startswith(BUILTIN_PREFIX):
-        return [spec]
+        names = [name.strip() for name in spec.removeprefix(BUILTIN_PREFIX).split(",")]
+        return [f"{BUILTIN_PREFIX}{name}" for name in dict.fromkeys(names) if name]
     path = Path(spec).expanduser()
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)

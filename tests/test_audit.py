@@ -112,7 +112,8 @@ def test_a_defence_that_changes_the_features_shape_is_attacked_knowing_it_or_ref
         "import torch\n\ndef pool(f):\n    return torch.nn.functional.avg_pool2d(f, 3)\n"
     )
     line = refused(capsys, ["fit", "--model.weights=random", "--model.layer=conv2", "--model.image_size=32",
-                            "--model.pyramid_levels=2", f"--model.defence={tmp_path / 'pooling.py'}:pool", "--model.defence_aware=false",
+                            "--model.pyramid_levels=2", f"--model.defence={tmp_path / 'pooling.py'}:pool",
+                            "--model.defence_aware=false",
                             f"--trainer.default_root_dir={tmp_path / 'logs'}"])  # fmt: skip
     assert line.startswith("error: defence ") and "give --model.defence_aware true" in line
     assert not (tmp_path / "logs").exists()

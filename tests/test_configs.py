@@ -45,17 +45,20 @@ def test_config_runs_for_a_few_steps(config: Path, tmp_path: Path, photos: Path)
     layers = settings.get("sweep", {}).get("layers")
     if layers:  # every layer of a sweep exists; the run itself keeps to the first two
         assert set(layers) <= set(layer_names(network))
+    defences = settings.get("sweep", {}).get("defences")  # an audit keeps to its first two
     main([
         "fit", f"--config={config}", f"--data.images={photos}", "--model.weights=random",
         f"--model.image_size={TINY[network]}", "--model.pyramid_levels=3",
         "--trainer.max_steps=2", "--trainer.enable_progress_bar=false",
         "--trainer.enable_model_summary=false", f"--trainer.default_root_dir={tmp_path}",
         *([f"--sweep.layers=[{layers[0]}, {layers[1]}]"] if layers else []),
+        *([f"--sweep.defences=[{defences[0]}, {defences[1]}]"] if defences else []),
     ])  # fmt: skip
     written = sorted(tmp_path.rglob("results.json"))
     if "sweep" in settings:  # a results.json per job, in the job's folder next to summary.csv
         run = next(tmp_path.rglob("summary.csv")).parent
-        sweep = Sweep(**{**settings["sweep"], **({"layers": layers[:2]} if layers else {})})
+        sweep = Sweep(**{**settings["sweep"], **({"layers": layers[:2]} if layers else {}),
+                         **({"defences": defences[:2]} if defences else {})})  # fmt: skip
         jobs = sweep.jobs("slp", network, settings["model"].get("layer"))
         assert len(jobs) >= 2 and written == sorted(
             run / job.name(sweep) / "results.json" for job in jobs

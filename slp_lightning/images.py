@@ -184,14 +184,17 @@ def unique_names(sources: list[str]) -> list[str]:
             levels[index] += 1
 
 
-def reference_images(spec: str | None, size: int, channels: int = 3) -> Tensor:
-    """The reference set for ``N_f`` when a run's targets cannot be it: the images of ``spec``
-    (a file, folder or glob), else ``BUILTIN_REFERENCES``; (M, channels, size, size), grey as the
-    mean of R, G and B when ``channels`` is 1."""
+def reference_images(
+    spec: str | None, size: int, channels: int = 3, exclude: tuple[str, ...] = ()
+) -> Tensor:
+    """The reference set for ``N_f`` when a run's targets cannot be it (and the natural images an
+    attacker calibrates on): the images of ``spec`` (a file, folder or glob), else
+    ``BUILTIN_REFERENCES`` but those named in ``exclude`` (the targets'); (M, channels, size,
+    size), grey as the mean of R, G and B when ``channels`` is 1."""
     sources = (
         find_images(spec)
         if spec is not None
-        else [f"{BUILTIN_PREFIX}{name}" for name in BUILTIN_REFERENCES]
+        else [f"{BUILTIN_PREFIX}{name}" for name in BUILTIN_REFERENCES if name not in exclude]
     )
     references = torch.stack([load_image(source, size) for source in sources])
     return references.mean(dim=1, keepdim=True) if channels == 1 else references

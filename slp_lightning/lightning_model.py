@@ -20,6 +20,7 @@ from slp_lightning.callbacks.switch import PyramidSwitch
 from slp_lightning.defences import DefenceSpec, build_defence
 from slp_lightning.errors import ArgumentError, check_range
 from slp_lightning.guards import check_gradient, check_loss, check_precision
+from slp_lightning.images import reference_images
 from slp_lightning.methods import MethodSettings, build_method
 from slp_lightning.n_f import measure_n_f
 from slp_lightning.networks import (
@@ -360,6 +361,9 @@ class FeatureInversion(pl.LightningModule):
         self.names, self.local_names = list(names), [names[i] for i in rows.tolist()]
         n_f = self.measure_n_f(None, all_features)
         observed = inversion.observe(all_features, names, seed)
+        if inversion.threat.aware and inversion.threat.defence.defends:  # photographs of its own
+            own = reference_images(self.hparams.reference_images, size, exclude=tuple(names))
+            inversion.calibrate(own)
         #: per target, 1.0 where the task keeps its top-1 class with the observed features (an
         #: audit's utility; ``None`` when not measured, ``utility_about`` then says why)
         self.utility, self.utility_about = inversion.threat.utility(

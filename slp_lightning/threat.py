@@ -142,4 +142,5 @@ def stand_in(
                 "FeatureInversion.attacker_weights",
             )
         source = copy.deepcopy(victim.model)  # its weights are reset or loaded: not the victim's
+        options = {k: v for k, v in options.items() if k not in ("arch", "network_args")}  # built
     return build_feature_network(source, same_layer if layer is None else layer, **options)

@@ -128,6 +128,19 @@ class Inversion(nn.Module):
             [self.victim(batch.to(device)).float().cpu() for batch in images.split(16)]
         )
 
+    @torch.no_grad()
+    def calibrate(self, references: Tensor) -> None:
+        """Let an attacker who knows the defence learn what its observations stand for from its
+        own network's features of the natural images ``references`` (M, C, S, S) in [0, 1]
+        (``defences.base.Defence.calibrate``); nothing for one who does not."""
+        if self.threat.aware and self.threat.defence.defends:
+            device = self.network.device
+            images = self.as_input(references)
+            own = torch.cat(
+                [self.network(batch.to(device)).float().cpu() for batch in images.split(16)]
+            )
+            self.threat.defence.calibrate(own)
+
     def observe(self, features: Tensor, names: list[str], seed: int) -> Tensor:
         """What the attacker observes of the victim's ``features`` (N, …) of targets ``names``
         in a run of ``seed``: ``features`` themselves without a defence."""

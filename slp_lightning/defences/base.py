@@ -67,6 +67,11 @@ class Defence:
         randomness from ``generator`` only (a CPU generator)."""
         raise NotImplementedError
 
+    def calibrate(self, references: Tensor) -> None:
+        """Learn what an observation stands for from the attacker's own features of natural
+        images (``references`` (M, …), through its own network; never the targets'), where the
+        data term needs it; by default nothing."""
+
     def comparable(self, features: Tensor) -> Tensor:
         """The attacker's own ``features`` (N, …) where the observations are (the same place for
         a defence that keeps their shape): what ``discrepancy`` and the errors compare."""

@@ -15,6 +15,7 @@ from torch import nn
 from slp_lightning import FeatureInversion
 from slp_lightning.cli import main
 from slp_lightning.defences import build_defence
+from slp_lightning.images import BUILTIN_REFERENCES, reference_images
 from slp_lightning.networks import build_feature_network
 from slp_lightning.utility import task_agreement
 
@@ -171,3 +172,20 @@ def test_a_defence_object_is_reused_by_a_sweeps_jobs() -> None:
         and job.settings()["threat"]["spec"] == "dropout:0.3"
     )
     assert model.hparams["defence"] == "dropout:0.3"
+
+
+def test_the_attacker_calibrates_on_photographs_that_are_not_the_targets() -> None:
+    assert len(reference_images(None, 16)) == len(BUILTIN_REFERENCES)
+    assert (
+        len(reference_images(None, 16, exclude=("astronaut", "coffee")))
+        == len(BUILTIN_REFERENCES) - 2
+    )
+    model = FeatureInversion(
+        layer="conv2", weights="random", image_size=32, pyramid_levels=2, defence="topk:0.1"
+    )
+    model.set_targets(torch.rand(1, 3, 32, 32), ["astronaut"])
+    assert model.inversion.threat.defence.dropped_means is not None  # calibrated at the start
+    unaware = FeatureInversion(layer="conv2", weights="random", image_size=32, pyramid_levels=2,
+                               defence="topk:0.1", defence_aware=False)  # fmt: skip
+    unaware.set_targets(torch.rand(1, 3, 32, 32), ["astronaut"])
+    assert unaware.inversion.threat.defence.dropped_means is None

@@ -178,3 +178,23 @@ def test_a_callable_of_ones_own_is_a_defence_by_object_or_import_path(tmp_path: 
     assert torch.equal(observe_targets(scale, FEATURES, NAMES, 0), 2 * FEATURES)
     with pytest.raises(ValueError, match="defence .*:missing.*has no attribute 'missing'"):
         build_defence(f"{tmp_path / 'mine.py'}:missing")
+
+
+def test_a_calibrated_attacker_reads_each_level_and_each_zero_as_the_mean_it_stands_for() -> None:
+    # Calibrated on the features themselves (an oracle): the truth is nearer its own bins' means
+    # than the levels are, and the bins' means lie inside the bins.
+    quantise = build_defence("quantise:2")
+    sent = observed("quantise:2")
+    quantise.calibrate(FEATURES)
+    assert quantise.means.shape == (16, 4) and ((quantise.means >= 0) & (quantise.means <= 1)).all()
+    uncalibrated = build_defence("none").discrepancy(FEATURES, sent)
+    assert (quantise.discrepancy(FEATURES, sent) < uncalibrated).all()
+    topk = build_defence("topk:0.1")
+    topk.calibrate(FEATURES)
+    dropped = observed("topk:0.1") == 0
+    means = (FEATURES * dropped).sum(dim=(0, 2, 3)) / dropped.sum(dim=(0, 2, 3))
+    assert torch.allclose(topk.dropped_means, means) and (means > 0).all()  # post-ReLU: not 0
+    sent = observed("topk:0.1")
+    assert (
+        topk.discrepancy(FEATURES, sent) < build_defence("none").discrepancy(FEATURES, sent)
+    ).all()

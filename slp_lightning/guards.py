@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
-from torch import Tensor
+from torch import Tensor, nn
 
 from slp_lightning.errors import ArgumentError
 
@@ -25,28 +25,61 @@ def check_precision(precision: str) -> None:
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss or its gradient stopped being finite; ``I_pre`` keeps its last finite value."""
+    """The loss or its gradient stopped being finite; ``I_pre`` stays finite."""
 
 
-def check_loss(Z: Tensor, step: int, names: list[str]) -> None:
-    """Stop at ``step`` when an image's loss (``Z``, one per ``names``) is not finite."""
-    bad = ~torch.isfinite(Z)
-    if bad.any():
-        raise NonFiniteLossError(
-            f"the loss became non-finite at step {step} for image(s) "
-            f"{[names[i] for i in torch.nonzero(bad).flatten().tolist()]}; I_pre keeps its last finite value"
+class FiniteWatch(nn.Module):
+    """Where each image's loss or gradient of ``I_pre`` first stopped being finite, recorded on the
+    device at every step without the host reading anything (``loss``, ``gradient``: a non-finite
+    gradient entry is zeroed, so ``I_pre`` stays finite), and read by the host only when asked
+    (``check``): every ``PyramidSwitch.check_every_n_steps`` steps."""
+
+    def __init__(self, count: int, device: torch.device | None = None) -> None:
+        super().__init__()
+        self.register_buffer(
+            "first_loss", torch.full((count,), -1, device=device), persistent=False
+        )
+        self.register_buffer(
+            "first_gradient", torch.full((count,), -1, device=device), persistent=False
         )
 
+    @staticmethod
+    def _record(first: Tensor, bad: Tensor, step: int) -> None:
+        first.copy_(torch.where(bad & (first < 0), step, first))
 
-def check_gradient(grad: Tensor, step: int, scaled: bool) -> None:
-    """Stop when the gradient of ``I_pre`` is not finite, unless a gradient scaler owns overflow
-    (``scaled``: float16 skips that step and lowers its scale); warn when some image's gradient
-    is exactly zero at the start."""
-    if not scaled and not torch.isfinite(grad).all():
-        raise NonFiniteLossError(
-            f"the gradient of I_pre became non-finite at step {step}; I_pre keeps its last finite value"
-        )
-    if step == 0 and (grad.flatten(1).abs().amax(dim=1) == 0).any():
+    def loss(self, Z: Tensor, step: int) -> None:
+        """Record the images (N,) whose loss ``Z`` is not finite at ``step``."""
+        self._record(self.first_loss, ~torch.isfinite(Z.detach()), step)
+
+    def gradient(self, grad: Tensor, step: int, scaled: bool) -> None:
+        """Record the images whose gradient (N, …) is not finite at ``step`` and zero those
+        entries, unless a gradient scaler owns overflow (``scaled``: float16 skips that step and
+        lowers its scale)."""
+        if scaled:
+            return
+        self._record(self.first_gradient, ~torch.isfinite(grad).flatten(1).all(dim=1), step)
+        torch.nan_to_num_(grad, nan=0.0, posinf=0.0, neginf=0.0)
+
+    def check(self, names: list[str]) -> None:
+        """Stop with the first step an image's loss or gradient stopped being finite (a host
+        read: one per check)."""
+        for first, what in [
+            (self.first_loss, "the loss"),
+            (self.first_gradient, "the gradient of I_pre"),
+        ]:
+            bad = first >= 0
+            if bad.any():
+                step = int(first[bad].min())
+                rows = torch.nonzero(bad).flatten().tolist()
+                raise NonFiniteLossError(
+                    f"{what} became non-finite at step {step} for image(s) {[names[i] for i in rows]}; "
+                    f"I_pre stays finite (its non-finite gradients are never applied)"
+                )
+
+
+def warn_if_flat(grad: Tensor) -> None:
+    """Warn when some image's gradient is exactly zero (at the start: a flat image)."""
+    if (grad.flatten(1).abs().amax(dim=1) == 0).any():
         rank_zero_warn(
             "the gradient of I_pre is exactly zero at the start for some images: the network "
             "sees no structure in a flat image (dense SIFT does this). Start from noise with "

@@ -19,7 +19,7 @@ from slp_lightning import distributed
 from slp_lightning.callbacks.switch import PyramidSwitch
 from slp_lightning.defences import DefenceSpec, build_defence
 from slp_lightning.errors import ArgumentError, check_range
-from slp_lightning.guards import check_gradient, check_loss, check_precision
+from slp_lightning.guards import FiniteWatch, check_precision, warn_if_flat
 from slp_lightning.images import reference_images
 from slp_lightning.methods import MethodSettings, build_method
 from slp_lightning.n_f import measure_n_f
@@ -380,6 +380,7 @@ class FeatureInversion(pl.LightningModule):
         self.schedule = SwitchSchedule(
             len(rows), inversion.pyramid.levels, inversion.method.coarse_to_fine, device
         )
+        self.watch = FiniteWatch(len(rows), device)
 
     def measure_n_f(self, targets: Tensor | None, features: Tensor | None = None) -> float:
         """The N_f that ``set_targets`` would use for these targets (or their ``features``):
@@ -418,16 +419,24 @@ class FeatureInversion(pl.LightningModule):
 
     # ----------------------------------------------------------------- the steps
     def training_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:
-        E, D, Z = self.inversion.losses(self.schedule.finest_on)
-        check_loss(Z, self.global_step, self.local_names)
-        self.log_dict({"loss/E": E.mean(), "loss/D": D.mean(), "loss/Z": Z.mean()})
-        self.log("pyramid/level", self.schedule.finest_on.float().mean())
+        E, D, Z = self.inversion.losses(self.schedule.finest_on, self.schedule.coarsest)
+        self.watch.loss(Z, self.global_step)
+        # Only on the steps Lightning writes its logs: a log call costs more than a small step.
+        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self.log_dict({"loss/E": E.mean(), "loss/D": D.mean(), "loss/Z": Z.mean()})
+            self.log("pyramid/level", self.schedule.finest_on.float().mean())
         # Summing keeps the images independent: row n's gradient only depends on image n.
         return {"loss": Z.sum(), "per_image": Z.detach()}
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         scaled = getattr(self.trainer.precision_plugin, "scaler", None) is not None
-        check_gradient(self.inversion.I_pre.grad, self.global_step, scaled)
+        grad = self.inversion.I_pre.grad
+        self.watch.gradient(grad, self.global_step, scaled)
+        if self.global_step == 0:
+            warn_if_flat(grad)
+        switch = next((c for c in self.trainer.callbacks if isinstance(c, PyramidSwitch)), None)
+        if switch is None or switch.reads(self.global_step, self.trainer.max_steps, self.device):
+            self.watch.check(self.local_names)  # before the step: I_pre keeps its last value
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # The schedule is per image (``schedule.LearningRates``), applied in ``optimizer_step``.
@@ -440,10 +449,10 @@ class FeatureInversion(pl.LightningModule):
         (and its pyramid levels by ``band_lr``): exactly a learning rate per image and band for
         optimisers whose step is proportional to it (Adam, SGD)."""
         # The multiples depend on the step and the switches only, which the optimiser's step does
-        # not change: known before it, so a step at the full rate copies nothing.
+        # not change: known before it; settings whose multiples are always 1 copy nothing.
         scales = self.rates.scales(self.schedule, self.global_step, self.trainer.max_steps)
         filtered = self.rates.filters_bands  # a setting: the default run filters nothing
-        if bool((scales == 1).all()) and not filtered:
+        if self.rates.always_one:
             optimizer.step(closure=optimizer_closure)
             return
         I_pre = self.inversion.I_pre
@@ -456,4 +465,6 @@ class FeatureInversion(pl.LightningModule):
                 multiples = self.rates.bands(self.schedule)
                 steps = self.inversion.pyramid.scale_bands(update, multiples)
                 after = self.rates.bounded(after, before + steps)
+            else:  # every multiple 1: the optimiser's own step, as it is (no host read to know)
+                after = torch.where((scales == 1).all(), I_pre, after)
             I_pre.copy_(after)

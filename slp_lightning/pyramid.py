@@ -90,15 +90,17 @@ class LaplacianPyramid(torch.nn.Module):
             image = self.expand(image, band.shape[-2:]) + band
         return image
 
-    def switched(self, image: Tensor, finest_on: Tensor) -> Tensor:
+    def switched(self, image: Tensor, finest_on: Tensor, coarsest: int | None = None) -> Tensor:
         """``I_in = R(ŝ ⊙ L^K(image))`` with levels ``finest_on[n]``..K on for image n (1-based).
 
         Recomposing levels j..K gives the Gaussian level G_j exactly, so ``I_in`` is G_j expanded
         back to full size: j − 1 reductions and expansions, none at all once every level is on.
-        Equal to ``recompose(decompose(image), level_switches(finest_on, K))``.
+        Equal to ``recompose(decompose(image), level_switches(finest_on, K))``. ``coarsest``, the
+        largest of ``finest_on`` when the caller knows it, spares reading it from the device.
         """
         # A process with no images of its own (fewer images than processes) has nothing to do.
-        coarsest = int(finest_on.max()) if len(finest_on) else 1
+        if coarsest is None:
+            coarsest = int(finest_on.max()) if len(finest_on) else 1
         check_pyramid_size(image.shape[-2], image.shape[-1], self.levels)
         gaussian = [image]
         for _ in range(coarsest - 1):
@@ -106,11 +108,8 @@ class LaplacianPyramid(torch.nn.Module):
         I_in = gaussian[-1]
         for level in range(coarsest - 1, 0, -1):  # 1-based level of gaussian[level - 1]
             finer = gaussian[level - 1]
-            coarser = finest_on > level
-            if coarser.all():  # the usual case: every image still this coarse, nothing to pick
-                I_in = self.expand(I_in, finer.shape[-2:])
-            else:
-                I_in = torch.where(_per_image(coarser), self.expand(I_in, finer.shape[-2:]), finer)
+            coarser = _per_image(finest_on > level)  # picked on the device: no host read
+            I_in = torch.where(coarser, self.expand(I_in, finer.shape[-2:]), finer)
         return I_in
 
     def scale_bands(self, x: Tensor, multiples: Tensor) -> Tensor:

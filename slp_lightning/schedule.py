@@ -48,6 +48,24 @@ class SwitchSchedule(nn.Module):
         self.register_buffer("phase_best", torch.full((count,), torch.inf, device=device))
         self.register_buffer("last_improved", torch.zeros(count, dtype=torch.long, device=device))
         self.register_buffer("done", torch.zeros(count, dtype=torch.bool, device=device))
+        self._coarsest: int | None = start if count else 1
+        # A restored state may have switched: its coarsest level is read again when asked.
+        self.register_load_state_dict_post_hook(SwitchSchedule._restored)
+
+    @staticmethod
+    def _restored(module: SwitchSchedule, keys: object) -> None:  # noqa: ARG004 - a hook's signature
+        module._coarsest = None
+
+    @property
+    def coarsest(self) -> int:
+        """The coarsest finest level on of any image, known on the host: read from the device
+        only after a switch or a restore, so that a step reads nothing."""
+        if self._coarsest is None:
+            self._coarsest = self._read_coarsest()
+        return self._coarsest
+
+    def _read_coarsest(self) -> int:
+        return int(self.finest_on.max()) if len(self.finest_on) else 1
 
     @property
     def final(self) -> Tensor:
@@ -64,6 +82,7 @@ class SwitchSchedule(nn.Module):
         self.phase_start[rows] = step
         self.phase_best[rows] = torch.inf
         self.last_improved[rows] = step
+        self._coarsest = self._read_coarsest()  # now: the host reads at a switch's step anyway
 
 
 @dataclass(frozen=True)
@@ -179,6 +198,12 @@ class LearningRates:
         progress = ((step - start).float() / length).clamp(0, 1)
         cosine = 0.01 + 0.99 * 0.5 * (1 + torch.cos(torch.pi * progress))
         return torch.where(final, cosine, coarse)
+
+    @property
+    def always_one(self) -> bool:
+        """Whether every multiple is 1 at every step (a constant rate, coarse phases too, and no
+        band filtered): the optimiser's step is then the step, as a setting says."""
+        return self.lr_schedule == "constant" and self.coarse_lr == 1 and not self.filters_bands
 
     @property
     def filters_bands(self) -> bool:

@@ -172,16 +172,22 @@ class Inversion(nn.Module):
         with full_precision(I_pre.device):
             return self.method.image(I_pre.float())
 
-    def images(self, finest_on: Tensor, I_pre: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def images(
+        self, finest_on: Tensor, I_pre: Tensor | None = None, coarsest: int | None = None
+    ) -> tuple[Tensor, Tensor]:
         """``(I_r, I_in)``: ``I_in`` is ``I_r``'s pyramid recomposed with levels ``finest_on[n]``
-        to K of image n switched on (``I_pre`` as in ``reconstruction``)."""
+        to K of image n switched on (``I_pre`` as in ``reconstruction``; ``coarsest`` as in
+        ``LaplacianPyramid.switched``)."""
         I_r = self.reconstruction(I_pre)
         with full_precision(I_r.device):
-            return I_r, self.pyramid.switched(I_r, finest_on)
+            return I_r, self.pyramid.switched(I_r, finest_on, coarsest)
 
-    def losses(self, finest_on: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``(E, D, Z)`` per image (N,) for the current ``I_pre`` with levels ``finest_on`` on."""
-        return self._losses(self.images(finest_on), self.observed)
+    def losses(
+        self, finest_on: Tensor, coarsest: int | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(E, D, Z)`` per image (N,) for the current ``I_pre`` with levels ``finest_on`` on
+        (the largest of which is ``coarsest``, when known)."""
+        return self._losses(self.images(finest_on, coarsest=coarsest), self.observed)
 
     def losses_of(
         self, I_pre: Tensor, rows: Tensor, finest_on: Tensor

@@ -12,6 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from torchvision.transforms.v2.functional import pil_to_tensor
 
 from slp_lightning import quiet
+from slp_lightning.callbacks import StepProgressBar
 from slp_lightning.cli import command, main
 from slp_lightning.images import load_image
 from slp_lightning.networks import build_feature_network
@@ -325,8 +326,9 @@ def test_a_sweep_and_a_chunked_run_end_with_their_summary_lines(
 
 
 def test_the_progress_bar_counts_steps_with_the_level_and_loss_and_no_epoch(
-    tmp_path: Path, photos: Path, capsys: pytest.CaptureFixture
+    tmp_path: Path, photos: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(StepProgressBar, "MIN_INTERVAL", 0.0)  # drawn at every step
     main(tiny_args(tmp_path, photos / "coffee.png", "--trainer.max_steps=12",
                    "--trainer.enable_progress_bar=true"))  # fmt: skip
     bar = capsys.readouterr().out.replace("\r", "\n")

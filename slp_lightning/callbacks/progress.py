@@ -3,6 +3,7 @@ loss, instead of Lightning's epochs (an inversion has steps and pyramid phases).
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import lightning.pytorch as pl
@@ -12,13 +13,17 @@ from lightning.pytorch.callbacks import TQDMProgressBar
 class StepProgressBar(TQDMProgressBar):
     """Lightning's tqdm bar counting the run's steps (``step 120/300``, ``step 120/?`` without
     a step budget), with the finest pyramid level switched on (``level=3``, ``level=2-4`` while
-    the images differ) and the mean loss ``Z``, read every ``refresh_rate`` steps only."""
+    the images differ) and the mean loss ``Z``: read from the device at most every
+    ``MIN_INTERVAL`` seconds (and at the last step), so that a fast step reads nothing."""
+
+    MIN_INTERVAL = 0.25
 
     BAR = "step {n_fmt}/{total_fmt} |{bar}| [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 
     def __init__(self, refresh_rate: int = 1) -> None:
         super().__init__(refresh_rate)
         self._postfix: dict[str, str] = {}
+        self._shown = 0.0  # when the bar was last drawn (time.monotonic)
 
     def init_train_tqdm(self) -> Any:
         bar = super().init_train_tqdm()
@@ -37,7 +42,13 @@ class StepProgressBar(TQDMProgressBar):
         batch_idx: int,
     ) -> None:  # fmt: skip
         step, bar = trainer.global_step, self.train_progress_bar
-        if bar is not None and self._should_update(step, bar.total):
+        now, last = time.monotonic(), step == bar.total if bar is not None else False
+        if (
+            bar is not None
+            and self._should_update(step, bar.total)
+            and (last or now - self._shown >= self.MIN_INTERVAL)
+        ):
+            self._shown = now
             self._postfix = self.postfix(pl_module, outputs)
             bar.n = step
             bar.set_postfix(self._postfix, refresh=True)

@@ -10,8 +10,10 @@ from lightning.pytorch.callbacks import Callback
 
 from slp_lightning.contrast import search_contrast
 from slp_lightning.distributed import lost_peer
-from slp_lightning.errors import ArgumentError
+from slp_lightning.errors import ArgumentError, check_range
 from slp_lightning.schedule import ConvergenceRule
+
+ACCELERATOR_CHECK_EVERY = 4  # steps between host reads on a GPU (PyramidSwitch.every)
 
 
 class SwitchListener(Callback):
@@ -38,6 +40,13 @@ class PyramidSwitch(Callback):
     At each switch, the image's contrast is searched channel by channel over
     ``contrast_scales`` (``contrast.search_contrast``; ``()``: no search), so that contrast a
     coarse phase laid down and the features cannot see does not stay for good.
+
+    The convergence bookkeeping runs on the device at every step; the host reads it (and the
+    processes agree on it) every ``check_every_n_steps`` steps only, at the first and the last:
+    that is when images switch, listeners hear of it, the run stops when every image is done, and
+    ``FeatureInversion``'s guards are read. ``None``: 1 on the CPU (reading costs nothing there),
+    4 on an accelerator, whose queue would empty at every read (a switch comes at most 3 steps
+    late; the patience is 10 steps).
     """
 
     def __init__(
@@ -49,6 +58,7 @@ class PyramidSwitch(Callback):
         final_patience: int | None = 200,
         phase_share: float = 0.03,
         contrast_scales: tuple[float, ...] = (0.25, 0.5, 0.75),
+        check_every_n_steps: int | None = None,
     ) -> None:
         self.rule = ConvergenceRule(
             rel_tol, patience, min_steps, max_steps_per_level, final_patience, phase_share
@@ -60,6 +70,19 @@ class PyramidSwitch(Callback):
                 "PyramidSwitch.contrast_scales",
             )
         self.contrast_scales = tuple(contrast_scales)
+        check_range(check_every_n_steps, "PyramidSwitch.check_every_n_steps", low=1, integer=True)
+        self.check_every_n_steps = check_every_n_steps
+
+    def every(self, device: torch.device) -> int:
+        """The steps between two host reads on ``device``."""
+        if self.check_every_n_steps is not None:
+            return self.check_every_n_steps
+        return 1 if device.type == "cpu" else ACCELERATOR_CHECK_EVERY
+
+    def reads(self, step: int, max_steps: int, device: torch.device) -> bool:
+        """Whether the host reads the schedule and the guards at optimiser step ``step`` (0 the
+        first) of a run of ``max_steps``."""
+        return step % self.every(device) == 0 or 0 < max_steps <= step + 1
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
@@ -69,6 +92,8 @@ class PyramidSwitch(Callback):
         switch = self.rule.converged(
             schedule, outputs["per_image"].detach().float(), step, trainer.max_steps
         )
+        if not self.reads(step - 1, trainer.max_steps, pl_module.device):  # step: after its step
+            return  # the bookkeeping went on on the device; nothing is read on this step
         switched = bool(switch.any())
         if switched:  # most steps switch nothing: no indexing on the step's path then
             schedule.switch_on_next_level(switch, step)

@@ -14,6 +14,8 @@
 6. curves: a whole run with the quality curves at the default cadence (every 100 steps, at every
    switch and at the end) / the same run without them, AlexNet conv5, 224 px, batch 8, 300 steps
    (``--only curves``).
+``--floor`` prints only the tool's own cost per step against Lightning's floor (a minimal
+LightningModule) and a plain PyTorch loop, at tiny compute (``benchmarks/floor.py``).
 Step times are medians over the steps after a warm-up; configurations are interleaved so that
 load on the shared machine hits both sides of a ratio alike.
 """
@@ -138,7 +140,16 @@ def main() -> None:
         "--quick", action="store_true", help="fewer steps (under 2 minutes on 2 cores)"
     )
     parser.add_argument("--only", choices=["hook", "curves"], help="one row alone")
+    parser.add_argument(
+        "--floor", action="store_true",
+        help="only the tool's cost per step against Lightning's floor and a plain loop (benchmarks/floor.py)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.floor:
+        from benchmarks.floor import floor_table
+
+        print(floor_table())
+        return
     steps = 12 if args.quick else 40
     torch.set_num_threads(torch.get_num_threads())
     eight = targets(8)

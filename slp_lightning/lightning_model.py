@@ -145,6 +145,11 @@ class FeatureInversion(pl.LightningModule):
             else ``auto``).
         attacker_layer: the stand-in's layer (``None``: ``layer``); its features must have the
             victim's shape.
+        steps_per_call: optimiser steps in one Lightning step (``training_step``), each one the
+            same as alone (guards, learning rates, switching, at the same steps); what Lightning
+            does per step (the clock, its hooks, the callbacks' own step ends: checkpoints every
+            ``every_n_train_steps``, TensorBoard images) then happens once per call, at steps that
+            are multiples of it. Lightning's cost per step is shared out; results are the same.
 
     ``setup`` takes the targets from the datamodule (``set_targets`` does the same without a
     Trainer): ``inversion`` (``torch_model.Inversion``) then holds ``I_pre``, the targets and
@@ -183,8 +188,12 @@ class FeatureInversion(pl.LightningModule):
         attacker_network: Network | None = None,
         attacker_weights: str | None = None,
         attacker_layer: str | None = None,
+        steps_per_call: int = 1,
     ) -> None:
         super().__init__()
+        check_range(steps_per_call, "FeatureInversion.steps_per_call", low=1, integer=True)
+        # Several optimiser steps in one training_step: Lightning's cost per step shared out.
+        self.automatic_optimization = steps_per_call == 1
         check_range(pyramid_levels, "FeatureInversion.pyramid_levels", low=1, integer=True)
         check_range(image_size, "FeatureInversion.image_size", low=1, integer=True)
         check_range(n_f, "FeatureInversion.n_f", low=0, low_open=True)
@@ -419,6 +428,29 @@ class FeatureInversion(pl.LightningModule):
 
     # ----------------------------------------------------------------- the steps
     def training_step(self, batch: Tensor, batch_idx: int) -> dict[str, Tensor]:
+        if self.automatic_optimization:
+            return self._losses()
+        optimizer, switch = self.optimizers(), self._switch()
+        max_steps = self.trainer.max_steps
+        calls = self.hparams.steps_per_call
+        for _ in range(min(calls, max_steps - self.global_step) if max_steps > 0 else calls):
+            outputs = self._losses()
+            optimizer.zero_grad()
+            self.manual_backward(outputs["loss"])
+            self.rates.step(
+                self.inversion.I_pre, optimizer.step, self.schedule, self.global_step,
+                max_steps, self.inversion.pyramid,
+            )  # fmt: skip
+            switch.after_step(self.trainer, self, outputs["per_image"])
+            if self.trainer.should_stop:
+                break
+        return outputs
+
+    def _switch(self) -> PyramidSwitch | None:
+        return next((c for c in self.trainer.callbacks if isinstance(c, PyramidSwitch)), None)
+
+    def _losses(self) -> dict[str, Tensor]:
+        """One step's losses, recorded by the guards and logged on Lightning's logging steps."""
         E, D, Z = self.inversion.losses(self.schedule.finest_on, self.schedule.coarsest)
         self.watch.loss(Z, self.global_step)
         # Only on the steps Lightning writes its logs: a log call costs more than a small step.
@@ -434,7 +466,7 @@ class FeatureInversion(pl.LightningModule):
         self.watch.gradient(grad, self.global_step, scaled)
         if self.global_step == 0:
             warn_if_flat(grad)
-        switch = next((c for c in self.trainer.callbacks if isinstance(c, PyramidSwitch)), None)
+        switch = self._switch()
         if switch is None or switch.reads(self.global_step, self.trainer.max_steps, self.device):
             self.watch.check(self.local_names)  # before the step: I_pre keeps its last value
 
@@ -445,26 +477,8 @@ class FeatureInversion(pl.LightningModule):
     def optimizer_step(
         self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
     ) -> None:
-        """The optimiser's step, each image's update then scaled by ``schedule.LearningRates``
-        (and its pyramid levels by ``band_lr``): exactly a learning rate per image and band for
-        optimisers whose step is proportional to it (Adam, SGD)."""
-        # The multiples depend on the step and the switches only, which the optimiser's step does
-        # not change: known before it; settings whose multiples are always 1 copy nothing.
-        scales = self.rates.scales(self.schedule, self.global_step, self.trainer.max_steps)
-        filtered = self.rates.filters_bands  # a setting: the default run filters nothing
-        if self.rates.always_one:
-            optimizer.step(closure=optimizer_closure)
-            return
-        I_pre = self.inversion.I_pre
-        before = I_pre.detach().clone()
-        optimizer.step(closure=optimizer_closure)
-        with torch.no_grad():
-            update = scales.to(before.dtype).view(-1, *[1] * (before.dim() - 1)) * (I_pre - before)
-            after = before + update
-            if filtered:
-                multiples = self.rates.bands(self.schedule)
-                steps = self.inversion.pyramid.scale_bands(update, multiples)
-                after = self.rates.bounded(after, before + steps)
-            else:  # every multiple 1: the optimiser's own step, as it is (no host read to know)
-                after = torch.where((scales == 1).all(), I_pre, after)
-            I_pre.copy_(after)
+        """The optimiser's step with each image's learning rate (``LearningRates.step``)."""
+        self.rates.step(
+            self.inversion.I_pre, lambda: optimizer.step(closure=optimizer_closure), self.schedule,
+            self.global_step, self.trainer.max_steps, self.inversion.pyramid,
+        )  # fmt: skip

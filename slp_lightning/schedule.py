@@ -8,13 +8,14 @@ level 1 on, when it has converged and the image is done).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from slp_lightning.errors import ArgumentError, check_range
+from slp_lightning.pyramid import LaplacianPyramid
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -216,6 +217,31 @@ class LearningRates:
         ±``I_PRE_BOUND``, to ``plain`` (after the same step unfiltered): past the bound a
         filtered step goes no further out than the plain one, nor past the bound itself."""
         return filtered.clamp(plain.clamp(max=-I_PRE_BOUND), plain.clamp(min=I_PRE_BOUND))
+
+    def step(
+        self, I_pre: Tensor, optimizer_step: Callable[[], object], schedule: SwitchSchedule, step: int,
+        max_steps: int, pyramid: LaplacianPyramid,
+    ) -> None:  # fmt: skip
+        """``optimizer_step()``, then each image's update of ``I_pre`` scaled by its multiple
+        (``scales``) and its bands by ``band_lr``: exactly a learning rate per image and band for
+        optimisers whose step is proportional to it (Adam, SGD). Nothing is read from the device."""
+        # The multiples depend on the step and the switches only, which the optimiser's step does
+        # not change: known before it; settings whose multiples are always 1 copy nothing.
+        if self.always_one:
+            optimizer_step()
+            return
+        scales = self.scales(schedule, step, max_steps)
+        before = I_pre.detach().clone()
+        optimizer_step()
+        with torch.no_grad():
+            update = scales.to(before.dtype).view(-1, *[1] * (before.dim() - 1)) * (I_pre - before)
+            after = before + update
+            if self.filters_bands:
+                steps = pyramid.scale_bands(update, self.bands(schedule))
+                after = self.bounded(after, before + steps)
+            else:  # every multiple 1: the optimiser's own step, as it is (no host read to know)
+                after = torch.where((scales == 1).all(), I_pre, after)
+            I_pre.copy_(after)
 
     def bands(self, schedule: SwitchSchedule) -> Tensor:
         """The multiples (N, m) of each image's step its m pyramid levels get at this step,

@@ -7,6 +7,7 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import Callback
+from torch import Tensor
 
 from slp_lightning.contrast import search_contrast
 from slp_lightning.distributed import lost_peer
@@ -88,10 +89,14 @@ class PyramidSwitch(Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
         batch_idx: int,
     ) -> None:  # fmt: skip
+        if pl_module.automatic_optimization:  # else the module calls after_step at every step
+            self.after_step(trainer, pl_module, outputs["per_image"])
+
+    def after_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: Tensor) -> None:
+        """After an optimiser step whose losses were ``loss`` (N,): the rule's bookkeeping on the
+        device; on a step the host reads, the switches, the listeners and the stop."""
         schedule, step = pl_module.schedule, trainer.global_step
-        switch = self.rule.converged(
-            schedule, outputs["per_image"].detach().float(), step, trainer.max_steps
-        )
+        switch = self.rule.converged(schedule, loss.detach().float(), step, trainer.max_steps)
         if not self.reads(step - 1, trainer.max_steps, pl_module.device):  # step: after its step
             return  # the bookkeeping went on on the device; nothing is read on this step
         switched = bool(switch.any())

@@ -118,19 +118,19 @@ def test_a_non_finite_gradient_between_checks_is_never_applied_and_named_at_the_
 def test_several_steps_per_call_give_the_same_images_and_switches(method: str) -> None:
     results = {}
     for calls in (1, 7):
-        model = FeatureInversion(method=method, layer="conv2", weights="random", image_size=64,
+        model = FeatureInversion(method=method, layer="conv1", weights="random", image_size=32,
                                  pyramid_levels=3, steps_per_call=calls)  # fmt: skip
         model.set_targets(
-            torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1)), ["a", "b"]
+            torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)), ["a", "b"]
         )
-        fit(model, 40, every=1)
+        fit(model, 30, every=1)
         results[calls] = (
             model.inversion.I_pre.detach(),
             model.schedule.switch_steps,
             model.global_step,
         )
     (one, switches, steps), (seven, switches_7, steps_7) = results[1], results[7]
-    assert torch.equal(one, seven) and torch.equal(switches, switches_7) and steps == steps_7 == 40
+    assert torch.equal(one, seven) and torch.equal(switches, switches_7) and steps == steps_7 == 30
     if method == "slp":
         assert (switches[:, 0] > 0).all()  # it switched, at the same steps
 

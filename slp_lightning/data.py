@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset
 
-from slp_lightning.errors import check_range
+from slp_lightning.errors import ArgumentError, check_range
 from slp_lightning.features import read_features
 from slp_lightning.images import find_images, load_image, unique_names
 
@@ -50,6 +50,9 @@ class TargetImages(pl.LightningDataModule):
             bounded by the chunk, not the dataset. ``auto`` (the command line resolves it):
             as many as fit the device (``chunk_sizes.auto_chunk_size``; a sweep is never chunked).
             ``None``: all in one run.
+        seeds: a feature visualisation's rows per objective (``FeatureInversion.objective``):
+            each starts from its own noise; no images are read. ``None``: one (a visualisation),
+            or the targets.
 
     After ``setup``: ``names``, the N output stems; ``targets``, (N, 3, S, S) in [0, 1] (``None``
     for features without images); ``features``, (N, …) or ``None`` (computed from the images).
@@ -59,12 +62,23 @@ class TargetImages(pl.LightningDataModule):
 
     def __init__(
         self, images: str | None = None, image_size: int = 224, features: str | None = None,
-        chunk_size: int | Literal["auto"] | None = "auto",
+        chunk_size: int | Literal["auto"] | None = "auto", seeds: int | None = None,
     ) -> None:  # fmt: skip
         super().__init__()
+        check_range(seeds, "TargetImages.seeds", low=1, integer=True)
+        if seeds is not None and (images or features):
+            raise ArgumentError(
+                "seeds are the rows of a feature visualisation, which starts from noise: give seeds "
+                "or images and features, not both",
+                "TargetImages.seeds",
+            )
+        #: a visualisation's rows per objective (``FeatureInversion.objective``); ``None``: targets
+        self.seeds = seeds
         check_range(image_size, "TargetImages.image_size", low=1, integer=True)
         if chunk_size != "auto":
             check_range(chunk_size, "TargetImages.chunk_size", low=1, integer=True)
+        #: whether images or features were given (a visualisation takes neither)
+        self.given = bool(images or features)
         self.images = images or (None if features else DEFAULT_IMAGES)
         self.image_size = image_size
         self.features_file = features
@@ -77,6 +91,8 @@ class TargetImages(pl.LightningDataModule):
     def _planned(self) -> tuple[list[str], list[str] | None, Tensor | None]:
         """Names, the image source of each (``None``: no images) and the features (``None``:
         computed from the images), without reading any image."""
+        if self.seeds is not None:
+            return [f"seed_{i}" for i in range(self.seeds)], None, None
         if self._plan is None:
             names, features = (
                 read_features(self.features_file) if self.features_file else ([], None)

@@ -31,11 +31,14 @@ from slp_lightning.networks import (
     default_coarse_lr,
 )
 from slp_lightning.objective import compactness_for_layer
+from slp_lightning.objectives import INVERSION, ObjectiveSpec, build_objective
 from slp_lightning.pyramid import check_pyramid_size
 from slp_lightning.resume import check_problem, fingerprint, migrated
 from slp_lightning.schedule import LearningRates, SwitchSchedule, band_multiples
 from slp_lightning.threat import Threat, stand_in
 from slp_lightning.torch_model import Inversion
+from slp_lightning.transforms import TransformSpec, build_transforms
+from slp_lightning.visualisation import check_visualisation, visual_rows
 
 # The frozen networks' entries of the state dict: rebuilt from their specs, never checkpointed.
 _FROZEN = ("inversion.network.", "inversion.victim_network.")
@@ -145,6 +148,15 @@ class FeatureInversion(pl.LightningModule):
             else ``auto``).
         attacker_layer: the stand-in's layer (``None``: ``layer``); its features must have the
             victim's shape.
+        objective: what a feature visualisation maximises (``objectives``): ``channel:C``,
+            ``neuron:C``, ``direction:FILE``, ``class:K``, ``diversity:W``, weighted sums
+            (``class:1 + 0.5*diversity``), or a list of them, one row each; ``inversion`` (the
+            default): the targets' features are inverted. A visualisation starts from noise, a row
+            per objective and seed (``TargetImages.seeds``), and needs no photographs.
+        objective_args: options of the objective's terms (``{cossim_power: 1}`` for direction).
+        transforms: what the image goes through at random before the network at every step
+            (``transforms``): ``none``, ``lucid`` (pad 12, jitter 8, scale ±10 %, rotate ±10°,
+            jitter 4) or a list (``[pad:8, jitter:4]``); ``None``: none.
         steps_per_call: optimiser steps in one Lightning step (``training_step``), each one the
             same as alone (guards, learning rates, switching, at the same steps); what Lightning
             does per step (the clock, its hooks, the callbacks' own step ends: checkpoints every
@@ -189,6 +201,9 @@ class FeatureInversion(pl.LightningModule):
         attacker_weights: str | None = None,
         attacker_layer: str | None = None,
         steps_per_call: int = 1,
+        objective: ObjectiveSpec = INVERSION,
+        objective_args: dict[str, Any] | None = None,
+        transforms: TransformSpec = None,
     ) -> None:
         super().__init__()
         check_range(steps_per_call, "FeatureInversion.steps_per_call", low=1, integer=True)
@@ -242,9 +257,10 @@ class FeatureInversion(pl.LightningModule):
         inverted = build_method(
             method,
             MethodSettings(
-                feature_network.layer, self.compactness, tv_weights, init_noise=init_noise
+                feature_network.layer, self.compactness, tv_weights, init_noise=init_noise,
+                levels=pyramid_levels,
             ),
-        )
+        )  # fmt: skip
         multiples = band_multiples(band_lr) if inverted.coarse_to_fine else (1.0,)
         self.rates = LearningRates(lr_schedule, coarse_lr, multiples)
         if not inverted.pixel_I_pre and self.rates.filters_bands:
@@ -261,6 +277,12 @@ class FeatureInversion(pl.LightningModule):
             feature_network.input_size if image_size is None else image_size,
             threat,
         )
+        self.visualises = objective not in (None, INVERSION)
+        if self.visualises:
+            check_visualisation(
+                inverted, threat, self.inversion.feature_shape, objective, objective_args
+            )
+        build_transforms(transforms)  # a bad setting fails now
         if self.rates.filters_bands:
             size = self.inversion.image_size
             try:
@@ -279,6 +301,8 @@ class FeatureInversion(pl.LightningModule):
         self.local_names: list[str] = []
         self.utility: Tensor | None = None
         self.utility_about: str | None = None
+        #: a visualisation's objective per row (every process's rows), as the command line names it
+        self.row_objectives: list[str] = []
 
     def with_settings(self, **changes: Any) -> FeatureInversion:
         """A fresh module with this one's settings and optimiser, ``changes`` applied (a job of a
@@ -313,6 +337,7 @@ class FeatureInversion(pl.LightningModule):
             "tokens": self.hparams.tokens, "image_size": inversion.image_size,
             "pyramid_levels": inversion.pyramid.levels, "compactness": self.compactness,
             **({"threat": threat} if (threat := inversion.threat.describe(inversion.network)) else {}),
+            **({"objective": self.hparams.objective, "transforms": self.hparams.transforms} if self.visualises else {}),
         }  # fmt: skip
 
     # ----------------------------------------------------------------- targets and state
@@ -328,10 +353,23 @@ class FeatureInversion(pl.LightningModule):
         check_precision(self.trainer.precision)
         if self.inversion.I_pre is None:
             datamodule = self.trainer.datamodule
-            rows = self._rows(len(datamodule.names))
             # f(I) is computed once, on the device that will run the inversion.
             self.inversion.network.to(self.trainer.strategy.root_device)
             self.inversion.victim.to(self.trainer.strategy.root_device)
+            if self.visualises:
+                if getattr(datamodule, "given", False):
+                    raise ArgumentError(
+                        "a visualisation starts from noise and maximises its objective: it takes "
+                        "seeds, not images or features (the objective is not inversion)",
+                        "TargetImages.seeds",
+                        "FeatureInversion.objective",
+                    )
+                names, specs = visual_rows(
+                    self.hparams.objective, getattr(datamodule, "seeds", None) or 1
+                )
+                self.set_visualisation(names, specs, self._rows(len(names)))
+                return
+            rows = self._rows(len(datamodule.names))
             self.set_targets(
                 datamodule.targets,
                 datamodule.names,
@@ -386,6 +424,29 @@ class FeatureInversion(pl.LightningModule):
             n_f,
             observed[rows],
         )
+        self.schedule = SwitchSchedule(
+            len(rows), inversion.pyramid.levels, inversion.method.coarse_to_fine, device
+        )
+        self.watch = FiniteWatch(len(rows), device)
+
+    def set_visualisation(
+        self, names: list[str], specs: list[str], rows: Tensor | None = None
+    ) -> None:
+        """Visualise ``specs`` (one objective per row, named ``names``), of which this process
+        has ``rows`` (default: all): ``I_pre`` from the seed, no targets."""
+        inversion, size = self.inversion, self.inversion.image_size
+        rows = torch.arange(len(names)) if rows is None else rows
+        seed = torch.initial_seed() % 2**63
+        shape = (len(names), inversion.network.in_channels, size, size)
+        I_pre = inversion.method.initial_I_pre(shape, torch.Generator().manual_seed(seed))
+        self.names, self.local_names = list(names), [names[i] for i in rows.tolist()]
+        self.row_objectives = list(specs)
+        self.problem = fingerprint(self.settings(), names, None, None)
+        objective = build_objective([specs[i] for i in rows.tolist()], inversion.feature_shape,
+                                    options=self.hparams.objective_args)  # fmt: skip
+        inversion.set_objective(objective, I_pre[rows].to(self.device))
+        inversion.transforms = build_transforms(self.hparams.transforms, seed)
+        device = self.device
         self.schedule = SwitchSchedule(
             len(rows), inversion.pyramid.levels, inversion.method.coarse_to_fine, device
         )

@@ -212,13 +212,92 @@ def write_results(
     return results
 
 
+def write_visual_results(
+    path: Path, settings: dict, names: list[str], objectives: list[str], activation: Tensor,
+    natural: Tensor | None, levels: Tensor, switch_steps: Tensor, steps: int, status: str,
+    labels: dict | None = None,
+) -> dict:  # fmt: skip
+    """Write a visualisation's ``results.json`` and return what it holds: its ``settings``, step
+    count and status, and per row its ``objective``, the ``activation`` reached (the objective on
+    the final image), its PNG (``png``, relative to the run folder), and with ``natural``
+    (N, M: each row's objective on M natural photographs) the best of them (``natural_best``)
+    and the share of it reached (``natural_share``); with ``labels`` (``semantic.label_results``)
+    the independent classifier's ``semantic`` labels; the means ``mean_activation``,
+    ``mean_natural_share`` and, for class objectives, ``mean_transfer_top1`` / ``_top5``."""
+    best = None if natural is None else natural.max(dim=1).values
+    images = []
+    for row, name in enumerate(names):
+        value = float(activation[row])
+        image = {
+            "name": name, "file": file_stem(name), "png": f"{RECONSTRUCTIONS}/{file_stem(name)}.png",
+            "objective": objectives[row], "activation": value,
+            "natural_best": None if best is None else float(best[row]),
+            "natural_share": None if best is None or best[row] <= 0 else value / float(best[row]),
+            "final_level": int(levels[row]), "switch_steps": [int(s) for s in switch_steps[row] if s >= 0],
+        }  # fmt: skip
+        if labels is not None:
+            image["semantic"] = labels["images"][row]
+        images.append(image)
+
+    def mean(key: str) -> float | None:
+        values = [i[key] for i in images if i[key] is not None]
+        return sum(values) / len(values) if values else None
+
+    results = {
+        **settings, "steps": steps, "status": status, "images": images,
+        "mean_activation": mean("activation"), "mean_natural_share": mean("natural_share"),
+        **({"semantic": labels["about"], **labels["means"]} if labels is not None else {}),
+    }  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def write_atlas(
+    results: dict, run_dir: str | Path, strongest: dict[str, list[Tensor]] | None = None
+) -> Path:
+    """``sheet.png`` of a visualisation: a tile per row (its final ``I_r``), captioned with its
+    objective, the activation reached (its share of the best natural photograph's) and the
+    classifier's label (✓ when it is the class maximised); with ``strongest`` (name -> images),
+    a row's strongest natural photographs beside it."""
+    run_dir = Path(run_dir)
+    tiles = []
+    extra = max((len(v) for v in (strongest or {}).values()), default=0)
+    for image in results["images"]:
+        tile = _read_png(run_dir / image["png"])
+        share = image.get("natural_share")
+        lines = [
+            image["objective"],
+            f"{image['activation']:.3g}" + ("" if share is None else f" · {100 * share:.0f} %"),
+        ]
+        label = image.get("semantic")
+        if label:
+            lines.append(label["top1"]["name"] + (" ✓" if label["intended_top1"] else ""))
+        row = [tile] + [
+            p.float().cpu().expand(3, -1, -1) for p in (strongest or {}).get(image["name"], [])
+        ]
+        row += [torch.ones_like(tile)] * (1 + extra - len(row))
+        tiles += [captioned(t, "\n".join(lines) if i == 0 else "", 3) for i, t in enumerate(row)]
+    columns = 1 + extra if extra else min(8, len(results["images"])) or 1
+    path = run_dir / "sheet.png"
+    save_image(make_grid(tiles, nrow=columns, padding=4, pad_value=1.0), path)
+    return path
+
+
 def measured(means: dict) -> str:
     """``": mean normalised error 3.14 %, mean PSNR 13.60 dB"`` of ``means`` (each left out
     when ``None``), and ``", top-1 agreement 67 %"`` when an evaluation classifier scored the
     run; ``""`` when none is known."""
     error, psnr = means.get("mean_normalized_error"), means.get("mean_psnr")
     agreement = means.get("mean_top1_agreement")
-    measures = [f"mean normalised error {100 * error:.2f} %"] if error is not None else []
+    activation, share = means.get("mean_activation"), means.get("mean_natural_share")
+    transfer = means.get("mean_transfer_top5")
+    measures = [f"mean activation {activation:.4g}"] if activation is not None else []
+    measures += (
+        [f"{100 * share:.0f} % of the best natural photograph's"] if share is not None else []
+    )
+    measures += [f"transfer top-5 {100 * transfer:.0f} %"] if transfer is not None else []
+    measures += [f"mean normalised error {100 * error:.2f} %"] if error is not None else []
     measures += [f"mean PSNR {psnr:.2f} dB"] if psnr is not None else []
     measures += [f"top-1 agreement {100 * agreement:.0f} %"] if agreement is not None else []
     return ": " + ", ".join(measures) if measures else ""

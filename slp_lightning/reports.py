@@ -29,7 +29,10 @@ def trainer_report(trainer: Trainer | None) -> str | None:
 def sweep_report(rows: list[dict], run_dir: Path, summary_files: list[Path]) -> str:
     """A sweep's best job and where its summary (``summary_files``: csv, md, png) and jobs are."""
     csv, table, *plots = summary_files
-    best = min(rows, key=lambda row: row["mean_normalized_error"])
+    if all(row.get("mean_normalized_error") is not None for row in rows):
+        best = min(rows, key=lambda row: row["mean_normalized_error"])
+    else:  # visualisations: the highest activation
+        best = max(rows, key=lambda row: row.get("mean_activation") or float("-inf"))
     files = {
         "summary": f"{table} (and {', '.join(p.name for p in [csv, *plots])})",
         "jobs": f"{run_dir} (a folder per job: reconstructions, sheet.png, results.json each)",

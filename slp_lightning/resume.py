@@ -28,7 +28,9 @@ def fingerprint(
     """The problem a run solves: the ``settings`` that define it, the targets' names and a hash
     of their pixels (at 8 bits, so that float rounding between machines does not count), or of
     the target features (at half precision) for a run that has features and no images."""
-    if features is not None:
+    if targets is None and features is None:  # a visualisation: its names say it all
+        values = torch.zeros(0, dtype=torch.uint8)
+    elif features is not None:
         values = features.detach().cpu().half()
     else:
         values = (targets.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)

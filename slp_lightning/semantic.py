@@ -142,3 +142,56 @@ def means_of(images: Sequence[dict]) -> dict[str, float | None]:
         return None if not values or None in values else sum(float(v) for v in values) / len(values)
 
     return {key: mean(field) for key, field in fields.items()}
+
+
+def label_scores(
+    evaluator: Evaluator, images: Tensor, intended: Tensor, k: int = TOP_K, batch_size: int = 16
+) -> dict[str, Tensor]:
+    """What an independent classifier sees in visualisations ``images`` (N, C, H, W) in [0, 1]:
+    per row (N,) ``recon_class`` and ``recon_p`` (its top-1 and probability), ``top5`` (N, k) its
+    top-k classes, and for the class each row maximises (``intended`` (N,), -1 for none) whether
+    it is the top-1 (``intended_top1``) or among the top-k (``intended_top5``), as 0/1 (NaN
+    where there is none): the visualisation *transfers* to that classifier."""
+    logits, _ = evaluator(images, batch_size)
+    p = logits.float().softmax(1)
+    top = p.topk(min(k, p.shape[1]), dim=1).indices
+    intended = intended.to(top.device)
+    has = intended >= 0
+    nan = torch.full_like(intended, float("nan"), dtype=torch.float32)
+    return {
+        "recon_class": top[:, 0], "recon_p": p.max(dim=1).values, "top5": top,
+        "intended_top1": torch.where(has, (top[:, 0] == intended).float(), nan),
+        "intended_top5": torch.where(has, (top == intended[:, None]).any(1).float(), nan),
+        "classes": torch.full_like(intended, p.shape[1]),
+    }  # fmt: skip
+
+
+def label_results(evaluator: Evaluator, scores: dict[str, Tensor]) -> dict[str, Any]:
+    """``label_scores`` as ``results.json`` holds them: ``images``, a dict per row; ``means``
+    (``mean_transfer_top1``, ``mean_transfer_top5`` over the rows that maximise a class);
+    ``about``, the classifier."""
+    count = len(scores["recon_class"])
+    classes = int(scores["classes"][0]) if count else 0
+    images = []
+    for row in range(count):
+        intended, top1 = scores["intended_top1"][row], int(scores["recon_class"][row])
+        images.append({
+            "top1": {"class": top1, "name": evaluator.category(top1, classes), "p": float(scores["recon_p"][row])},
+            "top5": [evaluator.category(int(c), classes) for c in scores["top5"][row]],
+            "intended_top1": None if intended.isnan() else bool(intended),
+            "intended_top5": None if intended.isnan() else bool(scores["intended_top5"][row]),
+        })  # fmt: skip
+
+    def mean(key: str) -> float | None:
+        values = scores[key][~scores[key].isnan()]
+        return float(values.double().mean()) if len(values) else None
+
+    about = {"classifier": evaluator.name, "weights": evaluator.weights, "top_k": TOP_K}
+    return {
+        "images": images,
+        "means": {
+            "mean_transfer_top1": mean("intended_top1"),
+            "mean_transfer_top5": mean("intended_top5"),
+        },
+        "about": about,
+    }

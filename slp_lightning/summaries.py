@@ -17,20 +17,67 @@ SUMMARY_COLUMNS = [
 # A run scored by an evaluation classifier (callbacks.SemanticScore) also has these; the summary's
 # columns include them only then.
 SEMANTIC_COLUMNS = ["mean_top1_agreement", "mean_top5"]
+# A visualisation's (objectives besides inversion) means.
+VISUAL_COLUMNS = [
+    "mean_activation",
+    "mean_natural_share",
+    "mean_transfer_top1",
+    "mean_transfer_top5",
+]
 
 
 def summary_row(results: dict, job: str, label: str, column: str, seconds: float) -> dict:
     """One ``summary.csv`` row from a job's ``results.json`` (errors as fractions); ``label``
     and ``column`` place the job in ``summary.md``."""
     return {
-        **{key: results[key] for key in [*SUMMARY_COLUMNS, *SEMANTIC_COLUMNS] if key in results},
+        **{
+            key: results[key]
+            for key in [*SUMMARY_COLUMNS, *SEMANTIC_COLUMNS, *VISUAL_COLUMNS]
+            if key in results
+        },
         **audit_fields(results),
+        **(
+            {"units": [_unit(image) for image in results["images"]]}
+            if "objective" in results
+            else {}
+        ),
         "images": len(results["images"]),
         "seconds": round(seconds, 1),
         "job": job,
         "label": label,
         "column": column,
     }
+
+
+def _unit(image: dict) -> dict:
+    """A visualisation row as ``summary.md``'s atlas lists it."""
+    label = image.get("semantic")
+    return {
+        "name": image["name"], "objective": image["objective"], "activation": image["activation"],
+        "natural_share": image["natural_share"], "label": label["top1"]["name"] if label else None,
+    }  # fmt: skip
+
+
+def _atlas(rows: list[dict]) -> list[str]:
+    """Per visualising job, a line per row: its objective, activation, share of the best natural
+    photograph's and the classifier's label, and where its sheet is."""
+    lines = []
+    for row in rows:
+        if "units" not in row:
+            continue
+        lines += [
+            f"**{row['job']}** ({row['job']}/sheet.png)",
+            "",
+            "| row | objective | activation | of the best natural photograph's | classifier's label |",
+            "|---|---|---|---|---|",
+        ]
+        for unit in row["units"]:
+            share = "" if unit["natural_share"] is None else f"{100 * unit['natural_share']:.0f} %"
+            lines.append(
+                f"| {unit['name']} | {unit['objective']} | {unit['activation']:.4g} | {share} | {unit['label'] or ''} |"
+            )
+        lines.append("")
+    return lines
 
 
 def write_summary(rows: list[dict], run_dir: Path) -> list[Path]:
@@ -42,9 +89,10 @@ def write_summary(rows: list[dict], run_dir: Path) -> list[Path]:
     run_dir.mkdir(parents=True, exist_ok=True)
     scored = [key for key in SEMANTIC_COLUMNS if any(row.get(key) is not None for row in rows)]
     audit = [key for key in AUDIT_COLUMNS if any(key in row for row in rows)]
+    visual = [key for key in VISUAL_COLUMNS if any(row.get(key) is not None for row in rows)]
     with open(run_dir / "summary.csv", "w", newline="") as handle:
         # Before seconds and job.
-        columns = [*SUMMARY_COLUMNS[:-2], *audit, *scored, *SUMMARY_COLUMNS[-2:]]
+        columns = [*SUMMARY_COLUMNS[:-2], *audit, *scored, *visual, *SUMMARY_COLUMNS[-2:]]
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
@@ -70,7 +118,28 @@ def write_summary(rows: list[dict], run_dir: Path) -> list[Path]:
             ]
             if key in scored
         ],
+        *[
+            entry
+            for entry in [
+                ("Mean activation of the objective", "mean_activation", 1, "{:.3g}"),
+                (
+                    "Share of the best natural photograph's activation (%)",
+                    "mean_natural_share",
+                    100,
+                    "{:.0f}",
+                ),
+                (
+                    "The class maximised in the classifier's top 5 (%)",
+                    "mean_transfer_top5",
+                    100,
+                    "{:.0f}",
+                ),
+            ]
+            if entry[1] in visual
+        ],
     ]:
+        if not any(row.get(key) is not None for row in rows):
+            continue
         lines += [f"**{title}**", "", "| method | " + " | ".join(layers) + " |"]
         lines += ["|---|" + "---|" * len(layers)]
         for label in labels:
@@ -85,6 +154,7 @@ def write_summary(rows: list[dict], run_dir: Path) -> list[Path]:
                  + ", ".join(f"{r['job']} {r['steps']}" for r in rows) + ".")  # fmt: skip
     if audit:
         lines += ["", *privacy_utility.table(rows)]
+    lines += _atlas(rows)
     (run_dir / "summary.md").write_text("\n".join(lines) + "\n")
 
     _plot(table, labels, layers, f"{networks}: per layer", run_dir / "summary.png")
@@ -101,7 +171,8 @@ def _plot(table: dict, labels: list[str], layers: list[str], title: str, path: P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("mean_normalized_error", 100, "normalised error (%)"), ("mean_psnr", 1, "PSNR (dB)")]
+    panels = [("mean_normalized_error", 100, "normalised error (%)"), ("mean_psnr", 1, "PSNR (dB)"),
+              ("mean_activation", 1, "activation")]  # fmt: skip
     panels = [p for p in panels if any(row.get(p[0]) is not None for row in table.values())]
     figure, axes = plt.subplots(
         1, len(panels), figsize=(len(panels) * max(4.0, 0.5 * len(layers) + 2), 3.2)

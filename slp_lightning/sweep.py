@@ -107,6 +107,9 @@ class Sweep:
             ``noise:0.3``, ``quantise:2``, …): an audit, a job per defence.
         defence_aware: ``[true, false]``: each defence attacked knowing it and not (``none``
             gets one job).
+        channels: units of a feature visualisation (``0-31`` or a list): each job visualises
+            them all in one batch, a row per unit (``channel:C``, or ``neuron:C`` when the model's
+            objective is a neuron), and its sheet is their atlas.
     """
 
     methods: list[str] | None = None
@@ -116,6 +119,7 @@ class Sweep:
     pyramid_levels: list[int] | None = None
     defences: list[str] | None = None
     defence_aware: list[bool] | None = None
+    channels: list[int] | str | None = None
 
     def __post_init__(self) -> None:
         for axis, given, valid in [
@@ -131,6 +135,7 @@ class Sweep:
             check_range(levels, "Sweep.pyramid_levels", low=1, integer=True)
         for compactness in self.compactness or []:
             check_range(compactness, "Sweep.compactness", low=0)
+        self.units()  # a bad range fails now
         for defence in self.defences or []:
             try:
                 build_defence(defence)
@@ -140,8 +145,40 @@ class Sweep:
     def __bool__(self) -> bool:
         return any(
             [self.methods, self.networks, self.layers, self.compactness, self.pyramid_levels,
-             self.defences, self.defence_aware]
+             self.defences, self.defence_aware, self.channels]
         )  # fmt: skip
+
+    def units(self) -> list[int]:
+        """The channels of ``channels`` (``3-5`` is 3, 4, 5)."""
+        if self.channels is None:
+            return []
+        if isinstance(self.channels, str):
+            first, dash, last = self.channels.partition("-")
+            try:
+                units = list(range(int(first), int(last) + 1)) if dash else [int(first)]
+            except ValueError:
+                raise ArgumentError(
+                    f"channels: {self.channels!r} is no range; give FIRST-LAST or a list",
+                    "Sweep.channels",
+                ) from None
+        else:
+            units = list(self.channels)
+        if not units or min(units) < 0:
+            raise ArgumentError(
+                f"channels are indices >= 0, at least one; got {self.channels!r}", "Sweep.channels"
+            )
+        return units
+
+    def objectives(self, objective: object) -> list[str] | None:
+        """The per-row objectives of a job visualising ``channels`` (``None``: no units), with
+        the term of the model's ``objective`` when it is a neuron."""
+        units = self.units()
+        if not units:
+            return None
+        term = (
+            "neuron" if isinstance(objective, str) and objective.startswith("neuron") else "channel"
+        )
+        return [f"{term}:{unit}" for unit in units]
 
     def jobs(self, method: str, network: str, layer: str | None) -> list[Job]:
         """Every combination, with the model's method, network and layer where the sweep does
@@ -183,6 +220,9 @@ def _run_job(
     """One job of ``run``: its summary row on the first process of its run, ``None`` on others."""
     name = job.name(sweep)
     overrides = {k: v for k, v in vars(job).items() if v is not None or k == "layer"}
+    units = sweep.objectives(model.hparams.get("objective"))
+    if units is not None:
+        overrides["objective"] = units
     if job.network == model.hparams["network"]:
         del overrides["network"]  # the model's own network, reused where it can be
     job_model = model.with_settings(**overrides)

@@ -8,6 +8,8 @@ usable without Lightning (``lightning_model.FeatureInversion`` runs it in a Trai
 
 A ``threat.Threat`` makes it an attack on defended features: the victim's network makes the
 features, its defence what the attacker observes (``observe``), and ``network`` is the attacker's.
+An ``objectives.Objective`` makes it a feature visualisation: no targets, and what is minimised
+is minus the objective of each row's features (``set_objective``), through ``transforms``.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from slp_lightning.methods import InversionMethod
 from slp_lightning.metrics import NormalizedError, image_quality
 from slp_lightning.networks import FeatureNetwork
 from slp_lightning.objective import compactness_distance, feature_distance
+from slp_lightning.objectives import Objective
 from slp_lightning.pyramid import LaplacianPyramid, check_pyramid_size
 from slp_lightning.threat import Threat
+from slp_lightning.transforms import Transforms
 
 
 class Inversion(nn.Module):
@@ -58,6 +62,10 @@ class Inversion(nn.Module):
         )
         self.I_pre: nn.Parameter | None = None
         self.n_f: float | None = None
+        #: a visualisation's objective (``None``: the targets' features are inverted)
+        self.objective: Objective | None = None
+        #: what the image goes through before the network (``transforms.Transforms``), or ``None``
+        self.transforms: Transforms | None = None
 
     @property
     def victim(self) -> FeatureNetwork:
@@ -146,6 +154,14 @@ class Inversion(nn.Module):
         in a run of ``seed``: ``features`` themselves without a defence."""
         return self.threat.observe(features, names, seed)
 
+    def set_objective(self, objective: Objective, I_pre: Tensor) -> None:
+        """Make it a visualisation of ``objective`` (one row per ``I_pre`` row): no targets."""
+        self.objective = objective
+        for name in ("targets", "target_features", "observed"):
+            self.register_buffer(name, None, persistent=False)
+        self.n_f = None
+        self.I_pre = nn.Parameter(I_pre)
+
     def set_targets(
         self, targets: Tensor | None, features: Tensor, I_pre: Tensor, n_f: float,
         observed: Tensor | None = None,
@@ -187,22 +203,30 @@ class Inversion(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``(E, D, Z)`` per image (N,) for the current ``I_pre`` with levels ``finest_on`` on
         (the largest of which is ``coarsest``, when known)."""
-        return self._losses(self.images(finest_on, coarsest=coarsest), self.observed)
+        return self._losses(
+            self.images(finest_on, coarsest=coarsest), self.observed, self.objective
+        )
 
     def losses_of(
         self, I_pre: Tensor, rows: Tensor, finest_on: Tensor
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``(E, D, Z)`` of the images ``rows`` (bool (N,)) alone, as if their rows of ``I_pre``
         were ``I_pre`` (M, …); ``finest_on`` (N,) as in ``losses``."""
-        return self._losses(self.images(finest_on[rows], I_pre), self.observed[rows])
+        images = self.images(finest_on[rows], I_pre)
+        if self.objective is not None:
+            return self._losses(images, None, self.objective.subset(rows))
+        return self._losses(images, self.observed[rows], None)
 
     def _losses(
-        self, images: tuple[Tensor, Tensor], observed: Tensor
+        self, images: tuple[Tensor, Tensor], observed: Tensor | None, objective: Objective | None
     ) -> tuple[Tensor, Tensor, Tensor]:
         I_r, I_in = images
-        features = self.network(I_in)
+        features = self.network(I_in if self.transforms is None else self.transforms(I_in))
         with full_precision(I_r.device):
-            E = self.threat.data_term(features.float(), observed)
+            if objective is not None:  # a visualisation: minus the objective
+                E = objective.loss(features.float())
+            else:
+                E = self.threat.data_term(features.float(), observed)
             D = compactness_distance(I_r, I_in)
             return E, D, self.method.loss(E, D, observed, I_r)
 
@@ -218,6 +242,8 @@ class Inversion(nn.Module):
         the mean over every process's images).
         """
         I_r = self.reconstruction()
+        if self.objective is not None:
+            return {"activation": self.objective.activation(self.network(I_r).float())}
         features = self.threat.comparable(self.network(I_r).float(), self.observed)
         if metric is not None:
             metric.update(features, self.observed)

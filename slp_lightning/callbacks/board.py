@@ -19,6 +19,7 @@ CURVES = {
     "ssim": "image/ssim",
     "top1_agreement": "semantic/top1_agreement",
     "p_target_class": "semantic/p_target_class",
+    "activation": "visualisation/activation",
 }
 # The HParams table's metrics: a run's final means, by their results.json names (an audit's
 # utility and the error against the clean features besides the curves').

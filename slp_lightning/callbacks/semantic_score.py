@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
@@ -101,6 +102,28 @@ class SemanticScore(Callback):
         I_r = inversion.reconstruction().detach()
         scores = semantic.evaluate(evaluator, inversion.targets, I_r, batch_size=self.batch_size)
         return {key: pl_module.gather(value) for key, value in scores.items()}
+
+    def visual_labels(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict | None:
+        """A visualisation's labels by the classifier (``semantic.label_results``) and whether
+        each row shows the class it maximises, on the first process (every process must call:
+        the scores are gathered); ``None`` without a classifier."""
+        inversion = pl_module.inversion
+        evaluator = self.evaluator(inversion.network)
+        if evaluator is None:
+            return None
+        evaluator.to(pl_module.device)
+        intended = [
+            next(iter(inversion.objective.classes(row)), -1)
+            for row in range(len(inversion.objective))
+        ]
+        scores = semantic.label_scores(
+            evaluator,
+            inversion.reconstruction().detach(),
+            torch.tensor(intended),
+            batch_size=self.batch_size,
+        )
+        scores = {key: pl_module.gather(value) for key, value in scores.items()}
+        return semantic.label_results(evaluator, scores) if trainer.is_global_zero else None
 
     def measure(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict | None:
         """Score every process's final ``I_r``, once per run (every process must call: the

@@ -15,15 +15,19 @@ from slp_lightning.callbacks.switch import SwitchListener
 from slp_lightning.errors import check_range
 from slp_lightning.exits import stopping_signal
 from slp_lightning.features import TARGET_FEATURES, write_features
+from slp_lightning.images import reference_images
 from slp_lightning.metrics import NormalizedError
 from slp_lightning.outputs import (
     RECONSTRUCTIONS,
     report,
     sheet_captions,
+    write_atlas,
     write_png,
     write_results,
     write_sheet,
+    write_visual_results,
 )
+from slp_lightning.visualisation import natural_activations
 
 
 def _scorer(trainer: pl.Trainer) -> SemanticScore | None:
@@ -58,6 +62,10 @@ class OutputWriter(SwitchListener):
             features, name → tensor, which ``--data.features`` inverts without the images.
         metrics_every_n_steps: how often the quality curves go to TensorBoard between switches
             (``None``: as often as the images).
+        natural_images: a visualisation's natural photographs (a file, folder or glob): each
+            row's activation is given as a share of the best of them, and its ``strongest`` are
+            shown beside it in the atlas; ``None``: the reference photographs, none shown.
+        strongest: how many of ``natural_images`` the atlas shows per row.
     """
 
     def __init__(
@@ -65,6 +73,8 @@ class OutputWriter(SwitchListener):
         image_every_n_steps: int = 100,
         save_target_features: bool = False,
         metrics_every_n_steps: int | None = None,
+        natural_images: str | None = None,
+        strongest: int = 3,
     ) -> None:
         check_range(image_every_n_steps, "OutputWriter.image_every_n_steps", low=1, integer=True)
         check_range(
@@ -73,6 +83,8 @@ class OutputWriter(SwitchListener):
         self.image_every_n_steps = image_every_n_steps
         self.metrics_every_n_steps = metrics_every_n_steps or image_every_n_steps
         self.save_target_features = save_target_features
+        check_range(strongest, "OutputWriter.strongest", low=0, integer=True)
+        self.natural_images, self.strongest = natural_images, strongest
         self._finest_on: Tensor | None = None
         self._images_step = self._curves_step = -1  # the last steps logged to TensorBoard
         self.run_dir: Path | None = None
@@ -88,7 +100,9 @@ class OutputWriter(SwitchListener):
         self._finest_on = pl_module.schedule.finest_on.clone()
         targets = None if inversion.targets is None else pl_module.gather(inversion.targets)
         features = (
-            pl_module.gather(inversion.target_features) if self.save_target_features else None
+            pl_module.gather(inversion.target_features)
+            if self.save_target_features and inversion.target_features is not None
+            else None
         )
         board = tensorboard(trainer)
         if board is not None:
@@ -149,7 +163,56 @@ class OutputWriter(SwitchListener):
             write_png(image, self.run_dir, name)
             write_png(image, self.run_dir, name, level)
 
+    def _end_visualisation(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, status: str
+    ) -> None:
+        """A visualisation's PNGs, ``results.json`` (``outputs.write_visual_results``) and atlas
+        (``sheet.png``): each row's activation against the best of the natural photographs
+        (``natural_images``, else the reference ones), an independent classifier's labels, and,
+        with ``natural_images``, each row's ``strongest`` photographs beside it (every process
+        must call: the rows are gathered)."""
+        inversion, schedule, gather = pl_module.inversion, pl_module.schedule, pl_module.gather
+        I_r = gather(inversion.reconstruction().detach())
+        levels, switch_steps = gather(schedule.finest_on), gather(schedule.switch_steps)
+        activation = gather(inversion.evaluate()["activation"])
+        photos = reference_images(
+            self.natural_images or pl_module.hparams.reference_images, inversion.image_size,
+            inversion.network.in_channels,
+        )  # fmt: skip
+        natural = gather(
+            natural_activations(inversion.objective, inversion.network, photos).to(pl_module.device)
+        ).cpu()
+        scorer = _scorer(trainer)
+        labels = scorer.visual_labels(trainer, pl_module) if scorer is not None else None
+        if not trainer.is_global_zero:
+            return
+        self._write_pngs(I_r, pl_module.names, levels)
+        self.results_file = self.run_dir / "results.json"
+        self.results = write_visual_results(
+            self.results_file, pl_module.settings(), pl_module.names, pl_module.row_objectives,
+            activation.cpu(), natural, levels, switch_steps, trainer.global_step, status, labels,
+        )  # fmt: skip
+        strongest = None
+        if self.natural_images and self.strongest:
+            order = natural.argsort(dim=1, descending=True)[:, : self.strongest]
+            strongest = {
+                name: [photos[i] for i in order[row].tolist()]
+                for row, name in enumerate(pl_module.names)
+            }
+        write_atlas(self.results, self.run_dir, strongest)
+
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if pl_module.visualises:
+            self._end_visualisation(trainer, pl_module, "finished")
+            board = tensorboard(trainer)
+            if board is not None:
+                settings = {
+                    **pl_module.settings(),
+                    "max_steps": trainer.max_steps,
+                    "precision": str(trainer.precision),
+                }
+                log_hparams(board, settings, self.results, trainer.global_step)
+            return
         inversion, schedule, gather = pl_module.inversion, pl_module.schedule, pl_module.gather
         I_r = gather(inversion.reconstruction().detach())
         levels = gather(schedule.finest_on)
@@ -198,6 +261,10 @@ class OutputWriter(SwitchListener):
             f"interrupted: {signal_name}" if signal_name
             else f"failed: {type(exception).__name__}: {exception}"
         )  # fmt: skip
+        if pl_module.visualises:
+            if trainer.world_size == 1:  # else: no collectives, other processes may be gone
+                self._end_visualisation(trainer, pl_module, status)
+            return
         # No collectives here: other processes may be gone. Each writes its own images.
         names = pl_module.local_names
         self._write_pngs(inversion.reconstruction().detach(), names, schedule.finest_on)
@@ -231,7 +298,8 @@ class OutputWriter(SwitchListener):
             "sheet": self.run_dir / "sheet.png",
             "results": self.results_file,
         }
-        headline = f"{count} image{'s' if count != 1 else ''}, {results['steps']} steps ({results['status']})"
+        noun = "visualisation" if "objective" in results else "image"
+        headline = f"{count} {noun}{'s' if count != 1 else ''}, {results['steps']} steps ({results['status']})"
         return report(
             headline, results, {k: v for k, v in files.items() if v.exists()}, self.run_dir
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from slp_lightning.methods.base import InversionMethod, MethodSettings
 from slp_lightning.methods.fft import FourierImage
+from slp_lightning.methods.joint_pyramid import JointPyramid
 from slp_lightning.methods.lucid_slp import SwitchedColour, SwitchedFourier
 from slp_lightning.methods.pixel import PixelDescent
 from slp_lightning.methods.slp import SwitchedPyramid
@@ -22,6 +23,7 @@ METHODS: dict[str, type[InversionMethod]] = {
         FourierImage,
         SwitchedFourier,
         SwitchedColour,
+        JointPyramid,
     )
 }
 

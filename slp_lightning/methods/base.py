@@ -22,6 +22,8 @@ class MethodSettings:
     tv_weights: tuple[float, float] | None = None
     #: standard deviation of the seeded Gaussian noise ``I_pre`` starts from.
     init_noise: float = 0.1
+    #: K, the pyramid's levels (a parametrisation of levels reads it: ``joint_pyramid``).
+    levels: int = 6
 
     def __post_init__(self) -> None:
         check_range(self.compactness, "FeatureInversion.compactness", low=0)

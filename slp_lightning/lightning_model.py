@@ -473,11 +473,15 @@ class FeatureInversion(pl.LightningModule):
         # The frozen networks are rebuilt from their weights specs; keep checkpoints to I_pre and state.
         for key in [k for k in checkpoint["state_dict"] if k.startswith(_FROZEN)]:
             del checkpoint["state_dict"][key]
+        if self.inversion.transforms is not None:  # a resume draws what the run would have
+            checkpoint["transforms"] = self.inversion.transforms.state()
         partial = self.trainer.world_size > 1 and self.trainer.interrupted
         distributed.save_rows(checkpoint, len(self.local_names), self.gather, partial)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         check_problem(checkpoint, self.problem)
+        if self.inversion.transforms is not None and "transforms" in checkpoint:
+            self.inversion.transforms.restore(checkpoint["transforms"])
         state = migrated(checkpoint["state_dict"])
         total = len(self.names)
         distributed.own_rows(checkpoint, total, self._rows(total), "inversion.I_pre")

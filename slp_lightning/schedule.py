@@ -131,7 +131,10 @@ class ConvergenceRule:
         images whose final phase converged ``done``; returns the images whose coarse phase
         converged (bool (N,)): those due a switch."""
         s = schedule
-        improved = loss < s.phase_best * (1 - self.rel_tol)  # Z >= 0, and inf * x stays inf
+        # Better by a relative rel_tol, for a loss of either sign (a visualisation's is minus an
+        # activation): inf * x stays inf, so a phase's first loss always improves.
+        best = s.phase_best
+        improved = loss < best * torch.where(best >= 0, 1 - self.rel_tol, 1 + self.rel_tol)
         s.last_improved[improved] = step
         s.phase_best.copy_(torch.minimum(s.phase_best, loss))
         age, final = step - s.phase_start, s.final

@@ -38,7 +38,7 @@ def fit(method: str, steps: int = 20) -> FeatureInversion:
 
 def test_registry_names_its_classes_and_refuses_unknown_names() -> None:
     assert list(METHODS) == ["slp", "pixel", "tv", "fft", "slp_fft", "slp_color", "joint_pyramid"]
-    assert [METHODS[m].coarse_to_fine for m in METHODS] == [True, False, False, False, True, True]
+    assert [METHODS[m].coarse_to_fine for m in METHODS] == [True, False, False, False, True, True, False]
     settings = MethodSettings(layer="conv5", compactness=0.1)
     assert build_method("tv", settings).weights == (1e-3, 1e-1)  # conv5's defaults
     with pytest.raises(

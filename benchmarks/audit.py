@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.photos import SETS, photo_set  # noqa: E402
 from benchmarks.quality import target_tile  # noqa: E402
-from slp_lightning import privacy_utility  # noqa: E402
+from slp_lightning.outputs import privacy_utility  # noqa: E402
 
 CONFIG = "configs/audit_mobilenet_v2.yaml"
 # Chosen by the task's utility on the tuning photographs (RESULTS.md): from about none lost to

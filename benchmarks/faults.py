@@ -31,7 +31,7 @@ from lightning.pytorch.callbacks import Callback
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-from slp_lightning.cli import main as cli  # noqa: E402
+from slp_lightning.cli.commands import main as cli  # noqa: E402
 
 from helpers import PHOTOS, launch, tiny_args  # noqa: E402  (the tests' tiny run and launcher)
 

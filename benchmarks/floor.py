@@ -13,7 +13,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from slp_lightning import FeatureInversion
-from slp_lightning.data import _Clock
+from slp_lightning.data.targets import _Clock
 from slp_lightning.networks import build_feature_network
 
 SIZE, SHORT, LONG, REPEATS = 64, 50, 550, 3  # ms/step from (LONG - SHORT) steps

@@ -60,8 +60,8 @@ def chunked(args: argparse.Namespace) -> None:
 
 
 def estimate() -> None:
-    from slp_lightning.chunk_sizes import target_bytes
-    from slp_lightning.lightning_model import FeatureInversion
+    from slp_lightning.module.lightning_model import FeatureInversion
+    from slp_lightning.running.chunk_sizes import target_bytes
 
     print(
         "| network, layer, size | estimated MB per target | measured MB per target | estimate / measured |"

@@ -39,7 +39,7 @@ from lightning.pytorch.callbacks import Callback  # noqa: E402
 from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
 
 from slp_lightning import FeatureInversion, InversionCheckpoint, OutputWriter, PyramidSwitch  # noqa: E402
-from slp_lightning.data import TargetImages  # noqa: E402
+from slp_lightning.data.targets import TargetImages  # noqa: E402
 
 PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "camera", "cat", "coins", "horse"]
 WARMUP = 3

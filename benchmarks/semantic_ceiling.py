@@ -34,11 +34,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.photos import SETS, photo_set  # noqa: E402
-from slp_lightning.evaluators import Evaluator, build_evaluator  # noqa: E402
-from slp_lightning.images import load_image  # noqa: E402
-from slp_lightning.metrics import image_quality  # noqa: E402
-from slp_lightning.outputs import captioned  # noqa: E402
-from slp_lightning.semantic import semantic_scores  # noqa: E402
+from slp_lightning.data.images import load_image  # noqa: E402
+from slp_lightning.maths.metrics import image_quality  # noqa: E402
+from slp_lightning.outputs.evaluators import Evaluator, build_evaluator  # noqa: E402
+from slp_lightning.outputs.files import captioned  # noqa: E402
+from slp_lightning.outputs.semantic import semantic_scores  # noqa: E402
 
 NOISE_PSNR = (30.0, 25.0, 20.0, 17.0, 14.0, 11.0)  # dB; reconstructions here are at 11-26 dB
 BLUR_SIGMA = (1.0, 2.0, 4.0)  # px at the image's size

@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-from slp_lightning.cli import main as cli  # noqa: E402
+from slp_lightning.cli.commands import main as cli  # noqa: E402
 
 from helpers import tiny_args  # noqa: E402  (the tests' tiny run)
 

@@ -30,7 +30,7 @@ from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
 
 from benchmarks.overhead import StepTimer, median_step, targets  # noqa: E402
 from slp_lightning import FeatureInversion, InversionCheckpoint, OutputWriter, PyramidSwitch  # noqa: E402
-from slp_lightning.data import TargetImages  # noqa: E402
+from slp_lightning.data.targets import TargetImages  # noqa: E402
 
 # network, layer, weights, image side: the conv5 cell, and a trained network's mid layer.
 CELLS = {

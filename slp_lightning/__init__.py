@@ -1,6 +1,6 @@
 """slp_lightning: feature inversion with switched Laplacian pyramids (Singh & Namboodiri).
 
-The names below are imported when first used: ``import slp_lightning.pyramid`` (plain PyTorch
+The names below are imported when first used: ``import slp_lightning.maths.pyramid`` (plain PyTorch
 maths) does not load Lightning.
 """
 
@@ -10,15 +10,15 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "FeatureInversion": "slp_lightning.lightning_model",
-    "Inversion": "slp_lightning.torch_model",
-    "SwitchSchedule": "slp_lightning.schedule",
+    "FeatureInversion": "slp_lightning.module.lightning_model",
+    "Inversion": "slp_lightning.inversion.torch_model",
+    "SwitchSchedule": "slp_lightning.maths.schedule",
     "InversionCheckpoint": "slp_lightning.callbacks",
     "OutputWriter": "slp_lightning.callbacks",
     "PyramidSwitch": "slp_lightning.callbacks",
     "SemanticScore": "slp_lightning.callbacks",
-    "TargetImages": "slp_lightning.data",
-    "run": "slp_lightning.cli",
+    "TargetImages": "slp_lightning.data.targets",
+    "run": "slp_lightning.cli.commands",
 }
 __all__ = sorted(_EXPORTS)
 

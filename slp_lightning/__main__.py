@@ -1,3 +1,3 @@
-from slp_lightning.cli import command
+from slp_lightning.cli.commands import command
 
 command()

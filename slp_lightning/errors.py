@@ -7,6 +7,10 @@ import re
 from collections.abc import Callable
 
 
+class PeerLostError(RuntimeError):
+    """Another process of the run stopped answering: it crashed or was killed."""
+
+
 class ArgumentError(ValueError):
     """A bad argument value or combination. The message names each argument as a Python caller
     passes it (``image_size``); ``arguments`` qualifies each by the class that takes it

@@ -87,7 +87,7 @@ def short_inversion(model: FeatureInversion, images: torch.Tensor, steps: int = 
 
 def refused(capsys: pytest.CaptureFixture, args: list[str]) -> str:
     """The one ``error:`` line of a command that must exit 2 without a traceback."""
-    from slp_lightning.cli import command
+    from slp_lightning.cli.commands import command
 
     with pytest.raises(SystemExit) as stop:
         command(args)

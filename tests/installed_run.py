@@ -43,7 +43,7 @@ def main() -> int | str | None:
     for name in modules:
         if name != f"{PACKAGE}.__main__":
             importlib.import_module(name)
-    from slp_lightning.config_files import shipped_configs, shipped_dir
+    from slp_lightning.cli.config_files import shipped_configs, shipped_dir
 
     wrong = outside(site)
     if not shipped_dir().resolve().is_relative_to(site) or not shipped_configs():

@@ -13,11 +13,11 @@ import torch
 from torch import nn
 
 from slp_lightning import FeatureInversion
-from slp_lightning.cli import main
+from slp_lightning.cli.commands import main
+from slp_lightning.data.images import BUILTIN_REFERENCES, reference_images
 from slp_lightning.defences import build_defence
-from slp_lightning.images import BUILTIN_REFERENCES, reference_images
+from slp_lightning.inversion.utility import task_agreement
 from slp_lightning.networks import build_feature_network
-from slp_lightning.utility import task_agreement
 
 from helpers import CLASSIFIER_SOURCE, refused, short_inversion
 

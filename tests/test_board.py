@@ -11,7 +11,7 @@ from tensorboard.plugins.hparams import plugin_data_pb2
 
 from benchmarks import tensorboard_check
 from slp_lightning import FeatureInversion, OutputWriter, PyramidSwitch, TargetImages
-from slp_lightning.cli import main
+from slp_lightning.cli.commands import main
 
 from helpers import tiny_args
 

@@ -10,7 +10,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 from slp_lightning import FeatureInversion, OutputWriter, PyramidSwitch, TargetImages
 from slp_lightning.callbacks import SwitchListener
-from slp_lightning.schedule import SwitchSchedule
+from slp_lightning.maths.schedule import SwitchSchedule
 
 
 def test_switch_waits_for_convergence() -> None:
@@ -19,6 +19,7 @@ def test_switch_waits_for_convergence() -> None:
     class Module:
         schedule = SwitchSchedule(count=2, levels=3)
         device = torch.device("cpu")
+        automatic_optimization = True  # one optimiser step per Lightning step
 
     class Heard(SwitchListener):
         def __init__(self) -> None:

@@ -9,10 +9,10 @@ import pytest
 import torch
 from lightning.pytorch.cli import LightningCLI
 
-from slp_lightning.chunks import PLAN, RESULTS
-from slp_lightning.cli import main
-from slp_lightning.resume import migrated
-from slp_lightning.schedule import SwitchSchedule
+from slp_lightning.cli.commands import main
+from slp_lightning.maths.schedule import SwitchSchedule
+from slp_lightning.module.resume import migrated
+from slp_lightning.running.chunks import PLAN, RESULTS
 
 from helpers import refused, tiny_args
 

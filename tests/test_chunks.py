@@ -10,14 +10,14 @@ import pytest
 import torch
 from lightning.pytorch import Trainer
 
-from slp_lightning import chunk_sizes, chunks
 from slp_lightning.callbacks import PyramidSwitch
 from slp_lightning.callbacks import checkpoint as checkpoint_module
-from slp_lightning.chunks import RESULTS, SUMMARY
-from slp_lightning.cli import command, main
-from slp_lightning.data import TargetImages
-from slp_lightning.dealing import Workers, claim
-from slp_lightning.lightning_model import FeatureInversion
+from slp_lightning.cli.commands import command, main
+from slp_lightning.data.targets import TargetImages
+from slp_lightning.module.lightning_model import FeatureInversion
+from slp_lightning.running import chunk_sizes, chunks
+from slp_lightning.running.chunks import RESULTS, SUMMARY
+from slp_lightning.running.dealing import Workers, claim
 
 from helpers import resume_hint, tiny_args
 
@@ -68,7 +68,7 @@ def test_a_folder_in_chunks_then_resumed_after_a_lost_chunk(seven: Path, tmp_pat
 
 @pytest.mark.slow
 def test_chunked_features_without_images(tmp_path: Path, photos: Path) -> None:
-    from slp_lightning.features import TARGET_FEATURES
+    from slp_lightning.data.features import TARGET_FEATURES
 
     main(
         tiny_args(

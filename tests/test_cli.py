@@ -11,10 +11,10 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torchvision.transforms.v2.functional import pil_to_tensor
 
-from slp_lightning import quiet
 from slp_lightning.callbacks import StepProgressBar
-from slp_lightning.cli import command, main
-from slp_lightning.images import load_image
+from slp_lightning.cli import quiet
+from slp_lightning.cli.commands import command, main
+from slp_lightning.data.images import load_image
 from slp_lightning.networks import build_feature_network
 from slp_lightning.networks.weights import RandomWeightsWarning, warn_random
 
@@ -157,7 +157,7 @@ def test_debug_shows_the_traceback_and_internal_errors_keep_it(
     def bug(*args: object) -> None:
         raise KeyError("a bug")
 
-    monkeypatch.setattr("slp_lightning.cli.main", bug)
+    monkeypatch.setattr("slp_lightning.cli.commands.main", bug)
     with pytest.raises(KeyError, match="a bug"):
         command([])
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from slp_lightning.cli import command, main
+from slp_lightning.cli.commands import command, main
 from slp_lightning.networks import layer_names
-from slp_lightning.sweep import Sweep
+from slp_lightning.running.sweep import Sweep
 
 from helpers import slow_but
 
@@ -95,7 +95,7 @@ def test_a_shipped_config_is_found_by_name_from_any_directory(
         exit.value.code == 2
         and (
             "error: --config 'alexnet_conv9': no such file, and no shipped config of that name; "
-            "shipped configs: alexnet_caffe, alexnet_conv5, mobilenet_v2, paper/table1_alexnet"
+            "shipped configs: alexnet_caffe, alexnet_conv5, audit_mobilenet_v2, mobilenet_v2, paper/table1_alexnet"
         )
         in capsys.readouterr().err
     )

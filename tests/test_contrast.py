@@ -8,11 +8,11 @@ import torch
 from torch import Tensor, nn
 
 from slp_lightning.callbacks import PyramidSwitch
-from slp_lightning.contrast import search_contrast
 from slp_lightning.errors import ArgumentError
+from slp_lightning.inversion.contrast import search_contrast
+from slp_lightning.inversion.torch_model import Inversion
 from slp_lightning.methods import MethodSettings, build_method
 from slp_lightning.networks import FeatureNetwork
-from slp_lightning.torch_model import Inversion
 
 SCALES = (0.0, 0.25, 0.5, 0.75)
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from slp_lightning.cli import main
-from slp_lightning.data import STEPS_PER_EPOCH_UNBOUNDED, TargetImages
-from slp_lightning.file_names import name_key
-from slp_lightning.images import find_images, load_image, unique_names
+from slp_lightning.cli.commands import main
+from slp_lightning.data.file_names import name_key
+from slp_lightning.data.images import find_images, load_image, unique_names
+from slp_lightning.data.targets import STEPS_PER_EPOCH_UNBOUNDED, TargetImages
 
 from helpers import png_claiming, tiny_args
 

@@ -12,8 +12,13 @@ import pytest
 import torch
 
 from slp_lightning import FeatureInversion
-from slp_lightning.dealing import needs_processes
-from slp_lightning.distributed import IndependentDDPStrategy, check_strategy, gather_rows, shard
+from slp_lightning.module.distributed import (
+    IndependentDDPStrategy,
+    check_strategy,
+    gather_rows,
+    shard,
+)
+from slp_lightning.running.dealing import needs_processes
 
 from helpers import classifier_args, tiny_args
 
@@ -157,7 +162,7 @@ def test_plain_ddp_is_refused_before_any_target_is_taken() -> None:
 
 @pytest.mark.slow
 def test_bf16_mixed_precision_stays_close_to_fp32(tmp_path: Path, photos: Path) -> None:
-    from slp_lightning.cli import main
+    from slp_lightning.cli.commands import main
 
     errors = {}
     for precision in ["32-true", "bf16-mixed"]:
@@ -178,15 +183,19 @@ def test_a_lost_process_is_named_in_one_sentence() -> None:
     """The per-step exchange failing (gloo: the peer's socket closed) becomes PeerLostError."""
 
     from slp_lightning.callbacks import PyramidSwitch
-    from slp_lightning.distributed import PeerLostError
+    from slp_lightning.errors import PeerLostError
 
     def reduce(*args, **kwargs) -> None:  # noqa: ANN002, ANN003
         raise RuntimeError("Connection reset by peer\nsecond line")
 
-    from slp_lightning.schedule import SwitchSchedule
+    from slp_lightning.maths.schedule import SwitchSchedule
 
     one = torch.ones(1)
-    module = SimpleNamespace(schedule=SwitchSchedule(count=1, levels=2), device=torch.device("cpu"))
+    module = SimpleNamespace(
+        schedule=SwitchSchedule(count=1, levels=2),
+        device=torch.device("cpu"),
+        automatic_optimization=True,
+    )
     trainer = SimpleNamespace(global_step=7, max_steps=1000, world_size=2, global_rank=0,
                               strategy=SimpleNamespace(reduce=reduce))  # fmt: skip
     with pytest.raises(PeerLostError, match=r"^process 1 of this 2-process run is gone: the exchange at "

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from slp_lightning.cli import flag
+from slp_lightning.cli.commands import flag
+from slp_lightning.cli.exits import errors_as_one_line
 from slp_lightning.errors import ArgumentError, check_range
-from slp_lightning.exits import errors_as_one_line
 
 from helpers import refused
 
@@ -37,7 +37,7 @@ def test_an_argument_error_names_arguments_for_python_and_flags_for_the_command_
 @pytest.mark.slow
 def test_the_maths_modules_load_without_lightning() -> None:
     code = (
-        "import sys, slp_lightning, slp_lightning.pyramid, slp_lightning.objective, slp_lightning.methods;"
+        "import sys, slp_lightning, slp_lightning.maths.pyramid, slp_lightning.maths.losses, slp_lightning.methods;"
         "print(sorted(m for m in sys.modules if m == 'lightning' or m.startswith('lightning.')))"
     )
     out = subprocess.run(

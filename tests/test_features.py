@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from slp_lightning import features as features_module
-from slp_lightning.cli import command, main
-from slp_lightning.features import TARGET_FEATURES, read_features, write_features
+from slp_lightning.cli.commands import command, main
+from slp_lightning.data import features as features_module
+from slp_lightning.data.features import TARGET_FEATURES, read_features, write_features
 
 from helpers import tiny_args
 

@@ -10,10 +10,11 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from PIL import Image
 
-from slp_lightning import FeatureInversion, OutputWriter, PyramidSwitch, TargetImages, schedule
-from slp_lightning.guards import NonFiniteLossError
-from slp_lightning.images import load_image
-from slp_lightning.schedule import I_PRE_BOUND, LearningRates, SwitchSchedule
+from slp_lightning import FeatureInversion, OutputWriter, PyramidSwitch, TargetImages
+from slp_lightning.data.images import load_image
+from slp_lightning.maths import schedule
+from slp_lightning.maths.guards import NonFiniteLossError
+from slp_lightning.maths.schedule import I_PRE_BOUND, LearningRates, SwitchSchedule
 
 
 class Recorder(Callback):
@@ -407,10 +408,10 @@ def test_identical_targets_are_refused_before_the_first_step() -> None:
 
 def test_the_maths_runs_without_lightning_as_the_readme_shows() -> None:
     """The README's loop of one's own: Inversion, SwitchSchedule and ConvergenceRule, no Trainer."""
+    from slp_lightning.inversion.torch_model import Inversion
+    from slp_lightning.maths.schedule import ConvergenceRule, SwitchSchedule
     from slp_lightning.methods import MethodSettings, build_method
     from slp_lightning.networks import build_feature_network
-    from slp_lightning.schedule import ConvergenceRule, SwitchSchedule
-    from slp_lightning.torch_model import Inversion
 
     targets = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     network = build_feature_network("alexnet", "conv2", weights="random")

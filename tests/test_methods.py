@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from slp_lightning import FeatureInversion, TargetImages
 from slp_lightning.methods import METHODS, InversionMethod, MethodSettings, build_method
 from slp_lightning.methods.fft import COLOR_BASIS
-from slp_lightning.sweep import Sweep
+from slp_lightning.running.sweep import Sweep
 
 from helpers import short_inversion
 
@@ -38,7 +38,15 @@ def fit(method: str, steps: int = 20) -> FeatureInversion:
 
 def test_registry_names_its_classes_and_refuses_unknown_names() -> None:
     assert list(METHODS) == ["slp", "pixel", "tv", "fft", "slp_fft", "slp_color", "joint_pyramid"]
-    assert [METHODS[m].coarse_to_fine for m in METHODS] == [True, False, False, False, True, True, False]
+    assert [METHODS[m].coarse_to_fine for m in METHODS] == [
+        True,
+        False,
+        False,
+        False,
+        True,
+        True,
+        False,
+    ]
     settings = MethodSettings(layer="conv5", compactness=0.1)
     assert build_method("tv", settings).weights == (1e-3, 1e-1)  # conv5's defaults
     with pytest.raises(

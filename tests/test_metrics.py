@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from slp_lightning.images import load_image
-from slp_lightning.metrics import NormalizedError, image_quality, mean_pairwise_distance
+from slp_lightning.data.images import load_image
+from slp_lightning.maths.metrics import NormalizedError, image_quality, mean_pairwise_distance
 
 FEATURES = torch.tensor([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])  # pairwise distances 5, 10, 5
 

@@ -15,13 +15,13 @@ import torch
 from torch import nn
 
 from slp_lightning import FeatureInversion
-from slp_lightning.chunk_sizes import target_bytes
-from slp_lightning.cli import command, main
-from slp_lightning.images import load_image
+from slp_lightning.cli.commands import command, main
+from slp_lightning.data.images import load_image
 from slp_lightning.networks import build_feature_network, layer_listing
 from slp_lightning.networks.module_network import digest
 from slp_lightning.networks.shipped import shipped_file
-from slp_lightning.run_folders import folder_name
+from slp_lightning.running.chunk_sizes import target_bytes
+from slp_lightning.running.run_folders import folder_name
 
 from helpers import refused, short_inversion, tiny_args
 

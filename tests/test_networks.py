@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from slp_lightning import FeatureInversion
-from slp_lightning.cli import flag
-from slp_lightning.images import load_image
+from slp_lightning.cli.commands import flag
+from slp_lightning.data.images import load_image
 from slp_lightning.networks import build_feature_network, default_input_size, layer_names
 from slp_lightning.networks.caffenet import LAYERS as CAFFE_LAYERS
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from slp_lightning.objective import (
+from slp_lightning.maths.losses import (
     alpha_norm,
     compactness_for_layer,
     feature_distance,

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from slp_lightning.cli import main
-from slp_lightning.file_names import NAME_MAX, file_stem
-from slp_lightning.outputs import (
+from slp_lightning.cli.commands import main
+from slp_lightning.data.file_names import NAME_MAX, file_stem
+from slp_lightning.outputs.files import (
     caption_font,
     sheet_captions,
     write_png,

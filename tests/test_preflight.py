@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from slp_lightning.cli import command
+from slp_lightning.cli.commands import command
 from slp_lightning.errors import ArgumentError
-from slp_lightning.preflight import ACCEPTED_ROOT, check_output_root
+from slp_lightning.running.preflight import ACCEPTED_ROOT, check_output_root
 
 from helpers import tiny_args
 

@@ -2,7 +2,7 @@ import pytest
 import skimage.data
 import torch
 
-from slp_lightning.pyramid import LaplacianPyramid, level_switches, range_constraint
+from slp_lightning.maths.pyramid import LaplacianPyramid, level_switches, range_constraint
 
 
 def photo(height: int, width: int) -> torch.Tensor:

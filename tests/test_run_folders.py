@@ -4,7 +4,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from slp_lightning.run_folders import claim_run_dir, logger_for
+from slp_lightning.running.run_folders import claim_run_dir, logger_for
 
 
 def test_runs_started_at_the_same_instant_get_distinct_folders(tmp_path: Path) -> None:

@@ -10,17 +10,17 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from slp_lightning.cli import main, run
-from slp_lightning.evaluators import (
+from slp_lightning.cli.commands import main, run
+from slp_lightning.data.images import load_image
+from slp_lightning.networks import build_feature_network
+from slp_lightning.outputs.evaluators import (
     EFFICIENTNET_LITE0,
     MOBILENET_V2,
     build_evaluator,
     default_classifier,
 )
-from slp_lightning.images import load_image
-from slp_lightning.networks import build_feature_network
-from slp_lightning.semantic import as_results, evaluate, means_of, semantic_scores
-from slp_lightning.summaries import SUMMARY_COLUMNS, summary_row, write_summary
+from slp_lightning.outputs.semantic import as_results, evaluate, means_of, semantic_scores
+from slp_lightning.outputs.summaries import SUMMARY_COLUMNS, summary_row, write_summary
 
 from helpers import CLASSIFIER_SOURCE, classifier_args, refused, tiny_args
 

@@ -4,7 +4,7 @@ the mean."""
 import torch
 
 from benchmarks.semantic_ceiling import blurred, noisy
-from slp_lightning.metrics import image_quality
+from slp_lightning.maths.metrics import image_quality
 
 
 def test_noise_gives_the_psnr_asked_and_a_blur_keeps_the_mean() -> None:

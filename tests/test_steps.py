@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from slp_lightning import FeatureInversion, PyramidSwitch
-from slp_lightning.data import _Clock
+from slp_lightning.data.targets import _Clock
 
 from helpers import slow_but
 
@@ -102,7 +102,7 @@ def test_a_non_finite_gradient_between_checks_is_never_applied_and_named_at_the_
             if trainer.global_step == 7:
                 module.inversion.I_pre.grad[1].fill_(float("nan"))
 
-    from slp_lightning.guards import NonFiniteLossError
+    from slp_lightning.maths.guards import NonFiniteLossError
 
     with pytest.raises(
         NonFiniteLossError,

@@ -11,8 +11,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from slp_lightning import FeatureInversion
 from slp_lightning.callbacks import PyramidSwitch
 from slp_lightning.callbacks import checkpoint as checkpoint_module
-from slp_lightning.cli import main
-from slp_lightning.sweep import Sweep
+from slp_lightning.cli.commands import main
+from slp_lightning.running.sweep import Sweep
 
 from helpers import refused, resume_hint, tiny_args
 
@@ -95,7 +95,7 @@ def test_a_sweep_runs_from_python_and_returns_its_rows(
 
     from slp_lightning import OutputWriter, PyramidSwitch, TargetImages
     from slp_lightning.networks import alexnet
-    from slp_lightning.sweep import run
+    from slp_lightning.running.sweep import run
 
     def trainer_for(logger) -> pl.Trainer:  # noqa: ANN001
         return pl.Trainer(max_steps=8, logger=logger, callbacks=[PyramidSwitch(), OutputWriter()],

@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 
 from slp_lightning import FeatureInversion
-from slp_lightning.cli import main
+from slp_lightning.cli.commands import main
 from slp_lightning.errors import ArgumentError
+from slp_lightning.maths.schedule import ConvergenceRule, SwitchSchedule
+from slp_lightning.maths.transforms import build_transforms
 from slp_lightning.objectives import build_objective
-from slp_lightning.schedule import ConvergenceRule, SwitchSchedule
-from slp_lightning.transforms import build_transforms
 
 from helpers import CLASSIFIER_SOURCE, refused
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torchvision.models import AlexNet_Weights, alexnet
 
-from slp_lightning.cli import main
+from slp_lightning.cli.commands import main
 from slp_lightning.networks import build_feature_network
 from slp_lightning.networks.state_dicts import map_keys
 from slp_lightning.networks.torchvision_weights import cached_weights_path

@@ -9,7 +9,7 @@ from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
-from slp_lightning.file_names import file_stem
+from slp_lightning.data.file_names import file_stem
 
 # The curves of a run, by the name its measures have in ``results.json``: the mean under the tag,
 # each image's under ``<tag>/<image>`` (its file stem), so that one image's curves can be followed.

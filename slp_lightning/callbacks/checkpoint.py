@@ -11,7 +11,7 @@ from lightning.pytorch.utilities import rank_zero_info
 
 from slp_lightning.callbacks.switch import SwitchListener
 from slp_lightning.errors import check_range
-from slp_lightning.resume import CONFIG, resume_command
+from slp_lightning.module.resume import CONFIG, resume_command
 
 
 class InversionCheckpoint(ModelCheckpoint, SwitchListener):

@@ -10,17 +10,17 @@ from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import Tensor, nn
 
-from slp_lightning import evaluators, semantic
 from slp_lightning.errors import ArgumentError, check_range
 from slp_lightning.networks.module_network import Convention
 from slp_lightning.networks.weights import RANDOM
+from slp_lightning.outputs import evaluators, semantic
 
 
 class SemanticScore(Callback):
     """Semantic fidelity at the end of a run: an independent classifier's top-1 class of each
     target and of its reconstruction ``I_r``, whether they agree, whether the target's class is in
     the reconstruction's top 5, the probability the reconstruction keeps of it, and the distance
-    of their penultimate features (``slp_lightning.semantic``), in ``results.json``.
+    of their penultimate features (``slp_lightning.outputs.semantic``), in ``results.json``.
 
     The inverted network's own label of its reconstruction proves little (the inversion matched
     its features); another classifier says whether the image still shows the class. The images

@@ -9,10 +9,10 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor
 
-from slp_lightning.contrast import search_contrast
-from slp_lightning.distributed import lost_peer
 from slp_lightning.errors import ArgumentError, check_range
-from slp_lightning.schedule import ConvergenceRule
+from slp_lightning.inversion.contrast import search_contrast
+from slp_lightning.maths.schedule import ConvergenceRule
+from slp_lightning.module.distributed import lost_peer
 
 ACCELERATOR_CHECK_EVERY = 4  # steps between host reads on a GPU (PyramidSwitch.every)
 

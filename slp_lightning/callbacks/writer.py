@@ -7,17 +7,18 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor
 
 from slp_lightning.callbacks.board import log_curves, log_hparams, tensorboard
 from slp_lightning.callbacks.semantic_score import SemanticScore
 from slp_lightning.callbacks.switch import SwitchListener
+from slp_lightning.data.features import TARGET_FEATURES, write_features
+from slp_lightning.data.images import reference_images
 from slp_lightning.errors import check_range
-from slp_lightning.exits import stopping_signal
-from slp_lightning.features import TARGET_FEATURES, write_features
-from slp_lightning.images import reference_images
-from slp_lightning.metrics import NormalizedError
-from slp_lightning.outputs import (
+from slp_lightning.inversion.visualisation import natural_activations
+from slp_lightning.maths.metrics import NormalizedError
+from slp_lightning.outputs.files import (
     RECONSTRUCTIONS,
     report,
     sheet_captions,
@@ -27,7 +28,15 @@ from slp_lightning.outputs import (
     write_sheet,
     write_visual_results,
 )
-from slp_lightning.visualisation import natural_activations
+
+
+def stopping_signal(exception: BaseException) -> str | None:
+    """``SIGINT`` or ``SIGTERM`` when ``exception`` is how Lightning stops a run on that signal."""
+    if isinstance(exception, KeyboardInterrupt):
+        return "SIGINT"
+    if isinstance(exception, SIGTERMException):
+        return "SIGTERM"
+    return None
 
 
 def _scorer(trainer: pl.Trainer) -> SemanticScore | None:

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from slp_lightning.errors import ArgumentError
-from slp_lightning.objective import feature_distance
+from slp_lightning.maths.losses import feature_distance
 
 
 class Defence:

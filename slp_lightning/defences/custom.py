@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from slp_lightning.defences.base import Defence
-from slp_lightning.objective import feature_distance
+from slp_lightning.maths.losses import feature_distance
 
 
 class CallableDefence(Defence):

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from slp_lightning.errors import check_range
-from slp_lightning.pyramid import range_constraint
+from slp_lightning.maths.pyramid import range_constraint
 
 
 @dataclass(frozen=True)

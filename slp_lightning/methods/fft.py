@@ -7,8 +7,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from slp_lightning.maths.pyramid import range_constraint
 from slp_lightning.methods.pixel import PixelDescent
-from slp_lightning.pyramid import range_constraint
 
 # The square root (by SVD) of the colour correlation of ImageNet's images, columns the colour basis.
 COLOR_CORRELATION_SVD_SQRT = torch.tensor(

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from slp_lightning.maths.pyramid import range_constraint
 from slp_lightning.methods.pixel import PixelDescent
-from slp_lightning.pyramid import range_constraint
 
 
 class JointPyramid(PixelDescent):

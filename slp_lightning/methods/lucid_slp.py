@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from slp_lightning.maths.pyramid import range_constraint
 from slp_lightning.methods.fft import FourierImage, decorrelated_colour
 from slp_lightning.methods.slp import SwitchedPyramid
-from slp_lightning.pyramid import range_constraint
 
 
 class SwitchedFourier(FourierImage):

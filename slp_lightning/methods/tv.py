@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from slp_lightning.maths.losses import tv_loss, tv_weights_for_layer
 from slp_lightning.methods.base import InversionMethod, MethodSettings
-from slp_lightning.objective import tv_loss, tv_weights_for_layer
 
 
 class TotalVariation(InversionMethod):

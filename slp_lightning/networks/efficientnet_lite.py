@@ -1,5 +1,5 @@
 """A trained ImageNet classifier that works offline: EfficientNet-Lite0, the evaluator of
-``--eval.classifier efficientnet_lite0`` (``slp_lightning.semantic``).
+``--eval.classifier efficientnet_lite0`` (``slp_lightning.outputs.semantic``).
 
 The model is the wheel ``efficientnet-lite-pytorch``'s ``EfficientNet`` (a port of TensorFlow's
 EfficientNet-Lite: ReLU6, fixed stem and head, TensorFlow's "SAME" padding); its ImageNet weights,

@@ -233,7 +233,7 @@ def test_band_lr_deeper_than_the_image_allows_is_refused() -> None:
 
 
 def test_band_lr_is_refused_where_I_pre_is_a_spectrum() -> None:
-    with pytest.raises(ValueError, match="slp_fft method's I_pre is a spectrum"):
+    with pytest.raises(ValueError, match="slp_fft method's I_pre is not pixels"):
         FeatureInversion(method="slp_fft", weights="random", band_lr=[0.5, 1])
     FeatureInversion(method="slp_color", weights="random", band_lr=[0.5, 1])  # pixels: accepted
 

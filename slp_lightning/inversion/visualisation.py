@@ -37,9 +37,18 @@ def check_visualisation(
     build_objective(objective, shape, options=options)
 
 
-def visual_rows(objective: ObjectiveSpec, seeds: int) -> tuple[list[str], list[str]]:
+def visual_rows(objective: ObjectiveSpec, datamodule: Any) -> tuple[list[str], list[str]]:
     """The rows of a visualisation: a name and an objective spec each, every objective (one, or
-    each of a list) once per seed (``channel_3``; ``channel_3_seed1`` with several seeds)."""
+    each of a list) once per seed of the datamodule's (``TargetImages.seeds``, default 1:
+    ``channel_3``; ``channel_3_seed1`` with several); refused for a datamodule of images or
+    features (a visualisation starts from noise)."""
+    if getattr(datamodule, "given", False):
+        raise ArgumentError(
+            "a visualisation starts from noise and maximises its objective: it takes seeds, not "
+            "images or features (the objective is not inversion)",
+            "TargetImages.seeds", "FeatureInversion.objective",
+        )  # fmt: skip
+    seeds = getattr(datamodule, "seeds", None) or 1
     specs = [objective] if isinstance(objective, str) else list(objective)
     names, rows = [], []
     for spec in specs:

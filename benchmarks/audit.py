@@ -30,7 +30,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.photos import SETS, photo_set  # noqa: E402
+from benchmarks.photos import SETS, first_photos  # noqa: E402
 from benchmarks.quality import target_tile  # noqa: E402
 from slp_lightning.outputs import privacy_utility  # noqa: E402
 
@@ -232,14 +232,8 @@ def main() -> None:
             ["slp", "pixel"],
             ["none", "quantise:2", "topk:0.1"],
         )
-    folder = photo_set(args.set)
-    pngs = sorted(folder.glob("*.png"))[: args.photos]
     with tempfile.TemporaryDirectory() as scratch:
-        if args.photos:
-            folder = Path(scratch) / args.set
-            folder.mkdir()
-            for png in pngs:
-                (folder / png.name).symlink_to(png)
+        folder, pngs = first_photos(args.set, args.photos, Path(scratch))
         root = args.out or Path(scratch) / "runs"
         root.mkdir(parents=True, exist_ok=True)
         pieces = [(layer, method, []) for layer in args.layers for method in args.methods]

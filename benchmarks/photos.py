@@ -110,6 +110,19 @@ def read(source: str) -> Image.Image:
     return Image.open(path).convert("RGB")
 
 
+def first_photos(name: str, count: int | None, scratch: Path) -> tuple[Path, list[Path]]:
+    """The set's folder and its PNGs, or, with ``count``, a folder in ``scratch`` of links to its
+    first ``count`` photographs."""
+    folder = photo_set(name)
+    pngs = sorted(folder.glob("*.png"))[:count]
+    if count:
+        folder = scratch / name
+        folder.mkdir()
+        for png in pngs:
+            (folder / png.name).symlink_to(png)
+    return folder, pngs
+
+
 def photo_set(name: str, size: int = 256) -> Path:
     """A folder of the set's photographs as PNGs, short side resized to ``size`` and centre-cropped
     to a square (written once, then reused)."""

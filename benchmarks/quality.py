@@ -42,7 +42,7 @@ from PIL import Image, ImageDraw
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.photos import SETS, photo_set  # noqa: E402
+from benchmarks.photos import SETS, first_photos  # noqa: E402
 
 CONFIGS = {
     "craft_vgg16_bn": "configs/vgg16_bn_trained.yaml",
@@ -323,14 +323,8 @@ def main() -> None:
         args.size, args.photos, args.budgets = 64, 4, [100]
         if args.network == "craft_vgg16_bn" and not args.layers:
             args.layers = ["relu3_3"]
-    folder = photo_set(args.set)
-    pngs = sorted(folder.glob("*.png"))[: args.photos]
     with tempfile.TemporaryDirectory() as scratch:
-        if args.photos:  # a folder of links to the first N photographs
-            folder = Path(scratch) / args.set
-            folder.mkdir()
-            for png in pngs:
-                (folder / png.name).symlink_to(png)
+        folder, pngs = first_photos(args.set, args.photos, Path(scratch))
         root = args.out or Path(scratch) / "runs"
         root.mkdir(parents=True, exist_ok=True)
         # In parallel, every budget × method × layer is a process of its own, started in the

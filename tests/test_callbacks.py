@@ -72,6 +72,36 @@ def test_coarse_phases_take_a_share_of_the_step_budget() -> None:
             PyramidSwitch(phase_share=bad)
 
 
+def test_a_batch_of_jobs_starts_each_at_its_k_and_freezes_a_job_when_all_its_images_are_done() -> (
+    None
+):
+    """Two jobs of two images: K 3 and K 2 in one 3-level schedule; job 1 stops at its own step."""
+    schedule = SwitchSchedule(
+        4, 3, start=torch.tensor([3, 3, 2, 2]), jobs=torch.tensor([0, 0, 1, 1])
+    )
+    assert schedule.finest_on.tolist() == [3, 3, 2, 2] and schedule.batched
+    schedule.switch_on_next_level(torch.tensor([False, False, True, True]), 7)
+    assert schedule.switch_steps.tolist() == [
+        [-1, -1],
+        [-1, -1],
+        [-1, 7],
+        [-1, 7],
+    ]  # K 2: one switch
+    schedule.done.copy_(torch.tensor([True, False, True, False]))
+    schedule.freeze_done_jobs(9)  # one image of each job done: no job stops
+    assert schedule.job_stop.tolist() == [-1, -1] and not schedule.frozen.any()
+    schedule.done[3] = True
+    schedule.freeze_done_jobs(12)
+    schedule.done[1] = True
+    schedule.freeze_done_jobs(15)
+    assert schedule.job_stop.tolist() == [15, 12] and schedule.frozen.all()
+    rule = PyramidSwitch(min_steps=1, patience=1).rule  # a frozen image never switches again
+    assert not rule.converged(schedule, torch.ones(4), 30, 100).any()
+    assert (
+        "frozen" not in SwitchSchedule(2, 3).state_dict()
+    )  # a single run's checkpoint keys as before
+
+
 def level_pngs(root: Path, writer_first: bool) -> dict[str, bytes]:
     switch = PyramidSwitch(min_steps=3, patience=3, max_steps_per_level=6)
     callbacks = [OutputWriter(), switch] if writer_first else [switch, OutputWriter()]

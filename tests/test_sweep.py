@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from lightning.pytorch import Trainer
 from lightning.pytorch.utilities.exceptions import SIGTERMException
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from slp_lightning import FeatureInversion
 from slp_lightning.callbacks import PyramidSwitch
@@ -199,3 +200,102 @@ def test_a_sweep_resumed_with_other_settings_or_from_a_file_is_refused(
     main([*args, f"--ckpt_path={run_dir}"])  # finished: every job skipped, nothing runs again
     assert {job: (run_dir / job / "results.json").stat().st_mtime_ns for job in results} == results
     assert (run_dir / "summary.csv").read_text() == summary
+
+
+@pytest.mark.slow
+def test_a_batched_sweep_writes_each_job_as_its_own_run_does(
+    tmp_path: Path, two_photos: Path
+) -> None:
+    axes = [
+        "--sweep.compactness=[0.01, 1]",
+        "--sweep.pyramid_levels=[2, 3]",
+        "--sweep.methods=[slp, pixel]",
+    ]
+    for batch in ("true", "false"):  # two photographs: a job stops when both are done
+        main(tiny_args(tmp_path / batch, two_photos, "--trainer.max_steps=150", "--switch.final_patience=10",
+                       "--switch.rel_tol=0.02", *axes, f"--sweep.batch={batch}"))  # fmt: skip
+    batched, alone = (tmp_path / b / "alexnet_sweep" / "version_0" for b in ("true", "false"))
+    # λ_D x K as four rows of one batch (its own TensorBoard and checkpoints); pixel alone
+    assert sorted(p.name for p in batched.glob("batch_*")) == ["batch_slp_lambda0.01_K2_conv2"]
+    assert not list(alone.glob("batch_*"))
+    events = EventAccumulator(str(batched / "batch_slp_lambda0.01_K2_conv2"))
+    events.Reload()
+    assert {"loss_per_job/Z_lambda0.01_K2", "loss_per_job/Z_lambda1_K3"} <= set(
+        events.Tags()["scalars"]
+    )
+    jobs = [
+        "slp_lambda0.01_K2_conv2",
+        "slp_lambda0.01_K3_conv2",
+        "slp_lambda1_K2_conv2",
+        "slp_lambda1_K3_conv2",
+    ]
+    steps = set()
+    for job in [*jobs, "pixel_conv2"]:
+        got, want = (json.loads((d / job / "results.json").read_text()) for d in (batched, alone))
+        assert (got["compactness"], got["pyramid_levels"]) == (
+            want["compactness"],
+            want["pyramid_levels"],
+        )
+        assert got["steps"] == want["steps"] and got["N_f"] == want["N_f"], job
+        for mine, own in zip(got["images"], want["images"], strict=True):
+            assert (mine["name"], mine["final_level"]) == (own["name"], own["final_level"])
+            assert mine["switch_steps"] == own["switch_steps"], job
+            # the same maths in a larger batch: the convolutions' sums in another order
+            assert mine["feature_error"] == pytest.approx(own["feature_error"], rel=1e-3), job
+        assert got["mean_normalized_error"] == pytest.approx(
+            want["mean_normalized_error"], rel=1e-3
+        )
+        assert sorted(p.name for p in (batched / job / "reconstructions").iterdir()) == sorted(
+            p.name for p in (alone / job / "reconstructions").iterdir()
+        )
+        assert (batched / job / "sheet.png").stat().st_size > 1000
+        steps.add(got["steps"])
+    assert len(steps) > 1  # the jobs stopped at steps of their own: each was frozen at its stop
+    with open(batched / "summary.csv") as one, open(alone / "summary.csv") as other:
+        rows = [
+            [(r["job"], r["steps"], r["pyramid_levels"]) for r in csv.DictReader(f)]
+            for f in (one, other)
+        ]
+    assert rows[0] == rows[1] and len(rows[0]) == 5
+
+
+@pytest.mark.slow
+def test_a_stopped_batch_resumes_to_its_jobs_own_results(
+    tmp_path: Path, photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def sweep(root: Path) -> list[str]:
+        return tiny_args(root, photos / "coffee.png", "--trainer.max_steps=100", "--switch.rel_tol=0.02",
+                         "--switch.final_patience=10", "--checkpoint.every_n_train_steps=5",
+                         "--sweep.compactness=[0.01, 1]")  # fmt: skip
+
+    main(sweep(tmp_path / "straight"))
+    said: list[str] = []
+    monkeypatch.setattr(checkpoint_module, "rank_zero_info", said.append)
+    step_end = PyramidSwitch.on_train_batch_end
+
+    def stop(self: PyramidSwitch, trainer: Trainer, *rest: object) -> None:
+        step_end(self, trainer, *rest)
+        if trainer.global_step == 12:
+            raise SIGTERMException
+
+    monkeypatch.setattr(PyramidSwitch, "on_train_batch_end", stop)
+    with pytest.raises(SIGTERMException):
+        main(sweep(tmp_path / "stopped"))
+    monkeypatch.undo()
+    run_dir = tmp_path / "stopped" / "alexnet_sweep" / "version_0"
+    main(resume_hint(said[-1], 12))
+    straight = tmp_path / "straight" / "alexnet_sweep" / "version_0"
+    jobs = ["slp_lambda0.01_conv2", "slp_lambda1_conv2"]
+
+    def results() -> list[dict]:
+        return [
+            json.loads((d / job / "results.json").read_text())
+            for d in (run_dir, straight)
+            for job in jobs
+        ]
+
+    got = results()
+    assert got[:2] == got[2:] and got[0]["steps"] < 100  # the same numbers; each job's own stop
+    (run_dir / "jobs.jsonl").unlink()  # finished, its lines lost: the batch's checkpoint answers
+    main(resume_hint(said[-1], 12))
+    assert results() == got and len((run_dir / "jobs.jsonl").read_text().splitlines()) == 2

@@ -99,6 +99,8 @@ class PyramidSwitch(Callback):
         switch = self.rule.converged(schedule, loss.detach().float(), step, trainer.max_steps)
         if not self.reads(step - 1, trainer.max_steps, pl_module.device):  # step: after its step
             return  # the bookkeeping went on on the device; nothing is read on this step
+        if schedule.batched:  # a job whose images are all done stops here, as its own run would
+            schedule.freeze_done_jobs(step)
         switched = bool(switch.any())
         if switched:  # most steps switch nothing: no indexing on the step's path then
             schedule.switch_on_next_level(switch, step)

@@ -129,15 +129,17 @@ class Started:
 
 def start_targets(
     inversion: Inversion, targets: Tensor | None, names: list[str], rows: Tensor, features: Tensor | None,
-    seed: int, n_f: float | None, references: str | None, device: torch.device,
+    seed: int, n_f: float | None, references: str | None, device: torch.device, jobs: int = 1,
 ) -> Started:  # fmt: skip
     """Set the targets (N, 3, S, S) in [0, 1] (or their ``features``, N, …) of which this process
     inverts ``rows``: f(I) of every target (N_f needs them all, and it saves a gather), N_f
     (``n_f``, else measured), what the attacker observes of them (seeded by ``seed`` and each
     target's name), an aware attacker's calibration on photographs that are not the targets, an
-    audit's utility, and ``I_pre`` of this process's rows from ``seed``."""
+    audit's utility, and ``I_pre`` of this process's rows from ``seed``. With ``jobs`` (a batch of
+    jobs: the targets once per job, job after job), each job's images start as in its own run."""
     targets, features = inversion.take(targets, features)
-    I_pre = _start(inversion, len(names), seed)
+    once = _start(inversion, len(names) // jobs, seed)
+    I_pre = once.repeat(jobs, *[1] * (once.dim() - 1))
     n_f = n_f if n_f is not None else measure_n_f(inversion, features, references)
     observed = inversion.observe(features, names, seed)
     if inversion.threat.aware and inversion.threat.defence.defends:  # photographs of its own
@@ -153,6 +155,22 @@ def start_targets(
         observed[rows],
     )
     return Started(targets, utility, about)
+
+
+def job_rows(
+    inversion: Inversion, jobs: tuple[list[float], list[int]], count: int
+) -> tuple[Tensor, Tensor]:
+    """A batch of jobs (each job's λ_D and K) whose ``count`` images are each job's targets, job
+    after job: sets each image's λ_D on ``inversion``; returns each image's K and job (N,)."""
+    compactness, levels = jobs
+    if count % len(levels):
+        raise ValueError(f"a batch of {len(levels)} jobs has {count} images, not the same per job")
+    per_job = count // len(levels)
+    weights = torch.tensor(compactness, dtype=torch.float32).repeat_interleave(per_job)
+    inversion.register_buffer("row_compactness", weights.to(inversion.I_pre), persistent=False)
+    return torch.tensor(levels).repeat_interleave(per_job), torch.arange(
+        len(levels)
+    ).repeat_interleave(per_job)
 
 
 def start_visualisation(

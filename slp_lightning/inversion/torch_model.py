@@ -66,6 +66,8 @@ class Inversion(nn.Module):
         self.objective: Objective | None = None
         #: what the image goes through before the network (``transforms.Transforms``), or ``None``
         self.transforms: Transforms | None = None
+        #: λ_D per image of a batch of jobs (``Z = E + λ_D·D`` each), or ``None``: the method's
+        self.register_buffer("row_compactness", None, persistent=False)
 
     @property
     def victim(self) -> FeatureNetwork:
@@ -203,9 +205,8 @@ class Inversion(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """``(E, D, Z)`` per image (N,) for the current ``I_pre`` with levels ``finest_on`` on
         (the largest of which is ``coarsest``, when known)."""
-        return self._losses(
-            self.images(finest_on, coarsest=coarsest), self.observed, self.objective
-        )
+        images = self.images(finest_on, coarsest=coarsest)
+        return self._losses(images, self.observed, self.objective, self.row_compactness)
 
     def losses_of(
         self, I_pre: Tensor, rows: Tensor, finest_on: Tensor
@@ -215,11 +216,13 @@ class Inversion(nn.Module):
         images = self.images(finest_on[rows], I_pre)
         if self.objective is not None:
             return self._losses(images, None, self.objective.subset(rows))
-        return self._losses(images, self.observed[rows], None)
+        weights = None if self.row_compactness is None else self.row_compactness[rows]
+        return self._losses(images, self.observed[rows], None, weights)
 
     def _losses(
-        self, images: tuple[Tensor, Tensor], observed: Tensor | None, objective: Objective | None
-    ) -> tuple[Tensor, Tensor, Tensor]:
+        self, images: tuple[Tensor, Tensor], observed: Tensor | None, objective: Objective | None,
+        compactness: Tensor | None = None,
+    ) -> tuple[Tensor, Tensor, Tensor]:  # fmt: skip
         I_r, I_in = images
         features = self.network(I_in if self.transforms is None else self.transforms(I_in))
         with full_precision(I_r.device):
@@ -228,6 +231,8 @@ class Inversion(nn.Module):
             else:
                 E = self.threat.data_term(features.float(), observed)
             D = compactness_distance(I_r, I_in)
+            if compactness is not None:  # a batch of jobs: slp's loss with each image's λ_D
+                return E, D, E + compactness * D
             return E, D, self.method.loss(E, D, observed, I_r)
 
     @torch.no_grad()

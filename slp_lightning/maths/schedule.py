@@ -31,6 +31,11 @@ class SwitchSchedule(nn.Module):
     - ``phase_start``, ``phase_best``, ``last_improved``: the step its phase began, its lowest
       loss in the phase and the step that loss last improved;
     - ``done``: its final phase has converged.
+
+    Several jobs in one batch (``jobs``: each image's job, 0 to J − 1; ``start``: each image's K):
+    an image may start at a level below ``levels``, and once every image of a job is done the
+    job is ``frozen`` (``freeze_done_jobs``: at the step its own run would have stopped,
+    ``job_stop``): its images neither move nor switch again.
     """
 
     def __init__(
@@ -39,17 +44,31 @@ class SwitchSchedule(nn.Module):
         levels: int,
         coarse_to_fine: bool = True,
         device: torch.device | None = None,
+        start: Tensor | None = None,
+        jobs: Tensor | None = None,
     ) -> None:
         super().__init__()
         self.levels = levels
-        start = levels if coarse_to_fine else 1
-        self.register_buffer("finest_on", torch.full((count,), start, device=device))
+        first = torch.full((count,), levels if coarse_to_fine else 1, device=device)
+        first = first if start is None or not coarse_to_fine else start.to(first)
+        self.register_buffer("finest_on", first)
         self.register_buffer("switch_steps", torch.full((count, levels - 1), -1, device=device))
         self.register_buffer("phase_start", torch.zeros(count, dtype=torch.long, device=device))
         self.register_buffer("phase_best", torch.full((count,), torch.inf, device=device))
         self.register_buffer("last_improved", torch.zeros(count, dtype=torch.long, device=device))
         self.register_buffer("done", torch.zeros(count, dtype=torch.bool, device=device))
-        self._coarsest: int | None = start if count else 1
+        self.batched = jobs is not None
+        jobs = torch.zeros(count, dtype=torch.long) if jobs is None else jobs
+        self.register_buffer("jobs", jobs.to(device=device, dtype=torch.long), persistent=False)
+        # Only a batch of jobs saves them: checkpoints of single runs keep their keys.
+        self.register_buffer(
+            "frozen", torch.zeros(count, dtype=torch.bool, device=device), persistent=self.batched
+        )
+        count_jobs = int(jobs.max()) + 1 if self.batched and count else 1
+        self.register_buffer(
+            "job_stop", torch.full((count_jobs,), -1, device=device), persistent=self.batched
+        )
+        self._coarsest: int | None = None
         # A restored state may have switched: its coarsest level is read again when asked.
         self.register_load_state_dict_post_hook(SwitchSchedule._restored)
 
@@ -72,6 +91,21 @@ class SwitchSchedule(nn.Module):
     def final(self) -> Tensor:
         """Whether each image is in its final phase (every level on)."""
         return self.finest_on == 1
+
+    def per_job_all(self, flags: Tensor) -> Tensor:
+        """Whether ``flags`` (bool (N,)) hold for every image of each image's job, per image."""
+        every = torch.ones(len(self.job_stop), dtype=torch.float32, device=flags.device)
+        every = every.scatter_reduce(0, self.jobs, flags.float(), reduce="amin")
+        return every[self.jobs] > 0
+
+    def freeze_done_jobs(self, step: int) -> None:
+        """Freeze every job whose images are all done, recording the ``step`` it stopped at."""
+        done = self.per_job_all(self.done)
+        newly = torch.zeros_like(self.job_stop, dtype=torch.bool).scatter_(
+            0, self.jobs, done & ~self.frozen
+        )
+        self.job_stop.copy_(torch.where(newly & (self.job_stop < 0), step, self.job_stop))
+        self.frozen |= done
 
     def switch_on_next_level(self, rows: Tensor, step: int) -> None:
         """Switch on the next finer level at ``step`` for images ``rows`` (bool) not yet at
@@ -143,6 +177,7 @@ class ConvergenceRule:
         patience = torch.where(final, self.final_patience or self.patience, self.patience)
         capped = (age >= self.steps_per_level(max_steps)) & ~final
         converged = (age >= self.min_steps) & ((step - s.last_improved >= patience) | capped)
+        converged &= ~s.frozen  # a frozen job's images stay as its own run left them
         s.done |= converged & final
         return converged & ~final
 
@@ -230,10 +265,13 @@ class LearningRates:
         optimisers whose step is proportional to it (Adam, SGD). Nothing is read from the device."""
         # The multiples depend on the step and the switches only, which the optimiser's step does
         # not change: known before it; settings whose multiples are always 1 copy nothing.
-        if self.always_one:
+        if self.always_one and not schedule.batched:
             optimizer_step()
             return
         scales = self.scales(schedule, step, max_steps)
+        # Every image of a job at the full rate: its own run's step, as it is.
+        exact = schedule.per_job_all(scales == 1) & ~schedule.frozen
+        scales = torch.where(schedule.frozen, torch.zeros_like(scales), scales)
         before = I_pre.detach().clone()
         optimizer_step()
         with torch.no_grad():
@@ -242,8 +280,8 @@ class LearningRates:
             if self.filters_bands:
                 steps = pyramid.scale_bands(update, self.bands(schedule))
                 after = self.bounded(after, before + steps)
-            else:  # every multiple 1: the optimiser's own step, as it is (no host read to know)
-                after = torch.where((scales == 1).all(), I_pre, after)
+            else:  # the optimiser's own step, as it is (no host read to know)
+                after = torch.where(exact.view(-1, *[1] * (before.dim() - 1)), I_pre, after)
             I_pre.copy_(after)
 
     def bands(self, schedule: SwitchSchedule) -> Tensor:

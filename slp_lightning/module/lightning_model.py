@@ -138,6 +138,8 @@ class FeatureInversion(InversionSteps, ProcessRows):
         self.utility_about: str | None = None
         #: a visualisation's objective per row (every process's rows), as the command line names it
         self.row_objectives: list[str] = []
+        #: a batch of jobs (``running.batched``): each job's λ_D and K, the targets once per job
+        self.jobs: tuple[list[float], list[int]] | None = None
 
     def with_settings(self, **changes: Any) -> FeatureInversion:
         """A fresh module with this one's settings and optimiser, ``changes`` applied (a job of a
@@ -205,11 +207,12 @@ class FeatureInversion(InversionSteps, ProcessRows):
         self.names, self.local_names = list(names), [names[i] for i in rows.tolist()]
         started = building.start_targets(
             self.inversion, targets, names, rows, features, self._seed(), self.hparams.n_f,
-            self.hparams.reference_images, self.device,
+            self.hparams.reference_images, self.device, len(self.jobs[0]) if self.jobs else 1,
         )  # fmt: skip
         self.utility, self.utility_about = started.utility, started.utility_about
-        # What a checkpoint of this run must match to be resumed.
-        self.problem = fingerprint(self.settings(), names, started.targets, features)
+        # What a checkpoint of this run must match to be resumed (a batch's: its jobs too).
+        settings = {**self.settings(), "jobs": self.jobs} if self.jobs else self.settings()
+        self.problem = fingerprint(settings, names, started.targets, features)
         self._new_schedule(len(rows))
 
     def set_visualisation(
@@ -233,10 +236,17 @@ class FeatureInversion(InversionSteps, ProcessRows):
         return torch.initial_seed() % 2**63
 
     def _new_schedule(self, count: int) -> None:
-        """This process's ``count`` images' switching state and guards, at the start."""
+        """This process's ``count`` images' switching state and guards, at the start (in a batch
+        of jobs, each image's λ_D and K its job's: ``building.job_rows``)."""
         inversion = self.inversion
+        start, jobs = building.job_rows(inversion, self.jobs, count) if self.jobs else (None, None)
         self.schedule = SwitchSchedule(
-            count, inversion.pyramid.levels, inversion.method.coarse_to_fine, self.device
+            count,
+            inversion.pyramid.levels,
+            inversion.method.coarse_to_fine,
+            self.device,
+            start,
+            jobs,
         )
         self.watch = FiniteWatch(count, self.device)
 

@@ -49,6 +49,15 @@ class InversionSteps(pl.LightningModule):
         if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
             self.log_dict({"loss/E": E.mean(), "loss/D": D.mean(), "loss/Z": Z.mean()})
             self.log("pyramid/level", self.schedule.finest_on.float().mean())
+            if self.jobs:  # a batch of jobs (its rows job after job): each job's curve
+                compactness, levels = self.jobs
+                per_job = Z.detach().view(len(levels), -1).mean(1)
+                self.log_dict(
+                    {
+                        f"loss_per_job/Z_lambda{c:g}_K{k}": z
+                        for c, k, z in zip(compactness, levels, per_job, strict=True)
+                    }
+                )
         # Summing keeps the images independent: row n's gradient only depends on image n.
         return {"loss": Z.sum(), "per_image": Z.detach()}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shlex
+from collections.abc import Iterable, Sequence
 from functools import cache
 from pathlib import Path
 
@@ -132,6 +133,23 @@ def sheet_captions(results: dict) -> list[tuple[str, str]]:
     return captions
 
 
+#: the measures of each image that ``results.json`` and a summary average (``mean_<measure>``)
+MEASURES = ("normalized_error", "relative_error", "psnr", "ssim", "hf_ratio")
+
+
+def image_means(
+    images: Sequence[dict], measures: Iterable[str] = MEASURES
+) -> dict[str, float | None]:
+    """``mean_<measure>`` over ``images`` (``results.json``'s entries) of each of ``measures``;
+    ``None`` where an image has no value (no target images: no PSNR) or there is no image."""
+
+    def mean(measure: str) -> float | None:
+        values = [image.get(measure) for image in images]
+        return None if not values or None in values else sum(values) / len(values)
+
+    return {f"mean_{measure}": mean(measure) for measure in measures}
+
+
 def write_results(
     path: Path,
     settings: dict,
@@ -181,29 +199,18 @@ def write_results(
     if utility is not None:
         for image, kept in zip(images, utility.tolist(), strict=True):
             image["utility_top1_agreement"] = bool(kept)
-
-    def mean(measure: str) -> float | None:
-        if any(i[measure] is None for i in images):
-            return None
-        return sum(i[measure] for i in images) / max(len(images), 1)
-
+    means = image_means(images, measures[1:])
+    if mean_normalized_error is not None:  # as the cross-process metric computed it
+        means["mean_normalized_error"] = mean_normalized_error
     results = {
         **settings,
         "steps": steps,
         "status": status,
         "N_f": n_f,
         "images": images,
-        "mean_relative_error": mean("relative_error"),
-        "mean_normalized_error": (
-            mean("normalized_error") if mean_normalized_error is None else mean_normalized_error
-        ),
-        "mean_psnr": mean("psnr"),
-        "mean_ssim": mean("ssim"),
-        "mean_hf_ratio": mean("hf_ratio"),
+        **means,
         **({"semantic": semantic["about"], **semantic["means"]} if semantic is not None else {}),
     }
-    if "victim_normalized_error" in measures:
-        results["mean_victim_normalized_error"] = mean("victim_normalized_error")
     if utility_about is not None:
         results["utility"] = utility_about
         results["mean_utility"] = None if utility is None else float(utility.double().mean())

@@ -30,7 +30,7 @@ from slp_lightning.data.targets import TargetImages
 from slp_lightning.errors import ArgumentError
 from slp_lightning.module.lightning_model import FeatureInversion
 from slp_lightning.outputs import semantic
-from slp_lightning.outputs.files import measured
+from slp_lightning.outputs.files import image_means, measured
 from slp_lightning.running.dealing import Workers, deal
 from slp_lightning.running.pieces import (
     append_line,
@@ -94,15 +94,7 @@ def summarize(run_dir: Path, total: int) -> dict:
     images = [
         image for line in sorted(finished_chunks(run_dir).items()) for image in line[1]["images"]
     ]
-
-    def mean(measure: str) -> float | None:
-        values = [image[measure] for image in images]
-        return None if not values or None in values else sum(values) / len(values)
-
-    summary = {
-        "images": len(images), "of": total,
-        **{f"mean_{m}": mean(m) for m in ("normalized_error", "relative_error", "psnr", "ssim", "hf_ratio")},
-    }  # fmt: skip
+    summary = {"images": len(images), "of": total, **image_means(images)}
     if images and all(
         "semantic" in image for image in images
     ):  # scored by an evaluation classifier

@@ -33,6 +33,7 @@ from slp_lightning.networks.hooks import unknown_layer_error
 from slp_lightning.networks.weights import reused_models
 from slp_lightning.outputs.files import measured
 from slp_lightning.outputs.summaries import summary_row
+from slp_lightning.running import batched
 from slp_lightning.running.dealing import Workers, deal
 from slp_lightning.running.pieces import (
     append_line,
@@ -110,6 +111,9 @@ class Sweep:
         channels: units of a feature visualisation (``0-31`` or a list): each job visualises
             them all in one batch, a row per unit (``channel:C``, or ``neuron:C`` when the model's
             objective is a neuron), and its sheet is their atlas.
+        batch: run the jobs that differ only in λ_D and K as rows of one batch
+            (``running.batched``): each job's results as its own run's, one run's overhead;
+            ``false``: job after job, each with its own TensorBoard and checkpoints.
     """
 
     methods: list[str] | None = None
@@ -120,6 +124,7 @@ class Sweep:
     defences: list[str] | None = None
     defence_aware: list[bool] | None = None
     channels: list[int] | str | None = None
+    batch: bool = True
 
     def __post_init__(self) -> None:
         for axis, given, valid in [
@@ -270,24 +275,37 @@ def run(
             check_pyramid_size(model.image_size, model.image_size, job.pyramid_levels)
     by_name = {job.name(sweep): job for job in jobs}
     names = datamodule.target_names() if hasattr(datamodule, "target_names") else []
-    current = problem(model.settings(), names, sweep=asdict(sweep), jobs=list(by_name))
+    axes = {axis: value for axis, value in asdict(sweep).items() if axis != "batch"}
+    current = problem(model.settings(), names, sweep=axes, jobs=list(by_name))
     if (run_dir / PLAN).exists() or workers.rank == 0:
         check_plan(run_dir, PLAN, "a sweep", current)
     done = {row["job"]: row for row in read_lines(run_dir / JOBS) if row["job"] in by_name}
     if done:
         rank_zero_info(f"resuming {run_dir}: {len(done)} of {len(jobs)} jobs finished, skipped")
     where = f" on process {workers.rank}" if workers.world > 1 else ""
+    pending = [job for name, job in by_name.items() if name not in done]
+    together = batched.groups(pending, model) if sweep.batch else [[job] for job in pending]
+    units = {(f"batch_{group[0].name(sweep)}" if len(group) > 1 else group[0].name(sweep)): group
+             for group in together}  # fmt: skip
 
-    def work(name: str) -> dict | None:
-        row = _run_job(sweep, by_name[name], model, datamodule, trainer_for, run_dir)
-        if row is not None:
+    def work(unit: str) -> dict[str, dict]:
+        group = units[unit]
+        if len(group) > 1:
+            rows = batched.run_batch(sweep, group, model, datamodule, trainer_for, run_dir)
+            for row in rows.values():
+                append_line(run_dir / JOBS, row)
+        else:
+            row = _run_job(sweep, group[0], model, datamodule, trainer_for, run_dir)
+            rows = {} if row is None else {group[0].name(sweep): row}
+        for name, row in rows.items():
             rank_zero_info(
                 f"job {list(by_name).index(name) + 1}/{len(jobs)} {name} done{where}{measured(row)}"
             )
-        return row
+        return rows
 
     with reused_models():  # a named network is built once, then cut at each job's layer
-        rows = deal(run_dir, workers, [name for name in by_name if name not in done], work)
+        finished = deal(run_dir, workers, list(units), work)
+    rows = {name: row for unit_rows in finished.values() for name, row in unit_rows.items()}
     if workers.rank != 0:
         return []
     rows |= done

@@ -7,7 +7,9 @@ the baselines, each knowing the defence and not, with the task's utility beside 
 Each layer × method is one sweep of ``configs/audit_mobilenet_v2.yaml``'s settings (the shipped
 128 px and 300 steps) over ``--defences`` and the attacker's knowledge, on a photo set of
 ``benchmarks/photos.py`` (the validation set unless ``--set``); ``--stand-in`` adds the attack
-through a MobileNetV2 of random weights (``--model.attacker_weights random``). Prints per layer
+through a MobileNetV2 of random weights (``--model.attacker_weights random``), over
+``--stand-in-defences`` if given. A sweep stopped before its end resumes when the same command
+is run again with the same ``--out``. Prints per layer
 the table of ``privacy_utility.table`` and the audit's goals; with ``--out`` writes the rows
 (``audit_rows.jsonl``), the privacy–utility plot per layer and a sheet of reconstructions per
 layer (a row per defence, a column per attack) for two photographs.
@@ -51,16 +53,21 @@ def sweep(
 ) -> list[dict]:
     """One sweep: ``method`` at ``layer`` over the defences; its rows, with each job's folder."""
     out = root / f"{layer}_{method}{'_stand_in' if extra else ''}"
+    # A sweep stopped before its summary resumes from its folder, a finished one is read: a grid of
+    # hours loses nothing to a stop.
+    runs = sorted(out.glob("*_sweep/version_*"), key=lambda run: int(run.name.split("_")[-1]))
+    stopped = runs[-1:] if runs and not (runs[-1] / "summary.csv").exists() else []
     command = [
         sys.executable, "-m", "slp_lightning", "fit", "--config", CONFIG, f"--data.images={images}",
         f"--model.layer={layer}", f"--model.image_size={args.size}", f"--trainer.max_steps={args.steps}",
         f"--trainer.default_root_dir={out}", "--trainer.enable_progress_bar=false",
         "--checkpoint.every_n_train_steps=100000", f"--sweep.methods=[{method}]",
         f"--sweep.defences=[{', '.join(args.defences)}]", "--sweep.defence_aware=[true, false]",
-        *LAYER_OPTIONS.get(layer, []), *extra,
+        *LAYER_OPTIONS.get(layer, []), *extra, *(f"--ckpt_path={run}" for run in stopped),
     ]  # fmt: skip
     env = {**os.environ, "SLP_LIGHTNING_OFFLINE": "1", "OMP_NUM_THREADS": str(args.threads)}
-    subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, check=True)
+    if stopped or not runs:  # a finished sweep is read, not run again
+        subprocess.run(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, check=True)
     run = max(out.glob("*_sweep/version_*"), key=lambda p: int(p.name.split("_")[-1]))
     with open(run / "summary.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -220,6 +227,9 @@ def main() -> None:
     parser.add_argument(
         "--stand-in", action="store_true", help="slp and pixel through a random MobileNetV2 too"
     )
+    parser.add_argument(
+        "--stand-in-defences", nargs="+", default=None, help="the stand-in's defences (all if not)"
+    )
     parser.add_argument("--parallel", type=int, default=1, help="sweeps at once")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per sweep")
     parser.add_argument("--photos", type=int, default=None, help="only the first N photographs")
@@ -238,9 +248,12 @@ def main() -> None:
         root.mkdir(parents=True, exist_ok=True)
         pieces = [(layer, method, []) for layer in args.layers for method in args.methods]
         if args.stand_in:
-            pieces += [
-                (args.layers[0], m, ["--model.attacker_weights=random"]) for m in ("slp", "pixel")
+            defences = args.stand_in_defences or args.defences
+            stand_in = [
+                "--model.attacker_weights=random",
+                f"--sweep.defences=[{', '.join(defences)}]",
             ]
+            pieces += [(args.layers[0], m, stand_in) for m in ("slp", "pixel")]
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
             rows = [
                 r for rs in pool.map(lambda p: sweep(args, folder, *p, root), pieces) for r in rs

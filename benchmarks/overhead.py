@@ -14,6 +14,11 @@
 6. curves: a whole run with the quality curves at the default cadence (every 100 steps, at every
    switch and at the end) / the same run without them, AlexNet conv5, 224 px, batch 8, 300 steps
    (``--only curves``).
+7. defence: a whole run of a leakage audit (MobileNetV2 features.6 quantised to 2 bits, the
+   attacker calibrated on its own photographs, the task's utility measured) / the same run
+   undefended, 128 px, batch 8, 300 steps (``--only defence``).
+8. compile: a step with ``torch.compile`` of the network / eager, AlexNet conv5, 128 px, batch 8,
+   and after how many steps its compilation pays (``--only compile``).
 ``--floor`` prints only the tool's own cost per step against Lightning's floor (a minimal
 LightningModule) and a plain PyTorch loop, at tiny compute (``benchmarks/floor.py``).
 Step times are medians over the steps after a warm-up; configurations are interleaved so that
@@ -74,9 +79,11 @@ def median_step(stamps: list[float]) -> float:
 
 
 def fit_run(
-    images: str, steps: int, levels: int = 6, timer: StepTimer | None = None, curves: bool = True
-) -> float:
-    """Wall time of a whole default-callback ``fit`` run."""
+    images: str, steps: int, levels: int = 6, timer: StepTimer | None = None, curves: bool = True,
+    **settings: object,
+) -> float:  # fmt: skip
+    """Wall time of a whole default-callback ``fit`` run (AlexNet conv5 at 224 px unless
+    ``settings`` say otherwise)."""
     start = time.perf_counter()
     root = tempfile.mkdtemp(prefix="bench_run_")
     writer = OutputWriter()
@@ -91,10 +98,9 @@ def fit_run(
         enable_progress_bar=False,
         enable_model_summary=False,
     )  # fmt: skip
-    model = FeatureInversion(
-        layer="conv5", weights="random", pyramid_levels=levels, compactness=0.01
-    )
-    trainer.fit(model, TargetImages(images, image_size=224))
+    settings = {"layer": "conv5", "weights": "random", "compactness": 0.01, **settings}
+    model = FeatureInversion(pyramid_levels=levels, **settings)
+    trainer.fit(model, TargetImages(images, image_size=model.image_size))
     return time.perf_counter() - start
 
 
@@ -139,7 +145,9 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="fewer steps (under 2 minutes on 2 cores)"
     )
-    parser.add_argument("--only", choices=["hook", "curves"], help="one row alone")
+    parser.add_argument(
+        "--only", choices=["hook", "curves", "defence", "compile"], help="one row alone"
+    )
     parser.add_argument(
         "--floor", action="store_true",
         help="only the tool's cost per step against Lightning's floor and a plain loop (benchmarks/floor.py)",
@@ -154,10 +162,12 @@ def main() -> None:
     torch.set_num_threads(torch.get_num_threads())
     eight = targets(8)
     print("| measure | value | target |\n|---|---|---|")
-    if args.only != "curves":
-        hook_row(eight, steps)
-    if args.only != "hook":
-        curves_row(eight, 60 if args.quick else 300)
+    rows = {"hook": lambda: hook_row(eight, steps), "curves": lambda: curves_row(eight, 60 if args.quick else 300),
+            "defence": lambda: defence_row(eight, 60 if args.quick else 300),
+            "compile": lambda: compile_row(eight, steps)}  # fmt: skip
+    for name, row in rows.items():
+        if args.only in (None, name):
+            row()
     if args.only:
         return
 
@@ -204,6 +214,52 @@ def main() -> None:
     print(
         f"| memory: peak RSS, 32 images / 1 image (conv5, 224, 3 steps) | {rss_32:.0f} MB / {rss_1:.0f} MB "
         f"(+{(rss_32 - rss_1) / 31:.1f} MB per image; network weights {weights_mb:.1f} MB, held once) | report |"
+    )
+
+
+def defence_row(images: str, steps: int) -> None:
+    """Row 7: a run whose features are quantised to 2 bits, attacked knowing it (calibrated on
+    the attacker's photographs), its task's utility measured / the same run undefended."""
+    mobilenet = {"network": "torchvision", "arch": "mobilenet_v2", "layer": "features.6", "weights": "auto",
+                 "image_size": 128, "compactness": 0.0}  # fmt: skip
+    defended, plain = [], []
+    for _ in range(2):
+        defended.append(fit_run(images, steps, levels=4, defence="quantise:2", **mobilenet))
+        plain.append(fit_run(images, steps, levels=4, **mobilenet))
+    print(
+        f"| defence: a {steps}-step run, quantise:2 known to the attacker and the utility measured / "
+        f"undefended (MobileNetV2 features.6, 128 px, batch 8) | {min(defended) / min(plain):.3f} "
+        f"({min(defended):.1f} s / {min(plain):.1f} s) | ≤ 1.05 |"
+    )
+
+
+def compile_row(images: str, steps: int) -> None:
+    """Row 8: ``torch.compile`` of the network (AlexNet conv5, 128 px, batch 8): a step eager /
+    compiled, the compilation's own seconds, and the steps after which it pays."""
+    per_step, first = {}, {}
+    for compiled in (False, True):
+        model = FeatureInversion(
+            layer="conv5", weights="random", pyramid_levels=6, compactness=0.01, image_size=128
+        )
+        data = TargetImages(images, image_size=128)
+        data.setup("fit")
+        model.set_targets(data.targets, data.names)
+        if compiled:
+            model.inversion.network = torch.compile(model.inversion.network)
+        optimizer = model.configure_optimizers()
+        stamps = [time.perf_counter()]
+        for _ in range(steps):
+            optimizer.zero_grad()
+            model.inversion.losses(model.schedule.finest_on)[2].sum().backward()
+            optimizer.step()
+            stamps.append(time.perf_counter())
+        per_step[compiled], first[compiled] = median_step(stamps), stamps[1] - stamps[0]
+    saved = per_step[False] - per_step[True]
+    pays = f"after {(first[True] - first[False]) / saved:.0f} steps" if saved > 0 else "never"
+    print(
+        f"| torch.compile: a step eager / compiled (AlexNet conv5, 128 px, batch 8) | "
+        f"{per_step[False] / per_step[True]:.2f} ({per_step[False] * 1e3:.0f} ms / {per_step[True] * 1e3:.0f} ms; "
+        f"compiling {first[True] - first[False]:.0f} s, pays {pays}) | report |"
     )
 
 

@@ -10,7 +10,8 @@ reported), each visualised once per seed (``--seeds``) in one batch per method, 
 logits (``--model.layer classifier``). Per cell: the share of visualisations the independent
 classifier (EfficientNet-Lite0) puts the intended class first (top-1) and among its five (top-5),
 the same by MobileNetV2 itself, the logit reached, and the slope of the power spectrum (natural
-photographs: about −2). ``--atlas`` adds 32-channel atlases of two layers (slp against fft): each
+photographs: about −2). With ``--out``, ``visualise_<set>.jpg`` shows six classes
+by each method at the largest size and budget. ``--atlas`` adds 32-channel atlases of two layers (slp against fft): each
 unit's activation and its share of the best natural photograph's.
 """
 
@@ -28,12 +29,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from slp_lightning.networks import build_feature_network  # noqa: E402
+from slp_lightning.outputs.files import caption_font  # noqa: E402
 
 # ImageNet classes: tuning (settings chosen here) and validation (reported).
 TUNING = [9, 130, 309, 417, 949]  # ostrich, flamingo, bee, balloon, strawberry
@@ -128,6 +130,43 @@ def cell(run: Path) -> dict:
     }  # fmt: skip
 
 
+def figure(
+    runs: dict[str, Path], classes: list[int], out: Path, shown: int = 6, tile: int = 128
+) -> Path:
+    """A row per class (its first seed), a column per method: each visualisation, captioned with
+    what EfficientNet-Lite0 calls it (✓: the intended class)."""
+    from torchvision.models import MobileNet_V2_Weights
+
+    names, font = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"], caption_font(11)
+    label, header, caption = 110, 16, 14
+    image = Image.new(
+        "RGB",
+        (label + tile * len(runs), header + (tile + caption) * min(shown, len(classes))),
+        "white",
+    )
+    draw = ImageDraw.Draw(image)
+    for column, (method, run) in enumerate(runs.items()):
+        draw.text((label + column * tile + 3, 2), method, fill="black", font=font)
+        rows = json.loads((run / "results.json").read_text())["images"]
+        for index, c in enumerate(classes[:shown]):
+            row = next(r for r in rows if r["objective"] == f"class:{c}")
+            top = (row.get("semantic") or {}).get("top1", {})
+            y = header + index * (tile + caption)
+            if column == 0:
+                draw.text((3, y + tile // 2), names[c][:17], fill="black", font=font)
+            picture = Image.open(run / row["png"]).convert("RGB").resize((tile, tile))
+            image.paste(picture, (label + column * tile, y))
+            mark = " ✓" if row.get("semantic", {}).get("intended_top1") else ""
+            draw.text(
+                (label + column * tile + 2, y + tile),
+                f"{top.get('name', '?')[:18]}{mark}",
+                fill="black",
+                font=font,
+            )
+    image.save(out, quality=88)
+    return out
+
+
 def atlas(args: argparse.Namespace, method: str, layer: str, root: Path) -> dict:
     out = root / f"atlas_{method.split()[0]}_{layer}"
     start = time.perf_counter()
@@ -176,11 +215,12 @@ def main() -> None:
             "| size | steps | method | top-1 (Lite0) | top-5 (Lite0) | top-1 (MobileNetV2) | logit | spectrum slope |"
         )
         print("|---|---|---|---|---|---|---|---|")
-        rows = []
+        rows, runs = [], {}
         for size in args.sizes:
             for steps in args.budgets:
                 for method in args.methods:
-                    result = cell(visualise(args, method, classes, size, steps, root))
+                    runs[method] = visualise(args, method, classes, size, steps, root)
+                    result = cell(runs[method])
                     rows.append({"size": size, "steps": steps, "method": method, **result})
                     shares = [f"{100 * result[k]:.0f} %" for k in ("top1", "top5", "self_top1")]
                     print(f"| {size} | {steps} | {method} | {' | '.join(shares)} | {result['logit']:.1f} | "
@@ -198,7 +238,8 @@ def main() -> None:
                     print(
                         f"| {layer} | {method} | {a['median_activation']:.3g} | {share} | {a['seconds']:.0f} |"
                     )
-        if args.out:
+        if args.out:  # the largest size and budget, side by side
+            print(f"\nfigure: {figure(runs, classes, args.out / f'visualise_{args.set}.jpg')}")
             (args.out / "visualise_rows.jsonl").write_text(
                 "".join(json.dumps(r) + "\n" for r in rows)
             )

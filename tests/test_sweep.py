@@ -135,6 +135,22 @@ def test_a_sweep_runs_from_python_and_returns_its_rows(
         )
 
 
+def stop_at(monkeypatch: pytest.MonkeyPatch, step: int, job: str | None = None) -> list[str]:
+    """Make the next run stop at the end of ``step`` (of job ``job`` only, when given) as Lightning
+    stops on SIGTERM; returns the list the checkpoint's messages go to."""
+    said: list[str] = []
+    monkeypatch.setattr(checkpoint_module, "rank_zero_info", said.append)
+    step_end = PyramidSwitch.on_train_batch_end
+
+    def stop(self: PyramidSwitch, trainer: Trainer, *rest: object) -> None:
+        step_end(self, trainer, *rest)
+        if trainer.global_step == step and job in (None, Path(trainer.log_dir).name):
+            raise SIGTERMException  # how Lightning stops a run on SIGTERM, at a step's end
+
+    monkeypatch.setattr(PyramidSwitch, "on_train_batch_end", stop)
+    return said
+
+
 @pytest.mark.slow
 def test_a_stopped_sweep_prints_the_command_that_resumes_it_to_the_same_results(
     tmp_path: Path, photos: Path, monkeypatch: pytest.MonkeyPatch
@@ -144,16 +160,7 @@ def test_a_stopped_sweep_prints_the_command_that_resumes_it_to_the_same_results(
                          "--checkpoint.every_n_train_steps=5", "--sweep.methods=[slp, pixel, tv]")  # fmt: skip
 
     main(sweep(tmp_path / "straight"))
-    said: list[str] = []
-    monkeypatch.setattr(checkpoint_module, "rank_zero_info", said.append)
-    step_end = PyramidSwitch.on_train_batch_end
-
-    def stop(self: PyramidSwitch, trainer: Trainer, *rest: object) -> None:
-        step_end(self, trainer, *rest)
-        if trainer.global_step == 7 and Path(trainer.log_dir).name == "pixel_conv2":
-            raise SIGTERMException  # how Lightning stops a run on SIGTERM, at a step's end
-
-    monkeypatch.setattr(PyramidSwitch, "on_train_batch_end", stop)
+    said = stop_at(monkeypatch, 7, "pixel_conv2")
     with pytest.raises(SIGTERMException):
         main(sweep(tmp_path / "stopped"))
     run_dir = tmp_path / "stopped" / "alexnet_sweep" / "version_0"
@@ -269,16 +276,7 @@ def test_a_stopped_batch_resumes_to_its_jobs_own_results(
                          "--sweep.compactness=[0.01, 1]")  # fmt: skip
 
     main(sweep(tmp_path / "straight"))
-    said: list[str] = []
-    monkeypatch.setattr(checkpoint_module, "rank_zero_info", said.append)
-    step_end = PyramidSwitch.on_train_batch_end
-
-    def stop(self: PyramidSwitch, trainer: Trainer, *rest: object) -> None:
-        step_end(self, trainer, *rest)
-        if trainer.global_step == 12:
-            raise SIGTERMException
-
-    monkeypatch.setattr(PyramidSwitch, "on_train_batch_end", stop)
+    said = stop_at(monkeypatch, 12)  # in the batch of both jobs
     with pytest.raises(SIGTERMException):
         main(sweep(tmp_path / "stopped"))
     monkeypatch.undo()

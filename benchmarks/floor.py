@@ -1,7 +1,8 @@
 """The tool's own cost per step against Lightning's floor and a plain loop, at a size where the
 network costs almost nothing (AlexNet conv1, 64 px, one image, one thread): milliseconds per
 step from the difference of a long and a short run, best of three, every loop in one process
-(``python benchmarks/overhead.py --floor``)."""
+(``python benchmarks/overhead.py --floor``); and the tensor operations each step calls from
+Python, counted the same way: on a GPU each is a kernel launch."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Callable
 
 import lightning.pytorch as pl
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils.data import DataLoader
 
 from slp_lightning import FeatureInversion
@@ -95,6 +97,28 @@ def per_step(run: Callable[[int], None]) -> float:
     return 1e3 * min(times)
 
 
+class _Counter(TorchFunctionMode):
+    """Counts the tensor operations called from Python while it is entered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
+def ops_per_step(run: Callable[[int], None]) -> float:
+    """Tensor operations per step: (those of a LONG run − a SHORT run) / their difference."""
+    counts = {}
+    for steps in (SHORT, LONG):
+        with _Counter() as counter:
+            run(steps)
+        counts[steps] = counter.count
+    return (counts[LONG] - counts[SHORT]) / (LONG - SHORT)
+
+
 def floor_table(rows: dict[str, Callable[[int], None]] | None = None) -> str:
     torch.set_num_threads(1)
     rows = rows or {
@@ -110,9 +134,13 @@ def floor_table(rows: dict[str, Callable[[int], None]] | None = None) -> str:
     measured = {name: per_step(run) for name, run in rows.items()}
     floor = measured["a minimal LightningModule doing the same, plain `Trainer`, no logger"]
     plain = measured["a plain PyTorch loop (sigmoid, network, norm, Adam)"]
-    lines = ["| loop | ms / step | / Lightning's floor | / the plain loop |", "|---|---|---|---|"]
+    ops = {name: ops_per_step(run) for name, run in rows.items()}
+    lines = [
+        "| loop | ms / step | / Lightning's floor | / the plain loop | tensor ops / step |",
+        "|---|---|---|---|---|",
+    ]
     lines += [
-        f"| {name} | {ms:.2f} | {ms / floor:.2f} | {ms / plain:.2f} |"
+        f"| {name} | {ms:.2f} | {ms / floor:.2f} | {ms / plain:.2f} | {ops[name]:.0f} |"
         for name, ms in measured.items()
     ]
     return "\n".join(lines)

@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("SLP_LIGHTNING_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks.floor
 
 import lightning.pytorch as pl  # noqa: E402
 import torch  # noqa: E402

@@ -100,8 +100,8 @@ def table(rows: list[dict]) -> list[str]:
 def plot(rows: list[dict], path: Path) -> Path | None:
     """``privacy_utility.png``: per layer and leakage measure (rows) and method (columns), the
     task's utility against what the attack recovers, a line per defence through its strengths
-    (solid: the attacker knows it; dashed: it does not), the undefended point a star. ``None``
-    when no row has a utility."""
+    (solid: the attacker knows it; dashed: it does not), the undefended point a star; a row's
+    panels share their scale. ``None`` when no row has a utility."""
     audited = [
         r for r in rows if r.get("defence") is not None and r.get("mean_utility") is not None
     ]
@@ -118,9 +118,11 @@ def plot(rows: list[dict], path: Path) -> Path | None:
     kinds = list(dict.fromkeys(_kind(r) for r in audited if r["defence"] != "none"))
     colours = dict(zip(kinds, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 3))
     panels = [(layer, measure) for layer in layers for measure in measures]
+    # One scale per row: the methods' panels compare at a glance.
     figure, axes = plt.subplots(
-        len(panels), len(methods), figsize=(3.6 * len(methods), 3.0 * len(panels)), squeeze=False
-    )
+        len(panels), len(methods), figsize=(3.6 * len(methods), 3.0 * len(panels)), squeeze=False,
+        sharey="row",
+    )  # fmt: skip
     for (layer, (key, scale, _, label)), row_axes in zip(panels, axes):
         for method, ax in zip(methods, row_axes):
             mine = [r for r in audited if r["column"] == layer and r["method"] == method]

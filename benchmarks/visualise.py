@@ -65,6 +65,16 @@ LUCID = ["--model.transforms=lucid"]
 # What each method runs with: Lucid's recipe is fft with its transforms (Adam 0.05, its defaults).
 METHODS = {
     "slp": ["--model.method=slp", "--model.pyramid_levels=4", "--model.compactness=0", *LUCID],
+    "slp_fft": [
+        "--model.method=slp_fft",
+        "--model.pyramid_levels=6",
+        "--model.compactness=0",
+        "--model.init_noise=0.01",
+        "--model.optimizer=torch.optim.Adam",
+        "--model.optimizer.lr=0.05",
+        "--model.optimizer.eps=1e-3",
+        *LUCID,
+    ],  # fmt: skip
     "fft (Lucid)": ["--model.method=fft", "--model.init_noise=0.01", *LUCID],
     "pixel": ["--model.method=pixel", *LUCID],
     "joint_pyramid": ["--model.method=joint_pyramid", "--model.pyramid_levels=4", *LUCID],

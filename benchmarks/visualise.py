@@ -10,9 +10,11 @@ reported), each visualised once per seed (``--seeds``) in one batch per method, 
 logits (``--model.layer classifier``). Per cell: the share of visualisations the independent
 classifier (EfficientNet-Lite0) puts the intended class first (top-1) and among its five (top-5),
 the same by MobileNetV2 itself, the logit reached, and the slope of the power spectrum (natural
-photographs: about −2). With ``--out``, ``visualise_<set>.jpg`` shows six classes
-by each method at the largest size and budget. ``--atlas`` adds 32-channel atlases of two layers (slp against fft): each
-unit's activation and its share of the best natural photograph's.
+photographs: about −2). With ``--out``, ``visualise_<set>.jpg`` shows six classes by each
+method at the largest budget, and ``visualise_<set>_slp_misses_<steps>.jpg`` every row slp's
+visualisation does not transfer (top-5), beside the others' same row. ``--atlas`` adds 32-channel
+atlases of two layers (slp against fft): each unit's activation and its share of the best natural
+photograph's.
 """
 
 from __future__ import annotations
@@ -140,30 +142,31 @@ def cell(run: Path) -> dict:
     }  # fmt: skip
 
 
-def figure(
-    runs: dict[str, Path], classes: list[int], out: Path, shown: int = 6, tile: int = 128
-) -> Path:
-    """A row per class (its first seed), a column per method: each visualisation, captioned with
-    what EfficientNet-Lite0 calls it (✓: the intended class)."""
+def figure(runs: dict[str, Path], names: list[str], out: Path, tile: int = 128) -> Path:
+    """A row per named visualisation (`class_K_seedS`), a column per method: each picture,
+    captioned with what EfficientNet-Lite0 calls it (✓: the intended class)."""
     from torchvision.models import MobileNet_V2_Weights
 
-    names, font = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"], caption_font(11)
+    classes, font = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"], caption_font(11)
     label, header, caption = 110, 16, 14
     image = Image.new(
         "RGB",
-        (label + tile * len(runs), header + (tile + caption) * min(shown, len(classes))),
+        (label + tile * len(runs), header + (tile + caption) * len(names)),
         "white",
     )
     draw = ImageDraw.Draw(image)
     for column, (method, run) in enumerate(runs.items()):
         draw.text((label + column * tile + 3, 2), method, fill="black", font=font)
         rows = json.loads((run / "results.json").read_text())["images"]
-        for index, c in enumerate(classes[:shown]):
-            row = next(r for r in rows if r["objective"] == f"class:{c}")
+        for index, name in enumerate(names):
+            row = next(r for r in rows if r["name"] == name)
             top = (row.get("semantic") or {}).get("top1", {})
             y = header + index * (tile + caption)
             if column == 0:
-                draw.text((3, y + tile // 2), names[c][:17], fill="black", font=font)
+                seed = name.partition("_seed")[2]  # absent with one seed
+                title = classes[int(row["objective"].split(":")[1])][:17]
+                title += f" (seed {seed})" if seed not in ("", "0") else ""
+                draw.text((3, y + tile // 2), title, fill="black", font=font)
             picture = Image.open(run / row["png"]).convert("RGB").resize((tile, tile))
             image.paste(picture, (label + column * tile, y))
             mark = " ✓" if row.get("semantic", {}).get("intended_top1") else ""
@@ -198,6 +201,32 @@ def atlas(args: argparse.Namespace, method: str, layer: str, root: Path) -> dict
     }  # fmt: skip
 
 
+def figures(
+    args: argparse.Namespace, runs: dict[tuple[int, str], Path], classes: list[int]
+) -> None:
+    """Six classes at the largest budget, every method side by side; then, per budget, every row
+    of slp's that Lite0 does not put in its top five, beside the other methods' same row."""
+    at = {steps: {m: r for (b, m), r in runs.items() if b == steps} for steps in args.budgets}
+    first = json.loads((next(iter(at[args.budgets[-1]].values())) / "results.json").read_text())
+    shown = [
+        next(r["name"] for r in first["images"] if r["objective"] == f"class:{c}")
+        for c in classes[:6]
+    ]
+    print(
+        f"\nfigure: {figure(at[args.budgets[-1]], shown, args.out / f'visualise_{args.set}.jpg')}"
+    )
+    for steps, methods in at.items():
+        if "slp" not in methods:
+            continue
+        rows = json.loads((methods["slp"] / "results.json").read_text())["images"]
+        misses = [r["name"] for r in rows if not (r.get("semantic") or {}).get("intended_top5")]
+        if misses:
+            out = args.out / f"visualise_{args.set}_slp_misses_{steps}.jpg"
+            print(
+                f"slp's rows outside Lite0's top five at {steps} steps: {figure(methods, misses, out)}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -229,8 +258,8 @@ def main() -> None:
         for size in args.sizes:
             for steps in args.budgets:
                 for method in args.methods:
-                    runs[method] = visualise(args, method, classes, size, steps, root)
-                    result = cell(runs[method])
+                    runs[steps, method] = visualise(args, method, classes, size, steps, root)
+                    result = cell(runs[steps, method])
                     rows.append({"size": size, "steps": steps, "method": method, **result})
                     shares = [f"{100 * result[k]:.0f} %" for k in ("top1", "top5", "self_top1")]
                     print(f"| {size} | {steps} | {method} | {' | '.join(shares)} | {result['logit']:.1f} | "
@@ -248,8 +277,8 @@ def main() -> None:
                     print(
                         f"| {layer} | {method} | {a['median_activation']:.3g} | {share} | {a['seconds']:.0f} |"
                     )
-        if args.out:  # the largest size and budget, side by side
-            print(f"\nfigure: {figure(runs, classes, args.out / f'visualise_{args.set}.jpg')}")
+        if args.out:
+            figures(args, runs, classes)
             (args.out / "visualise_rows.jsonl").write_text(
                 "".join(json.dumps(r) + "\n" for r in rows)
             )

@@ -76,7 +76,7 @@ METHODS = {
         "--model.optimizer.lr=0.05",
         "--model.optimizer.eps=1e-3",
         *LUCID,
-    ],  # fmt: skip
+    ],
     "fft (Lucid)": ["--model.method=fft", "--model.init_noise=0.01", *LUCID],
     "pixel": ["--model.method=pixel", *LUCID],
     "joint_pyramid": ["--model.method=joint_pyramid", "--model.pyramid_levels=4", *LUCID],
@@ -143,8 +143,9 @@ def cell(run: Path) -> dict:
 
 
 def figure(runs: dict[str, Path], names: list[str], out: Path, tile: int = 128) -> Path:
-    """A row per named visualisation (`class_K_seedS`), a column per method: each picture,
-    captioned with what EfficientNet-Lite0 calls it (✓: the intended class)."""
+    """A row per named visualisation (a row ``name`` of results.json: ``class_K`` or
+    ``class_K_seedS``), a column per method: each picture, captioned with what EfficientNet-Lite0
+    calls it (✓: the intended class)."""
     from torchvision.models import MobileNet_V2_Weights
 
     classes, font = MobileNet_V2_Weights.IMAGENET1K_V1.meta["categories"], caption_font(11)
@@ -160,7 +161,8 @@ def figure(runs: dict[str, Path], names: list[str], out: Path, tile: int = 128) 
         rows = json.loads((run / "results.json").read_text())["images"]
         for index, name in enumerate(names):
             row = next(r for r in rows if r["name"] == name)
-            top = (row.get("semantic") or {}).get("top1", {})
+            semantic = row.get("semantic") or {}
+            top = semantic.get("top1", {})
             y = header + index * (tile + caption)
             if column == 0:
                 seed = name.partition("_seed")[2]  # absent with one seed
@@ -169,7 +171,7 @@ def figure(runs: dict[str, Path], names: list[str], out: Path, tile: int = 128) 
                 draw.text((3, y + tile // 2), title, fill="black", font=font)
             picture = Image.open(run / row["png"]).convert("RGB").resize((tile, tile))
             image.paste(picture, (label + column * tile, y))
-            mark = " ✓" if row.get("semantic", {}).get("intended_top1") else ""
+            mark = " ✓" if semantic.get("intended_top1") else ""
             draw.text(
                 (label + column * tile + 2, y + tile),
                 f"{top.get('name', '?')[:18]}{mark}",
@@ -204,8 +206,9 @@ def atlas(args: argparse.Namespace, method: str, layer: str, root: Path) -> dict
 def figures(
     args: argparse.Namespace, runs: dict[tuple[int, str], Path], classes: list[int]
 ) -> None:
-    """Six classes at the largest budget, every method side by side; then, per budget, every row
-    of slp's that Lite0 does not put in its top five, beside the other methods' same row."""
+    """Six classes at the largest budget (of the last size), every method side by side; then,
+    per budget, every row of slp's that Lite0 does not put in its top five, beside the other
+    methods' same row."""
     at = {steps: {m: r for (b, m), r in runs.items() if b == steps} for steps in args.budgets}
     first = json.loads((next(iter(at[args.budgets[-1]].values())) / "results.json").read_text())
     shown = [

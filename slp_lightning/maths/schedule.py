@@ -177,7 +177,8 @@ class ConvergenceRule:
         patience = torch.where(final, self.final_patience or self.patience, self.patience)
         capped = (age >= self.steps_per_level(max_steps)) & ~final
         converged = (age >= self.min_steps) & ((step - s.last_improved >= patience) | capped)
-        converged &= ~s.frozen  # a frozen job's images stay as its own run left them
+        if s.batched:  # a frozen job's images stay as its own run left them
+            converged &= ~s.frozen
         s.done |= converged & final
         return converged & ~final
 
@@ -228,15 +229,13 @@ class LearningRates:
     def scales(self, schedule: SwitchSchedule, step: int, max_steps: int) -> Tensor:
         """The multiples (N,) at optimiser step ``step`` of a run of ``max_steps`` (-1: unbounded)."""
         final = schedule.final
-        ones = torch.ones(len(final), device=final.device)
-        coarse = torch.full_like(ones, self.coarse_lr)
         if self.lr_schedule == "constant" or max_steps <= 0:
-            return torch.where(final, ones, coarse)
+            return torch.where(final, 1.0, self.coarse_lr)
         start = schedule.phase_start  # of the final phase, where the cosine counts
         length = (max_steps - start).clamp(min=1).float()
         progress = ((step - start).float() / length).clamp(0, 1)
         cosine = 0.01 + 0.99 * 0.5 * (1 + torch.cos(torch.pi * progress))
-        return torch.where(final, cosine, coarse)
+        return torch.where(final, cosine, self.coarse_lr)
 
     @property
     def always_one(self) -> bool:
@@ -269,9 +268,13 @@ class LearningRates:
             optimizer_step()
             return
         scales = self.scales(schedule, step, max_steps)
-        # Every image of a job at the full rate: its own run's step, as it is.
-        exact = schedule.per_job_all(scales == 1) & ~schedule.frozen
-        scales = torch.where(schedule.frozen, torch.zeros_like(scales), scales)
+        # Every image of a job at the full rate: its own run's step, as it is. A single run has
+        # one job and nothing frozen, which saves the per-job operations on every step.
+        if schedule.batched:
+            exact = schedule.per_job_all(scales == 1) & ~schedule.frozen
+            scales = torch.where(schedule.frozen, torch.zeros_like(scales), scales)
+        else:
+            exact = (scales == 1).all().expand_as(scales)
         before = I_pre.detach().clone()
         optimizer_step()
         with torch.no_grad():

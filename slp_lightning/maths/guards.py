@@ -28,7 +28,7 @@ class FiniteWatch(nn.Module):
 
     @staticmethod
     def _record(first: Tensor, bad: Tensor, step: int) -> None:
-        first.copy_(torch.where(bad & (first < 0), step, first))
+        first.masked_fill_(bad & (first < 0), step)
 
     def loss(self, Z: Tensor, step: int) -> None:
         """Record the images (N,) whose loss ``Z`` is not finite at ``step``."""

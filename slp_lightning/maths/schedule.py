@@ -169,8 +169,8 @@ class ConvergenceRule:
         # activation): inf * x stays inf, so a phase's first loss always improves.
         best = s.phase_best
         improved = loss < best * torch.where(best >= 0, 1 - self.rel_tol, 1 + self.rel_tol)
-        s.last_improved[improved] = step
-        s.phase_best.copy_(torch.minimum(s.phase_best, loss))
+        s.last_improved.masked_fill_(improved, step)
+        torch.minimum(s.phase_best, loss, out=s.phase_best)
         age, final = step - s.phase_start, s.final
         # The phase budget forces switches; the final phase runs until it stalls (or the run's
         # step budget ends), so the baselines, which start there, get the whole budget too.
